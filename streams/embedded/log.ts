@@ -1,0 +1,520 @@
+import { EventEmitter } from "node:events";
+import { mkdirSync, realpathSync } from "node:fs";
+import { hostname } from "node:os";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import { Observable } from "rxjs";
+import { newId } from "../ids.ts";
+import {
+  type AppendRecord,
+  type BatchHandler,
+  type ConsumeOptions,
+  type Consumer,
+  type EventLog,
+  type LogRecord,
+  nextPositions,
+  type Position,
+  type ReadOptions,
+  type RecordBatch,
+  type TopicSpec,
+} from "../log.ts";
+import { partitionFor } from "../partition.ts";
+import { assignPartitions, partitionId, type TopicPartition } from "./assignment.ts";
+import { schemaSql } from "./schema.ts";
+
+export interface EmbeddedLogOptions {
+  /** The SQLite file; created with its folder when missing. */
+  path: string;
+  /** Partitions of a topic first seen in an append. */
+  defaultPartitions?: number;
+  /** `full` syncs every commit to disk (survives power loss); `normal` survives process crashes. */
+  durability?: "normal" | "full";
+  /** Largest record value accepted, in bytes. */
+  maxRecordBytes?: number;
+  /** A member that has not beaten its heart for this long loses its partitions. */
+  sessionTimeoutMs?: number;
+  heartbeatMs?: number;
+  /** Longest wait between polls for records appended by other processes. */
+  maxPollIntervalMs?: number;
+}
+
+/** A commit from a member that no longer owns the partition: its batch goes to the new owner. */
+export class FencedError extends Error {
+  constructor(group: string, tp: TopicPartition) {
+    super(
+      `consumer lost ${tp.topic}[${tp.partition}] in group ${group} to another member; batch not committed`,
+    );
+    this.name = "FencedError";
+  }
+}
+
+export class RecordTooLargeError extends Error {
+  constructor(topic: string, size: number, limit: number) {
+    super(
+      `record for ${topic} is ${size} bytes, over the limit of ${limit}: split it or raise maxRecordBytes`,
+    );
+    this.name = "RecordTooLargeError";
+  }
+}
+
+/** Wakes consumers of the same file in this process as soon as something is appended. */
+const appendSignals = new Map<string, EventEmitter>();
+const signalFor = (path: string): EventEmitter => {
+  let emitter = appendSignals.get(path);
+  if (!emitter) {
+    emitter = new EventEmitter();
+    emitter.setMaxListeners(0);
+    appendSignals.set(path, emitter);
+  }
+  return emitter;
+};
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+const toBuffer = (value: Uint8Array | string): Buffer =>
+  typeof value === "string"
+    ? Buffer.from(value, "utf8")
+    : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+
+interface RecordRow {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string;
+  value: Buffer;
+  headers: string | null;
+  ts: number;
+}
+
+const toRecord = (row: RecordRow): LogRecord => ({
+  topic: row.topic,
+  partition: row.partition,
+  offset: row.offset,
+  key: row.key,
+  value: row.value,
+  headers: row.headers ? JSON.parse(row.headers) : {},
+  timestamp: row.ts,
+});
+
+export class EmbeddedLog implements EventLog {
+  readonly backend = "embedded";
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly signal: EventEmitter;
+  private readonly partitionCounts = new Map<string, number>();
+  private readonly options: Required<Omit<EmbeddedLogOptions, "path">>;
+  private readonly consumers = new Set<Consumer>();
+  private closed = false;
+
+  constructor(options: EmbeddedLogOptions) {
+    this.options = {
+      defaultPartitions: 1,
+      durability: "normal",
+      maxRecordBytes: 1024 * 1024,
+      sessionTimeoutMs: 30_000,
+      heartbeatMs: 500,
+      maxPollIntervalMs: 20,
+      ...Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)),
+    };
+    mkdirSync(dirname(resolve(options.path)), { recursive: true });
+    this.db = new Database(options.path, { timeout: 15_000 });
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${this.options.durability === "full" ? "FULL" : "NORMAL"}`);
+    this.db.exec(schemaSql);
+    this.path = realpathSync(options.path);
+    this.signal = signalFor(this.path);
+  }
+
+  private readonly stmt = {
+    topic: () =>
+      this.db.prepare<[string], { partitions: number }>("SELECT partitions FROM topics WHERE topic = ?"),
+    createTopic: () =>
+      this.db.prepare("INSERT INTO topics (topic, partitions) VALUES (?, ?) ON CONFLICT (topic) DO NOTHING"),
+    growTopic: () => this.db.prepare("UPDATE topics SET partitions = max(partitions, ?) WHERE topic = ?"),
+    head: () =>
+      this.db.prepare<[string, number], { next_offset: number }>(
+        "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?",
+      ),
+    setHead: () =>
+      this.db.prepare(
+        "INSERT INTO heads (topic, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+      ),
+    insert: () =>
+      this.db.prepare(
+        "INSERT INTO records (topic, partition, offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+    readPartition: () =>
+      this.db.prepare<[string, number, number, number], RecordRow>(
+        "SELECT topic, partition, offset, key, value, headers, ts FROM records WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
+      ),
+    readTopic: () =>
+      this.db.prepare<[string, number, number], RecordRow>(
+        "SELECT topic, partition, offset, key, value, headers, ts FROM records WHERE topic = ? AND offset >= ? ORDER BY seq LIMIT ?",
+      ),
+    committed: () =>
+      this.db.prepare<[string, string], { partition: number; next_offset: number }>(
+        "SELECT partition, next_offset FROM group_offsets WHERE grp = ? AND topic = ?",
+      ),
+    commit: () =>
+      this.db.prepare(
+        "INSERT INTO group_offsets (grp, topic, partition, next_offset) VALUES (?, ?, ?, ?) ON CONFLICT (grp, topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+      ),
+    heartbeat: () =>
+      this.db.prepare(
+        "INSERT INTO group_members (grp, member, pid, heartbeat) VALUES (?, ?, ?, ?) ON CONFLICT (grp, member) DO UPDATE SET heartbeat = excluded.heartbeat",
+      ),
+    members: () =>
+      this.db.prepare<[string], { member: string; pid: number; heartbeat: number }>(
+        "SELECT member, pid, heartbeat FROM group_members WHERE grp = ?",
+      ),
+    dropMember: () => this.db.prepare("DELETE FROM group_members WHERE grp = ? AND member = ?"),
+    assignments: () =>
+      this.db.prepare<[string], { topic: string; partition: number; member: string }>(
+        "SELECT topic, partition, member FROM group_assignments WHERE grp = ?",
+      ),
+    owner: () =>
+      this.db.prepare<[string, string, number], { member: string }>(
+        "SELECT member FROM group_assignments WHERE grp = ? AND topic = ? AND partition = ?",
+      ),
+    clearAssignment: () =>
+      this.db.prepare("DELETE FROM group_assignments WHERE grp = ? AND topic = ? AND partition = ?"),
+    assign: () =>
+      this.db.prepare(
+        "INSERT INTO group_assignments (grp, topic, partition, member) VALUES (?, ?, ?, ?) ON CONFLICT (grp, topic, partition) DO UPDATE SET member = excluded.member",
+      ),
+    dropAssignments: () => this.db.prepare("DELETE FROM group_assignments WHERE grp = ? AND member = ?"),
+  };
+  private readonly prepared = new Map<string, Database.Statement>();
+  private sql<K extends keyof EmbeddedLog["stmt"]>(name: K): ReturnType<EmbeddedLog["stmt"][K]> {
+    let statement = this.prepared.get(name);
+    if (!statement) {
+      statement = this.stmt[name]() as Database.Statement;
+      this.prepared.set(name, statement);
+    }
+    return statement as ReturnType<EmbeddedLog["stmt"][K]>;
+  }
+
+  async ensureTopics(topics: TopicSpec[]): Promise<void> {
+    this.db
+      .transaction(() => {
+        for (const { topic, partitions } of topics) {
+          const count = partitions ?? this.options.defaultPartitions;
+          this.sql("createTopic").run(topic, count);
+          this.sql("growTopic").run(count, topic);
+          this.partitionCounts.delete(topic);
+        }
+      })
+      .immediate();
+  }
+
+  private partitionsOf(topic: string): number {
+    const cached = this.partitionCounts.get(topic);
+    if (cached !== undefined) return cached;
+    let row = this.sql("topic").get(topic);
+    if (!row) {
+      this.sql("createTopic").run(topic, this.options.defaultPartitions);
+      row = this.sql("topic").get(topic)!;
+    }
+    this.partitionCounts.set(topic, row.partitions);
+    return row.partitions;
+  }
+
+  private checkRecord(record: AppendRecord): Buffer {
+    if (typeof record.topic !== "string" || record.topic.length === 0)
+      throw new TypeError("record topic is empty");
+    if (typeof record.key !== "string")
+      throw new TypeError(`record key for ${record.topic} must be a string`);
+    const value = toBuffer(record.value);
+    if (value.byteLength > this.options.maxRecordBytes) {
+      throw new RecordTooLargeError(record.topic, value.byteLength, this.options.maxRecordBytes);
+    }
+    return value;
+  }
+
+  /** Inserts records; must run inside a write transaction. */
+  private insertAll(records: readonly AppendRecord[]): Position[] {
+    const values = records.map((r) => this.checkRecord(r));
+    const heads = new Map<string, Position>();
+    const now = Date.now();
+    const positions = records.map((record, i) => {
+      const partition = partitionFor(record.key, this.partitionsOf(record.topic));
+      const id = partitionId({ topic: record.topic, partition });
+      let head = heads.get(id);
+      if (!head) {
+        const stored = this.sql("head").get(record.topic, partition);
+        head = { topic: record.topic, partition, offset: stored?.next_offset ?? 0 };
+        heads.set(id, head);
+      }
+      const offset = head.offset++;
+      const headers =
+        record.headers && Object.keys(record.headers).length > 0 ? JSON.stringify(record.headers) : null;
+      this.sql("insert").run(record.topic, partition, offset, record.key, values[i], headers, now);
+      return { topic: record.topic, partition, offset };
+    });
+    for (const head of heads.values()) this.sql("setHead").run(head.topic, head.partition, head.offset);
+    return positions;
+  }
+
+  private writeCommits(group: string, positions: readonly Position[], member?: string): void {
+    for (const p of positions) {
+      if (member !== undefined && this.sql("owner").get(group, p.topic, p.partition)?.member !== member) {
+        throw new FencedError(group, p);
+      }
+      this.sql("commit").run(group, p.topic, p.partition, p.offset);
+    }
+  }
+
+  async append(records: AppendRecord[]): Promise<Position[]> {
+    if (records.length === 0) return [];
+    const positions = this.db.transaction(() => this.insertAll(records)).immediate();
+    this.signal.emit("append");
+    return positions;
+  }
+
+  async read(topic: string, options: ReadOptions = {}): Promise<LogRecord[]> {
+    const from = options.fromOffset ?? 0;
+    const limit = options.limit ?? -1;
+    const rows =
+      options.partition === undefined
+        ? this.sql("readTopic").all(topic, from, limit)
+        : this.sql("readPartition").all(topic, options.partition, from, limit);
+    return rows.map(toRecord);
+  }
+
+  async commit(group: string, positions: Position[]): Promise<void> {
+    this.db.transaction(() => this.writeCommits(group, positions)).immediate();
+  }
+
+  async committed(group: string, topic: string): Promise<Map<number, number>> {
+    return new Map(
+      this.sql("committed")
+        .all(group, topic)
+        .map((r) => [r.partition, r.next_offset]),
+    );
+  }
+
+  /** Joins (or refreshes) the group and rebalances it; returns this member's partitions. */
+  private syncGroup(group: string, member: string, topics: readonly string[]): TopicPartition[] {
+    return this.db
+      .transaction(() => {
+        const now = Date.now();
+        this.sql("heartbeat").run(group, member, process.pid, now);
+        const live: string[] = [];
+        for (const m of this.sql("members").all(group)) {
+          if (now - m.heartbeat <= this.options.sessionTimeoutMs && isAlive(m.pid)) live.push(m.member);
+          else {
+            this.sql("dropMember").run(group, m.member);
+            this.sql("dropAssignments").run(group, m.member);
+          }
+        }
+        const partitions = topics.flatMap((topic) =>
+          Array.from({ length: this.partitionsOf(topic) }, (_, partition) => ({ topic, partition })),
+        );
+        const wanted = new Set(topics);
+        const current = new Map(
+          this.sql("assignments")
+            .all(group)
+            .filter((a) => wanted.has(a.topic))
+            .map((a) => [partitionId(a), a.member]),
+        );
+        const next = assignPartitions(partitions, live, current);
+        const mine: TopicPartition[] = [];
+        for (const tp of partitions) {
+          const owner = next.get(partitionId(tp))!;
+          if (current.get(partitionId(tp)) !== owner)
+            this.sql("assign").run(group, tp.topic, tp.partition, owner);
+          if (owner === member) mine.push(tp);
+        }
+        return mine;
+      })
+      .immediate();
+  }
+
+  private leaveGroup(group: string, member: string): void {
+    this.db
+      .transaction(() => {
+        this.sql("dropMember").run(group, member);
+        this.sql("dropAssignments").run(group, member);
+      })
+      .immediate();
+  }
+
+  private headOf(tp: TopicPartition): number {
+    return this.sql("head").get(tp.topic, tp.partition)?.next_offset ?? 0;
+  }
+
+  /** Up to `max` records after `positions`, a fair share from each partition. */
+  private fetch(
+    partitions: readonly TopicPartition[],
+    positions: Map<string, number>,
+    max: number,
+  ): LogRecord[] {
+    const records: LogRecord[] = [];
+    const share = Math.max(1, Math.ceil(max / Math.max(1, partitions.length)));
+    for (const tp of partitions) {
+      const rows = this.sql("readPartition").all(
+        tp.topic,
+        tp.partition,
+        positions.get(partitionId(tp))!,
+        share,
+      );
+      for (const row of rows) records.push(toRecord(row));
+    }
+    return records;
+  }
+
+  /** Resolves on an append in this process, or after `ms` (appends by other processes are polled). */
+  private waitForAppend(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((done) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.signal.off("append", finish);
+        signal.removeEventListener("abort", finish);
+        done();
+      };
+      const timer = setTimeout(finish, ms);
+      this.signal.on("append", finish);
+      signal.addEventListener("abort", finish, { once: true });
+    });
+  }
+
+  consume(options: ConsumeOptions, handler: BatchHandler): Consumer {
+    const { group, topics, from = "beginning", maxBatch = 500, autoCommit = true } = options;
+    const member = `${hostname()}-${process.pid}-${newId().slice(0, 8)}`;
+    const abort = new AbortController();
+    options.signal?.addEventListener("abort", () => abort.abort(), { once: true });
+    const heartbeat = setInterval(() => {
+      if (!this.closed) this.sql("heartbeat").run(group, member, process.pid, Date.now());
+    }, this.options.heartbeatMs);
+    heartbeat.unref();
+
+    const run = async () => {
+      await new Promise((started) => setImmediate(started));
+      const positions = new Map<string, number>();
+      let mine: TopicPartition[] = [];
+      let lastSync = 0;
+      let idleMs = 1;
+      const resync = () => {
+        mine = this.syncGroup(group, member, topics);
+        lastSync = Date.now();
+        const committed = new Map<string, number>();
+        for (const topic of new Set(mine.map((tp) => tp.topic))) {
+          for (const [partition, offset] of this.sql("committed")
+            .all(group, topic)
+            .map((r) => [r.partition, r.next_offset] as const)) {
+            committed.set(partitionId({ topic, partition }), offset);
+          }
+        }
+        const kept = new Set(mine.map(partitionId));
+        for (const id of positions.keys()) if (!kept.has(id)) positions.delete(id);
+        for (const tp of mine) {
+          const id = partitionId(tp);
+          if (!positions.has(id))
+            positions.set(id, committed.get(id) ?? (from === "end" ? this.headOf(tp) : 0));
+        }
+      };
+      try {
+        while (!abort.signal.aborted && !this.closed) {
+          if (Date.now() - lastSync >= this.options.heartbeatMs) resync();
+          const records = this.fetch(mine, positions, maxBatch);
+          if (records.length === 0) {
+            await this.waitForAppend(idleMs, abort.signal);
+            idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
+            continue;
+          }
+          idleMs = 1;
+          const offsets = nextPositions(records);
+          let handled = false;
+          const batch: RecordBatch = {
+            records,
+            commitWith: async (outputs) => {
+              handled = true;
+              const written = this.db
+                .transaction(() => {
+                  const positionsWritten = this.insertAll(outputs);
+                  this.writeCommits(group, offsets, member);
+                  return positionsWritten;
+                })
+                .immediate();
+              if (outputs.length > 0) this.signal.emit("append");
+              return written;
+            },
+          };
+          try {
+            await handler(batch);
+            if (!handled && autoCommit)
+              this.db.transaction(() => this.writeCommits(group, offsets, member)).immediate();
+            for (const p of offsets) positions.set(partitionId(p), p.offset);
+          } catch (error) {
+            if (!(error instanceof FencedError)) throw error;
+            resync();
+          }
+        }
+      } finally {
+        clearInterval(heartbeat);
+        if (!this.closed) this.leaveGroup(group, member);
+      }
+    };
+
+    const done = run();
+    const consumer: Consumer = {
+      done,
+      stop: async () => {
+        abort.abort();
+        await done.catch(() => undefined);
+        this.consumers.delete(consumer);
+      },
+    };
+    this.consumers.add(consumer);
+    done.catch(() => this.consumers.delete(consumer));
+    return consumer;
+  }
+
+  tail(topics: string[], options: { from?: "beginning" | "end" } = {}): Observable<LogRecord> {
+    return new Observable<LogRecord>((subscriber) => {
+      const abort = new AbortController();
+      const positions = new Map<string, number>();
+      const partitionsNow = () =>
+        topics.flatMap((topic) =>
+          Array.from({ length: this.partitionsOf(topic) }, (_, partition) => ({ topic, partition })),
+        );
+      for (const tp of partitionsNow())
+        positions.set(partitionId(tp), options.from === "end" ? this.headOf(tp) : 0);
+      (async () => {
+        let idleMs = 1;
+        while (!abort.signal.aborted && !this.closed) {
+          this.partitionCounts.clear();
+          const partitions = partitionsNow();
+          for (const tp of partitions) if (!positions.has(partitionId(tp))) positions.set(partitionId(tp), 0);
+          const records = this.fetch(partitions, positions, 1000);
+          for (const record of records) {
+            positions.set(partitionId(record), record.offset + 1);
+            subscriber.next(record);
+          }
+          if (records.length === 0) {
+            await this.waitForAppend(idleMs, abort.signal);
+            idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
+          } else idleMs = 1;
+        }
+        subscriber.complete();
+      })().catch((error) => subscriber.error(error));
+      return () => abort.abort();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+export const openEmbeddedLog = (options: EmbeddedLogOptions): EmbeddedLog => new EmbeddedLog(options);

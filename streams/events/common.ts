@@ -1,0 +1,62 @@
+import { z } from "zod";
+
+export const Json: z.ZodType<unknown> = z.json();
+export const JsonRecord = z.record(z.string(), z.json());
+export type JsonRecord = z.infer<typeof JsonRecord>;
+
+export const Id = z.string().min(1).max(200);
+
+/** One field of a signature as it travels: the type is a type expression such as `list[str]`. */
+export const FieldSpec = z.object({
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
+  type: z.string().min(1).default("str"),
+  description: z.string().optional(),
+  optional: z.boolean().default(false),
+  default: z.json().optional(),
+});
+export type FieldSpec = z.infer<typeof FieldSpec>;
+
+/** A parsed signature on the wire: Python builds a dspy.Signature from exactly this. */
+export const SignatureSpec = z.object({
+  instructions: z.string().default(""),
+  inputs: z.array(FieldSpec).min(1),
+  outputs: z.array(FieldSpec).min(1),
+});
+export type SignatureSpec = z.infer<typeof SignatureSpec>;
+
+export const LmConfig = z.object({
+  model: z.string().min(1),
+  temperature: z.number().min(0).max(2).default(0),
+  maxTokens: z.number().int().positive().default(512),
+});
+export type LmConfig = z.infer<typeof LmConfig>;
+
+/** A few-shot demonstration: input and output field values. */
+export const Demo = z.record(z.string(), z.json());
+export type Demo = z.infer<typeof Demo>;
+
+export const Usage = z.object({
+  calls: z.number().int().nonnegative().default(0),
+  promptTokens: z.number().int().nonnegative().default(0),
+  completionTokens: z.number().int().nonnegative().default(0),
+});
+export type Usage = z.infer<typeof Usage>;
+
+export const ErrorKind = z.enum([
+  "timeout",
+  "rate_limit",
+  "parse",
+  "lm_error",
+  "bad_request",
+  "invalid_output",
+  "internal",
+  "cancelled",
+]);
+export type ErrorKind = z.infer<typeof ErrorKind>;
+
+export const StepError = z.object({
+  kind: ErrorKind,
+  message: z.string(),
+  retryable: z.boolean(),
+});
+export type StepError = z.infer<typeof StepError>;

@@ -1,0 +1,75 @@
+import { z } from "zod";
+import { Topics } from "../topics.ts";
+import { Id, JsonRecord } from "./common.ts";
+import { defineEvent } from "./define.ts";
+
+export const ExecutionPolicy = z.object({
+  onError: z.enum(["fail-fast", "continue"]).default("fail-fast"),
+  stepTimeoutMs: z.number().int().positive().default(120_000),
+  maxRetries: z.number().int().nonnegative().default(2),
+  backoffMs: z.number().int().nonnegative().default(200),
+  maxBackoffMs: z.number().int().nonnegative().default(10_000),
+});
+export type ExecutionPolicy = z.infer<typeof ExecutionPolicy>;
+
+export const ExecutionRequested = defineEvent("ExecutionRequested", {
+  topic: Topics.requests,
+  data: z.object({
+    requestId: Id,
+    programId: Id,
+    inputs: JsonRecord,
+    sessionId: Id.optional(),
+    /** Variable values that replace the registry's for this execution only (evaluations, trials). */
+    overrides: JsonRecord.default({}),
+    policy: ExecutionPolicy.partial().default({}),
+    /** Set when the execution belongs to an evaluation. */
+    evaluationId: Id.optional(),
+    exampleId: Id.optional(),
+  }),
+});
+
+export const Example = z.object({ id: Id, inputs: JsonRecord, expected: JsonRecord.default({}) });
+export type Example = z.infer<typeof Example>;
+
+export const MetricRef = z.object({
+  name: z.string().min(1),
+  /** Which output field the metric compares with the expected one. */
+  field: z.string().min(1).optional(),
+  params: JsonRecord.default({}),
+});
+export type MetricRef = z.infer<typeof MetricRef>;
+
+export const EvaluationRequested = defineEvent("EvaluationRequested", {
+  topic: Topics.requests,
+  data: z.object({
+    evaluationId: Id,
+    programId: Id,
+    examples: z.array(Example).min(1),
+    metric: MetricRef,
+    overrides: JsonRecord.default({}),
+    concurrency: z.number().int().positive().default(4),
+    /** The score a failed example counts for: failures are never left out. */
+    failureScore: z.number().default(0),
+  }),
+});
+
+export const OptimizationRequested = defineEvent("OptimizationRequested", {
+  topic: Topics.requests,
+  data: z.object({
+    optimizationId: Id,
+    programId: Id,
+    optimizer: z.enum(["bootstrap", "simba", "bayes", "random"]),
+    variables: z.array(z.string().min(1)).default([]),
+    trainset: z.array(Example).min(1),
+    devset: z.array(Example).min(1),
+    metric: MetricRef,
+    budget: z.object({
+      maxTrials: z.number().int().positive().optional(),
+      maxCalls: z.number().int().positive().optional(),
+    }),
+    seed: z.number().int().default(0),
+    params: JsonRecord.default({}),
+  }),
+});
+
+export const requestEvents = [ExecutionRequested, EvaluationRequested, OptimizationRequested] as const;

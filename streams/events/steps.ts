@@ -1,0 +1,66 @@
+import { z } from "zod";
+import { Topics } from "../topics.ts";
+import { Demo, Id, JsonRecord, LmConfig, SignatureSpec, StepError, Usage } from "./common.ts";
+import { defineEvent } from "./define.ts";
+
+/** A command for a Python consumer: run one DSPy module once. */
+export const StepDispatched = defineEvent("StepDispatched", {
+  topic: Topics.steps,
+  data: z.object({
+    stepId: Id,
+    executionId: Id,
+    stageId: z.string(),
+    attempt: z.number().int().nonnegative(),
+    programId: Id,
+    module: z.enum(["Predict", "ChainOfThought", "ReAct"]),
+    signature: SignatureSpec,
+    inputs: JsonRecord,
+    demos: z.array(Demo).default([]),
+    lm: LmConfig,
+    /** ReAct only: tool names from the consumer's registry, never code. */
+    tools: z.array(z.string()).default([]),
+    maxIters: z.number().int().positive().default(5),
+    /** The registry version of every variable this step used (reproducibility). */
+    variableVersions: z.record(z.string(), z.number().int().nonnegative()).default({}),
+    sessionKey: z.string().min(1),
+    timeoutMs: z.number().int().positive(),
+  }),
+});
+
+const StepRef = {
+  stepId: Id,
+  executionId: Id,
+  stageId: z.string(),
+  attempt: z.number().int().nonnegative(),
+  worker: z.string().default(""),
+};
+
+export const StepStarted = defineEvent("StepStarted", {
+  topic: Topics.stepResults,
+  data: z.object(StepRef),
+});
+
+export const TraceEntry = z.object({
+  predictor: z.string(),
+  inputs: JsonRecord,
+  outputs: JsonRecord,
+});
+export type TraceEntry = z.infer<typeof TraceEntry>;
+
+export const StepCompleted = defineEvent("StepCompleted", {
+  topic: Topics.stepResults,
+  data: z.object({
+    ...StepRef,
+    outputs: JsonRecord,
+    usage: Usage,
+    latencyMs: z.number().nonnegative(),
+    trace: z.array(TraceEntry).default([]),
+  }),
+});
+
+export const StepFailed = defineEvent("StepFailed", {
+  topic: Topics.stepResults,
+  data: z.object({ ...StepRef, error: StepError, latencyMs: z.number().nonnegative().default(0) }),
+});
+
+export const stepEvents = [StepDispatched, StepStarted, StepCompleted, StepFailed] as const;

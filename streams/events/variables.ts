@@ -1,0 +1,136 @@
+import { z } from "zod";
+import { Topics } from "../topics.ts";
+import { FieldSpec, Id, SignatureSpec } from "./common.ts";
+import { defineEvent } from "./define.ts";
+
+/** How a variable may vary: the wire form of a variable type (programs/ gives it behaviour). */
+export const VariableSpec = z.discriminatedUnion("kind", [
+  z.object({
+    kind: z.literal("float"),
+    min: z.number(),
+    max: z.number(),
+    precision: z.number().int().nonnegative().optional(),
+  }),
+  z.object({
+    kind: z.literal("integer"),
+    min: z.number().int(),
+    max: z.number().int(),
+    step: z.number().int().positive().default(1),
+  }),
+  z.object({
+    kind: z.literal("choice"),
+    choices: z.array(z.json()).min(1),
+    allowCustom: z.boolean().default(false),
+  }),
+  z.object({ kind: z.literal("module"), choices: z.array(z.string().min(1)).min(1) }),
+  z.object({ kind: z.literal("text"), maxLength: z.number().int().positive().default(4000) }),
+  z.object({ kind: z.literal("demos"), maxItems: z.number().int().nonnegative().default(16) }),
+  z.object({
+    kind: z.literal("composite"),
+    dependsOn: z.array(z.string().min(1)).min(1),
+    compute: z.string().min(1),
+  }),
+]);
+export type VariableSpec = z.infer<typeof VariableSpec>;
+
+export const VariableDeclaration = z.object({
+  name: z.string().min(1),
+  spec: VariableSpec,
+  initial: z.json(),
+  description: z.string().optional(),
+});
+export type VariableDeclaration = z.infer<typeof VariableDeclaration>;
+
+export const StageDefinition = z.object({
+  id: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/),
+  /** `dspy` stages run in Python consumers; `native` stages run in-process in TypeScript. */
+  runtime: z.enum(["dspy", "native"]),
+  /** DSPy module (Predict, ChainOfThought, ReAct) or native op (retrieve, transform, template, validate). */
+  module: z.string().min(1),
+  signature: SignatureSpec,
+  dependsOn: z.array(z.string()).default([]),
+  /** Where each input comes from: `input.<field>` or `<stageId>.<field>`; default: same-named field. */
+  bindings: z.record(z.string(), z.string()).default({}),
+  config: z.record(z.string(), z.json()).default({}),
+  variables: z.array(VariableDeclaration).default([]),
+});
+export type StageDefinition = z.infer<typeof StageDefinition>;
+
+export const ProgramDefinition = z.object({
+  programId: Id,
+  version: z.number().int().positive(),
+  description: z.string().default(""),
+  inputs: z.array(FieldSpec).min(1),
+  outputs: z.record(z.string(), z.string()).describe("program output field → `<stageId>.<field>`"),
+  stages: z.array(StageDefinition).min(1),
+  variables: z.array(VariableDeclaration).default([]),
+});
+export type ProgramDefinition = z.infer<typeof ProgramDefinition>;
+
+export const ProgramRegistered = defineEvent("ProgramRegistered", {
+  topic: Topics.variables,
+  data: ProgramDefinition,
+});
+
+export const VariableDeclared = defineEvent("VariableDeclared", {
+  topic: Topics.variables,
+  data: z.object({
+    variableId: Id,
+    programId: Id.optional(),
+    declaration: VariableDeclaration,
+  }),
+});
+
+export const Provenance = z.object({
+  optimizationId: Id,
+  scoreBefore: z.number().optional(),
+  scoreAfter: z.number().optional(),
+});
+
+export const VariableChanged = defineEvent("VariableChanged", {
+  topic: Topics.variables,
+  data: z.object({
+    variableId: Id,
+    value: z.json(),
+    previous: z.json(),
+    version: z.number().int().positive(),
+    actor: z.string().min(1),
+    reason: z.string().default(""),
+    provenance: Provenance.optional(),
+  }),
+});
+
+export const VariableChangeRejected = defineEvent("VariableChangeRejected", {
+  topic: Topics.variables,
+  data: z.object({
+    variableId: Id,
+    value: z.json(),
+    actor: z.string().min(1),
+    reason: z.string().min(1),
+  }),
+});
+
+const Lease = z.object({ variableId: Id, leaseId: Id, holder: z.string().min(1) });
+
+export const VariableLeaseRequested = defineEvent("VariableLeaseRequested", {
+  topic: Topics.variables,
+  data: Lease,
+});
+export const VariableLeaseGranted = defineEvent("VariableLeaseGranted", {
+  topic: Topics.variables,
+  data: Lease,
+});
+export const VariableLeaseReleased = defineEvent("VariableLeaseReleased", {
+  topic: Topics.variables,
+  data: Lease,
+});
+
+export const variableEvents = [
+  ProgramRegistered,
+  VariableDeclared,
+  VariableChanged,
+  VariableChangeRejected,
+  VariableLeaseRequested,
+  VariableLeaseGranted,
+  VariableLeaseReleased,
+] as const;

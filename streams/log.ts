@@ -1,0 +1,101 @@
+import type { Observable } from "rxjs";
+
+/** A record to append: the bytes are an encoded event (see codec.ts), but the log doesn't care. */
+export interface AppendRecord {
+  topic: string;
+  key: string;
+  value: Uint8Array | string;
+  headers?: Record<string, string>;
+}
+
+export interface Position {
+  topic: string;
+  partition: number;
+  offset: number;
+}
+
+export interface LogRecord extends Position {
+  key: string;
+  value: Buffer;
+  headers: Record<string, string>;
+  /** Milliseconds since the epoch, when the log stored it. */
+  timestamp: number;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions?: number;
+}
+
+export interface ReadOptions {
+  partition?: number;
+  /** First offset to read (inclusive); default 0. */
+  fromOffset?: number;
+  limit?: number;
+}
+
+/** Records handed to a consumer together; they are committed together. */
+export interface RecordBatch {
+  records: LogRecord[];
+  /**
+   * Appends `outputs` and commits this batch's offsets in one atomic step
+   * (one SQLite transaction; one Kafka transaction). The hook exactly-once processing uses.
+   */
+  commitWith(outputs: AppendRecord[]): Promise<Position[]>;
+}
+
+export interface ConsumeOptions {
+  group: string;
+  topics: string[];
+  /** Where a group with no committed offset starts: the beginning (default) or the end. */
+  from?: "beginning" | "end";
+  /** Most records per batch. */
+  maxBatch?: number;
+  /** Commit each batch's offsets after the handler resolves, unless it called commitWith. Default true. */
+  autoCommit?: boolean;
+  signal?: AbortSignal;
+}
+
+export type BatchHandler = (batch: RecordBatch) => Promise<void> | void;
+
+/** A running consumer: stop() finishes the batch in hand, then leaves the group. */
+export interface Consumer {
+  stop(): Promise<void>;
+  /** Resolves when the consumer stops; rejects if the handler threw (nothing past it is committed). */
+  done: Promise<void>;
+}
+
+/**
+ * The port every backend implements (embedded SQLite, Kafka, EventStoreDB).
+ * Order is kept per key (a key always lands on the same partition).
+ */
+export interface EventLog {
+  readonly backend: string;
+  ensureTopics(topics: TopicSpec[]): Promise<void>;
+  append(records: AppendRecord[]): Promise<Position[]>;
+  read(topic: string, options?: ReadOptions): Promise<LogRecord[]>;
+  /** Pull-based consumption with backpressure: the next batch waits for the handler. */
+  consume(options: ConsumeOptions, handler: BatchHandler): Consumer;
+  /** Live tail of topics as an Observable (no group, nothing committed). */
+  tail(topics: string[], options?: { from?: "beginning" | "end" }): Observable<LogRecord>;
+  commit(group: string, positions: Position[]): Promise<void>;
+  /** The next offset the group will read, per partition of the topic. */
+  committed(group: string, topic: string): Promise<Map<number, number>>;
+  close(): Promise<void>;
+}
+
+/** Offsets to commit after a batch: one past the last record of each partition. */
+export const nextPositions = (records: readonly LogRecord[]): Position[] => {
+  const last = new Map<string, Position>();
+  for (const r of records) {
+    last.set(`${r.topic}\u0000${r.partition}`, {
+      topic: r.topic,
+      partition: r.partition,
+      offset: r.offset + 1,
+    });
+  }
+  return [...last.values()];
+};
+
+/** Same key → same partition, on every backend (Kafka's default partitioner is murmur2 too). */
+export { partitionFor } from "./partition.ts";

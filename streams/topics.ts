@@ -1,0 +1,29 @@
+/** Every topic of the dspex log, with what it carries (see docs/wire-format.md). */
+export const Topics = {
+  requests: "dspex.requests",
+  executions: "dspex.executions",
+  steps: "dspex.steps",
+  stepResults: "dspex.step-results",
+  results: "dspex.results",
+  metrics: "dspex.metrics",
+  variables: "dspex.variables",
+  optimizations: "dspex.optimizations",
+  dlq: "dspex.dlq",
+} as const;
+
+export type Topic = (typeof Topics)[keyof typeof Topics];
+
+export const allTopics: readonly Topic[] = Object.values(Topics);
+
+/** What decides the partition key on each topic. */
+export const topicKeys: Record<Topic, string> = {
+  "dspex.requests": "session id or request id",
+  "dspex.executions": "execution id",
+  "dspex.steps": "affinity key (session)",
+  "dspex.step-results": "execution id",
+  "dspex.results": "request id",
+  "dspex.metrics": "program id",
+  "dspex.variables": "variable id",
+  "dspex.optimizations": "optimization id",
+  "dspex.dlq": "source key",
+};

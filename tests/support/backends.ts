@@ -1,0 +1,24 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LogConfig } from "../../streams/open.ts";
+
+/** A backend the contract suite runs against; `skipReason` says why it can't run here, if so. */
+export interface BackendUnderTest {
+  name: string;
+  skipReason(): string | undefined;
+  /** A fresh, isolated log configuration (its own file, or its own topic prefix). */
+  freshConfig(): LogConfig;
+}
+
+export const embeddedBackend: BackendUnderTest = {
+  name: "embedded",
+  skipReason: () => undefined,
+  freshConfig: () => ({
+    backend: "embedded",
+    path: join(mkdtempSync(join(tmpdir(), "dspex-log-")), "log.db"),
+  }),
+};
+
+/** Every backend the contract suite knows; the Kafka and EventStoreDB backends add themselves here. */
+export const backendsUnderTest: BackendUnderTest[] = [embeddedBackend];
