@@ -1,5 +1,11 @@
 import { AnyEnvelope, type Envelope } from "./envelope.ts";
-import { type DspexEvent, definitionOf, describeIssues, EventValidationError } from "./events/index.ts";
+import {
+  type DspexEvent,
+  definitionOf,
+  describeIssues,
+  type EventDefinition,
+  EventValidationError,
+} from "./events/index.ts";
 import type { AppendRecord, LogRecord } from "./log.ts";
 
 /** Headers every dspex record carries, so routers and foreign clients need not parse the value. */
@@ -12,9 +18,12 @@ export const Headers = {
 
 export type Decoded = { ok: true; event: DspexEvent } | { ok: false; reason: string };
 
-const upcast = (type: string, version: number, data: unknown): { version: number; data: unknown } => {
-  const definition = definitionOf(type);
-  if (!definition) return { version, data };
+/** Lifts data written at `version` to the definition's current version, as far as upcasters reach. */
+export const upcast = (
+  definition: Pick<EventDefinition, "version" | "upcasters">,
+  version: number,
+  data: unknown,
+): { version: number; data: unknown } => {
   let current = { version, data };
   while (current.version < definition.version) {
     const lift = definition.upcasters[current.version];
@@ -37,7 +46,7 @@ export const parseEvent = (value: unknown): Decoded => {
       reason: `${type} schema version ${schemaVersion} is newer than this build knows (${definition.version}): upgrade dspex`,
     };
   }
-  const lifted = upcast(type, schemaVersion, header.data.data);
+  const lifted = upcast(definition, schemaVersion, header.data.data);
   if (lifted.version !== definition.version) {
     return {
       ok: false,

@@ -3,14 +3,23 @@ import { Topics } from "../topics.ts";
 import { Id, JsonRecord } from "./common.ts";
 import { defineEvent } from "./define.ts";
 
+/** How an execution treats failures; every field may be left to the program's or the default policy. */
 export const ExecutionPolicy = z.object({
-  onError: z.enum(["fail-fast", "continue"]).default("fail-fast"),
-  stepTimeoutMs: z.number().int().positive().default(120_000),
-  maxRetries: z.number().int().nonnegative().default(2),
-  backoffMs: z.number().int().nonnegative().default(200),
-  maxBackoffMs: z.number().int().nonnegative().default(10_000),
+  onError: z.enum(["fail-fast", "continue"]).optional(),
+  stepTimeoutMs: z.number().int().positive().optional(),
+  maxRetries: z.number().int().nonnegative().optional(),
+  backoffMs: z.number().int().nonnegative().optional(),
+  maxBackoffMs: z.number().int().nonnegative().optional(),
 });
 export type ExecutionPolicy = z.infer<typeof ExecutionPolicy>;
+
+export const defaultPolicy: Required<ExecutionPolicy> = {
+  onError: "fail-fast",
+  stepTimeoutMs: 120_000,
+  maxRetries: 2,
+  backoffMs: 200,
+  maxBackoffMs: 10_000,
+};
 
 export const ExecutionRequested = defineEvent("ExecutionRequested", {
   topic: Topics.requests,
@@ -21,7 +30,7 @@ export const ExecutionRequested = defineEvent("ExecutionRequested", {
     sessionId: Id.optional(),
     /** Variable values that replace the registry's for this execution only (evaluations, trials). */
     overrides: JsonRecord.default({}),
-    policy: ExecutionPolicy.partial().default({}),
+    policy: ExecutionPolicy.default({}),
     /** Set when the execution belongs to an evaluation. */
     evaluationId: Id.optional(),
     exampleId: Id.optional(),

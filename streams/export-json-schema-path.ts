@@ -1,0 +1,1 @@
+export const schemaFolder = new URL("../schemas/", import.meta.url).pathname;
