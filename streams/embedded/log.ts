@@ -20,7 +20,7 @@ import {
 } from "../log.ts";
 import { partitionFor } from "../partition.ts";
 import { assignPartitions, partitionId, type TopicPartition } from "./assignment.ts";
-import { schemaSql } from "./schema.ts";
+import { partitionTableSql, schemaSql } from "./schema.ts";
 
 export interface EmbeddedLogOptions {
   /** The SQLite file; created with its folder when missing. */
@@ -84,8 +84,6 @@ const toBuffer = (value: Uint8Array | string): Buffer =>
     : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 
 interface RecordRow {
-  topic: string;
-  partition: number;
   offset: number;
   key: string;
   value: Buffer;
@@ -93,15 +91,21 @@ interface RecordRow {
   ts: number;
 }
 
-const toRecord = (row: RecordRow): LogRecord => ({
-  topic: row.topic,
-  partition: row.partition,
+const toRecord = (topic: string, partition: number, row: RecordRow): LogRecord => ({
+  topic,
+  partition,
   offset: row.offset,
   key: row.key,
   value: row.value,
   headers: row.headers ? JSON.parse(row.headers) : {},
   timestamp: row.ts,
 });
+
+interface PartitionTable {
+  insert: Database.Statement;
+  readFrom: Database.Statement;
+  head: Database.Statement;
+}
 
 export class EmbeddedLog implements EventLog {
   readonly backend = "embedded";
@@ -126,6 +130,8 @@ export class EmbeddedLog implements EventLog {
     mkdirSync(dirname(resolve(options.path)), { recursive: true });
     this.db = new Database(options.path, { timeout: 15_000 });
     this.db.pragma("journal_mode = WAL");
+    this.db.pragma("cache_size = -65536");
+    this.db.pragma("temp_store = MEMORY");
     this.db.pragma(`synchronous = ${this.options.durability === "full" ? "FULL" : "NORMAL"}`);
     this.db.exec(schemaSql);
     this.path = realpathSync(options.path);
@@ -138,26 +144,12 @@ export class EmbeddedLog implements EventLog {
     createTopic: () =>
       this.db.prepare("INSERT INTO topics (topic, partitions) VALUES (?, ?) ON CONFLICT (topic) DO NOTHING"),
     growTopic: () => this.db.prepare("UPDATE topics SET partitions = max(partitions, ?) WHERE topic = ?"),
-    head: () =>
-      this.db.prepare<[string, number], { next_offset: number }>(
-        "SELECT next_offset FROM heads WHERE topic = ? AND partition = ?",
+    partitionId: () =>
+      this.db.prepare<[string, number], { id: number }>(
+        "SELECT id FROM partitions WHERE topic = ? AND partition = ?",
       ),
-    setHead: () =>
-      this.db.prepare(
-        "INSERT INTO heads (topic, partition, next_offset) VALUES (?, ?, ?) ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-      ),
-    insert: () =>
-      this.db.prepare(
-        "INSERT INTO records (topic, partition, offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-      ),
-    readPartition: () =>
-      this.db.prepare<[string, number, number, number], RecordRow>(
-        "SELECT topic, partition, offset, key, value, headers, ts FROM records WHERE topic = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
-      ),
-    readTopic: () =>
-      this.db.prepare<[string, number, number], RecordRow>(
-        "SELECT topic, partition, offset, key, value, headers, ts FROM records WHERE topic = ? AND offset >= ? ORDER BY seq LIMIT ?",
-      ),
+    addPartition: () =>
+      this.db.prepare("INSERT INTO partitions (topic, partition) VALUES (?, ?) ON CONFLICT DO NOTHING"),
     committed: () =>
       this.db.prepare<[string, string], { partition: number; next_offset: number }>(
         "SELECT partition, next_offset FROM group_offsets WHERE grp = ? AND topic = ?",
@@ -192,6 +184,39 @@ export class EmbeddedLog implements EventLog {
     dropAssignments: () => this.db.prepare("DELETE FROM group_assignments WHERE grp = ? AND member = ?"),
   };
   private readonly prepared = new Map<string, Database.Statement>();
+  private readonly tables = new Map<string, PartitionTable>();
+
+  /** The statements of one partition's table; `create` makes the table if it doesn't exist. */
+  private tableOf(tp: TopicPartition, create: boolean): PartitionTable | undefined {
+    const id = partitionId(tp);
+    const known = this.tables.get(id);
+    if (known) return known;
+    let row = this.sql("partitionId").get(tp.topic, tp.partition);
+    if (!row && !create) return undefined;
+    if (!row) {
+      this.sql("addPartition").run(tp.topic, tp.partition);
+      row = this.sql("partitionId").get(tp.topic, tp.partition)!;
+    }
+    const name = `p${row.id}`;
+    this.db.exec(partitionTableSql(name));
+    const table: PartitionTable = {
+      insert: this.db.prepare(`INSERT INTO ${name} (offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?)`),
+      readFrom: this.db.prepare(
+        `SELECT offset, key, value, headers, ts FROM ${name} WHERE offset >= ? ORDER BY offset LIMIT ?`,
+      ),
+      head: this.db.prepare(`SELECT coalesce(max(offset) + 1, 0) AS head FROM ${name}`).pluck(),
+    };
+    this.tables.set(id, table);
+    return table;
+  }
+
+  private readFrom(tp: TopicPartition, fromOffset: number, limit: number): LogRecord[] {
+    const table = this.tableOf(tp, false);
+    if (!table) return [];
+    return (table.readFrom.all(fromOffset, limit) as RecordRow[]).map((row) =>
+      toRecord(tp.topic, tp.partition, row),
+    );
+  }
   private sql<K extends keyof EmbeddedLog["stmt"]>(name: K): ReturnType<EmbeddedLog["stmt"][K]> {
     let statement = this.prepared.get(name);
     if (!statement) {
@@ -241,25 +266,25 @@ export class EmbeddedLog implements EventLog {
   /** Inserts records; must run inside a write transaction. */
   private insertAll(records: readonly AppendRecord[]): Position[] {
     const values = records.map((r) => this.checkRecord(r));
-    const heads = new Map<string, Position>();
+    const heads = new Map<PartitionTable, number>();
     const now = Date.now();
-    const positions = records.map((record, i) => {
-      const partition = partitionFor(record.key, this.partitionsOf(record.topic));
-      const id = partitionId({ topic: record.topic, partition });
-      let head = heads.get(id);
-      if (!head) {
-        const stored = this.sql("head").get(record.topic, partition);
-        head = { topic: record.topic, partition, offset: stored?.next_offset ?? 0 };
-        heads.set(id, head);
+    const routes = new Map<string, { partition: number; table: PartitionTable }>();
+    return records.map((record, i) => {
+      const routeKey = `${record.topic}\u0000${record.key}`;
+      let route = routes.get(routeKey);
+      if (!route) {
+        const partition = partitionFor(record.key, this.partitionsOf(record.topic));
+        route = { partition, table: this.tableOf({ topic: record.topic, partition }, true)! };
+        routes.set(routeKey, route);
       }
-      const offset = head.offset++;
+      const { partition, table } = route;
+      const offset = heads.get(table) ?? (table.head.get() as number);
+      heads.set(table, offset + 1);
       const headers =
         record.headers && Object.keys(record.headers).length > 0 ? JSON.stringify(record.headers) : null;
-      this.sql("insert").run(record.topic, partition, offset, record.key, values[i], headers, now);
+      table.insert.run(offset, record.key, values[i], headers, now);
       return { topic: record.topic, partition, offset };
     });
-    for (const head of heads.values()) this.sql("setHead").run(head.topic, head.partition, head.offset);
-    return positions;
   }
 
   private writeCommits(group: string, positions: readonly Position[], member?: string): void {
@@ -281,11 +306,14 @@ export class EmbeddedLog implements EventLog {
   async read(topic: string, options: ReadOptions = {}): Promise<LogRecord[]> {
     const from = options.fromOffset ?? 0;
     const limit = options.limit ?? -1;
-    const rows =
-      options.partition === undefined
-        ? this.sql("readTopic").all(topic, from, limit)
-        : this.sql("readPartition").all(topic, options.partition, from, limit);
-    return rows.map(toRecord);
+    if (options.partition !== undefined)
+      return this.readFrom({ topic, partition: options.partition }, from, limit);
+    const merged = Array.from({ length: this.partitionsOf(topic) }, (_, partition) =>
+      this.readFrom({ topic, partition }, from, limit),
+    )
+      .flat()
+      .sort((a, b) => a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset);
+    return limit < 0 ? merged : merged.slice(0, limit);
   }
 
   async commit(group: string, positions: Position[]): Promise<void> {
@@ -347,7 +375,7 @@ export class EmbeddedLog implements EventLog {
   }
 
   private headOf(tp: TopicPartition): number {
-    return this.sql("head").get(tp.topic, tp.partition)?.next_offset ?? 0;
+    return (this.tableOf(tp, false)?.head.get() as number | undefined) ?? 0;
   }
 
   /** Up to `max` records after `positions`, a fair share from each partition. */
@@ -358,15 +386,7 @@ export class EmbeddedLog implements EventLog {
   ): LogRecord[] {
     const records: LogRecord[] = [];
     const share = Math.max(1, Math.ceil(max / Math.max(1, partitions.length)));
-    for (const tp of partitions) {
-      const rows = this.sql("readPartition").all(
-        tp.topic,
-        tp.partition,
-        positions.get(partitionId(tp))!,
-        share,
-      );
-      for (const row of rows) records.push(toRecord(row));
-    }
+    for (const tp of partitions) records.push(...this.readFrom(tp, positions.get(partitionId(tp))!, share));
     return records;
   }
 

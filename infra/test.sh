@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, starts the Kafka broker (unless DSPEX_KAFKA_BROKERS
+# points at one), runs lint, type check, vitest and pytest, and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started_kafka=""
+cleanup() { if [[ -n $started_kafka ]]; then bash infra/kafka/stop.sh || true; fi; }
+trap cleanup EXIT
+
+section() { printf '\n== %s ==\n' "$*"; }
+
+section "install"
+bash infra/node.sh
+if [[ -x infra/python/setup.sh || -f infra/python/setup.sh ]]; then
+  DSPEX_PYTHON=$(bash infra/python/setup.sh)
+  export DSPEX_PYTHON
+fi
+
+if [[ -z ${DSPEX_KAFKA_BROKERS:-} && -f infra/kafka/start.sh ]]; then
+  section "kafka"
+  bash infra/kafka/start.sh
+  started_kafka=1
+  DSPEX_KAFKA_BROKERS=$(bash infra/kafka/status.sh --brokers)
+  export DSPEX_KAFKA_BROKERS
+fi
+
+section "lint and types"
+npx biome check .
+npx tsc --noEmit
+
+section "vitest"
+npx vitest run
+
+if [[ -n ${DSPEX_PYTHON:-} ]]; then
+  section "pytest"
+  (cd python-consumers && "$DSPEX_PYTHON" -m pytest -q)
+fi
