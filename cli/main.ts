@@ -1,0 +1,17 @@
+#!/usr/bin/env -S npx tsx
+import { Command } from "commander";
+import { demoCommand } from "./commands/demo.ts";
+
+// `dspex tail | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
+const program = new Command("dspex")
+  .description("event-sourced orchestration for DSPy programs")
+  .showHelpAfterError("(run with --help for usage)");
+
+program.addCommand(demoCommand);
+
+await program.parseAsync(process.argv);
