@@ -26,7 +26,11 @@ const valueOf = (i: number) =>
   });
 
 const records = (from: number, count: number): AppendRecord[] =>
-  Array.from({ length: count }, (_, j) => ({ topic, key: `execution-${(from + j) % 1000}`, value: valueOf(from + j) }));
+  Array.from({ length: count }, (_, j) => ({
+    topic,
+    key: `execution-${(from + j) % 1000}`,
+    value: valueOf(from + j),
+  }));
 
 const oneRound = async () => {
   const folder = mkdtempSync(join(tmpdir(), "dspex-bench-"));

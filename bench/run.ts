@@ -16,4 +16,10 @@ for (const suite of chosen) {
   await suite.run();
 }
 console.log("\nsummary");
-console.table(figures.map((f) => ({ metric: `${f.suite}.${f.metric}`, value: Number(f.value.toPrecision(4)), unit: f.unit })));
+console.table(
+  figures.map((f) => ({
+    metric: `${f.suite}.${f.metric}`,
+    value: Number(f.value.toPrecision(4)),
+    unit: f.unit,
+  })),
+);
