@@ -12,7 +12,7 @@ const ROUNDS = 3;
 const topic = "bench.log";
 
 /** A realistic ~400-byte event value. */
-const valueOf = (i: number) =>
+const eventValue = (i: number) =>
   JSON.stringify({
     id: `00000000-0000-4000-8000-${i.toString().padStart(12, "0")}`,
     type: "StepCompleted",
@@ -29,7 +29,7 @@ const records = (from: number, count: number): AppendRecord[] =>
   Array.from({ length: count }, (_, j) => ({
     topic,
     key: `execution-${(from + j) % 1000}`,
-    value: valueOf(from + j),
+    value: eventValue(from + j),
   }));
 
 const oneRound = async () => {
