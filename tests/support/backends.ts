@@ -1,4 +1,4 @@
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogConfig } from "../../streams/open.ts";
@@ -10,6 +10,18 @@ export interface BackendUnderTest {
   /** A fresh, isolated log configuration (its own file, or its own topic prefix). */
   freshConfig(): LogConfig;
 }
+
+const temporaryFolders: string[] = [];
+process.on("exit", () => {
+  for (const folder of temporaryFolders) rmSync(folder, { recursive: true, force: true });
+});
+
+/** A temporary folder removed when the test process exits. */
+export const temporaryFolder = (prefix: string): string => {
+  const folder = mkdtempSync(join(tmpdir(), prefix));
+  temporaryFolders.push(folder);
+  return folder;
+};
 
 export const embeddedBackend: BackendUnderTest = {
   name: "embedded",
