@@ -1,0 +1,107 @@
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { describeIssues } from "../streams/events/index.ts";
+
+/** `dspex.config.json`: every setting has a default, so the file is optional. */
+export const DspexConfig = z
+  .object({
+    backend: z.enum(["embedded", "kafka", "eventstoredb"]).default("embedded"),
+    embedded: z
+      .object({ path: z.string().min(1).default(".dspex/log.db") })
+      .strict()
+      .default({ path: ".dspex/log.db" }),
+    kafka: z
+      .object({
+        brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, "a broker is host:port")).min(1),
+        clientId: z.string().min(1).default("dspex"),
+        ssl: z.boolean().default(false),
+        sasl: z
+          .object({
+            mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
+            username: z.string().min(1),
+            /** Name of the environment variable holding the password: secrets never live in this file. */
+            passwordEnv: z.string().min(1),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({ brokers: ["127.0.0.1:19092"], clientId: "dspex", ssl: false }),
+    eventstoredb: z
+      .object({ url: z.string().min(1).default("esdb://127.0.0.1:2113?tls=false") })
+      .strict()
+      .default({ url: "esdb://127.0.0.1:2113?tls=false" }),
+    python: z
+      .object({
+        executable: z.string().min(1).optional(),
+        workers: z.number().int().positive().max(64).default(2),
+      })
+      .strict()
+      .default({ workers: 2 }),
+    lm: z
+      .object({ model: z.string().min(1).default("dspex/offline") })
+      .strict()
+      .default({ model: "dspex/offline" }),
+  })
+  .strict();
+export type DspexConfig = z.infer<typeof DspexConfig>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Environment variables that override the file (what CI and containers set). */
+const fromEnvironment = (env: NodeJS.ProcessEnv): Record<string, unknown> => {
+  const overrides: Record<string, unknown> = {};
+  if (env.DSPEX_BACKEND) overrides.backend = env.DSPEX_BACKEND;
+  if (env.DSPEX_LOG_PATH) overrides.embedded = { path: env.DSPEX_LOG_PATH };
+  if (env.DSPEX_KAFKA_BROKERS)
+    overrides.kafka = { brokers: env.DSPEX_KAFKA_BROKERS.split(",").map((b) => b.trim()) };
+  if (env.DSPEX_EVENTSTOREDB_URL) overrides.eventstoredb = { url: env.DSPEX_EVENTSTOREDB_URL };
+  if (env.DSPEX_PYTHON) overrides.python = { executable: env.DSPEX_PYTHON };
+  if (env.DSPEX_MODEL) overrides.lm = { model: env.DSPEX_MODEL };
+  return overrides;
+};
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const merge = (base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> => {
+  const result = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    result[key] =
+      isObject(value) && isObject(base[key]) ? merge(base[key] as Record<string, unknown>, value) : value;
+  }
+  return result;
+};
+
+/** Reads the config file (if any), applies the environment, validates; errors say where and how to fix. */
+export const loadConfig = (
+  path = "dspex.config.json",
+  env: NodeJS.ProcessEnv = process.env,
+  explicit = false,
+): DspexConfig => {
+  const file = resolve(path);
+  let fromFile: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      const parsed = JSON.parse(readFileSync(file, "utf8"));
+      if (!isObject(parsed)) throw new Error("the file must hold a JSON object");
+      fromFile = parsed;
+    } catch (error) {
+      throw new ConfigError(
+        `${path} is not valid JSON: ${(error as Error).message}. Fix the file or remove it.`,
+      );
+    }
+  } else if (explicit) {
+    throw new ConfigError(`config file ${path} not found: check the --config path`);
+  }
+  const result = DspexConfig.safeParse(merge(fromFile, fromEnvironment(env)));
+  if (!result.success) {
+    throw new ConfigError(
+      `invalid configuration (${path} and DSPEX_* variables): ${describeIssues(result.error)}. See docs/configuration.md.`,
+    );
+  }
+  return result.data;
+};

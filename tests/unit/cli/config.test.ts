@@ -1,0 +1,49 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../../cli/config.ts";
+import { temporaryFolder } from "../../support/backends.ts";
+
+const configFile = (content: string) => {
+  const path = join(temporaryFolder("dspex-config-"), "dspex.config.json");
+  writeFileSync(path, content);
+  return path;
+};
+
+describe("the configuration", () => {
+  it("defaults to the embedded log with no file and no environment", () => {
+    const config = loadConfig("/nonexistent/dspex.config.json", {});
+    expect(config.backend).toBe("embedded");
+    expect(config.embedded.path).toBe(".dspex/log.db");
+    expect(config.python.workers).toBe(2);
+  });
+
+  it("lets the environment override the file", () => {
+    const path = configFile(JSON.stringify({ backend: "embedded", python: { workers: 4 } }));
+    const config = loadConfig(path, { DSPEX_BACKEND: "kafka", DSPEX_KAFKA_BROKERS: "a:1, b:2" });
+    expect(config.backend).toBe("kafka");
+    expect(config.kafka.brokers).toEqual(["a:1", "b:2"]);
+    expect(config.kafka.clientId).toBe("dspex");
+    expect(config.python.workers).toBe(4);
+  });
+
+  it("names the field and the problem for a bad value", () => {
+    const path = configFile(JSON.stringify({ backend: "redis", kafka: { brokers: ["nohost"] } }));
+    expect(() => loadConfig(path, {})).toThrow(ConfigError);
+    expect(() => loadConfig(path, {})).toThrow(/backend: .*kafka\.brokers\.0: a broker is host:port/s);
+  });
+
+  it("refuses unknown keys, which are usually typos", () => {
+    const path = configFile(JSON.stringify({ pyhton: { workers: 2 } }));
+    expect(() => loadConfig(path, {})).toThrow(/pyhton/);
+  });
+
+  it("says so when the file is not JSON", () => {
+    const path = configFile("{ backend: embedded");
+    expect(() => loadConfig(path, {})).toThrow(/is not valid JSON/);
+  });
+
+  it("fails when an explicit config file is missing", () => {
+    expect(() => loadConfig("/nonexistent/x.json", {}, true)).toThrow(/not found/);
+  });
+});
