@@ -1,6 +1,7 @@
 #!/usr/bin/env -S npx tsx
 import { Command } from "commander";
 import { demoCommand } from "./commands/demo.ts";
+import { doctorCommand } from "./commands/doctor.ts";
 
 // `dspex tail | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -13,5 +14,6 @@ const program = new Command("dspex")
   .showHelpAfterError("(run with --help for usage)");
 
 program.addCommand(demoCommand);
+program.addCommand(doctorCommand);
 
 await program.parseAsync(process.argv);
