@@ -1,0 +1,708 @@
+import type { Envelope } from "../../streams/envelope.ts";
+import {
+  CircuitClosed,
+  CircuitHalfOpened,
+  CircuitOpened,
+  type DspexEvent,
+  type EventOf,
+  ExecutionCompleted,
+  ExecutionFailed,
+  type ExecutionPolicy,
+  type JsonRecord,
+  MetricRecorded,
+  type ProgramDefinition,
+  StageCompleted,
+  type StageDefinition,
+  StageFailed,
+  StageScheduled,
+  StepDispatched,
+  type StepError,
+  StepFailed,
+  StepRerouted,
+  type Usage,
+} from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
+import { Topics } from "../../streams/topics.ts";
+import {
+  admit,
+  type Circuit,
+  type CircuitPolicy,
+  closedCircuit,
+  countsAgainstModel,
+  defaultCircuitPolicy,
+  recordFailure,
+  recordSuccess,
+  type Transition,
+} from "../adaptation/circuit.ts";
+import { runNativeStage, type Transform } from "../native/index.ts";
+import {
+  programOutputs,
+  resolveVariables,
+  stageInputs,
+  stepSettings,
+  type VariableValue,
+} from "./planner.ts";
+import { checkFields } from "./signature-check.ts";
+
+export type StageState =
+  | { status: "waiting" }
+  | {
+      status: "running";
+      attempt: number;
+      stepId: string;
+      model: string;
+      /** When the first attempt was dispatched: stage timings span every attempt. */
+      startedAt: number;
+      deadline: number;
+      /** Soft mark (not replayed): the tick already emitted this attempt's timeout. */
+      timeoutSent?: boolean;
+    }
+  | { status: "retrying"; nextAttempt: number; notBefore: number; startedAt: number; scheduleSent?: boolean }
+  | { status: "completed"; outputs: JsonRecord; durationMs: number; attempts: number }
+  | { status: "failed"; error: StepError; attempts: number; durationMs: number }
+  | { status: "skipped"; reason: string };
+
+export interface Execution {
+  executionId: string;
+  requestId: string;
+  program: ProgramDefinition;
+  sessionKey: string;
+  inputs: JsonRecord;
+  overrides: JsonRecord;
+  policy: Required<ExecutionPolicy>;
+  evaluationId?: string;
+  exampleId?: string;
+  correlationId: string;
+  startedAt: number;
+  stages: Readonly<Record<string, StageState>>;
+  usage: Usage;
+  firstFailure?: { stageId: string; error: StepError };
+}
+
+export interface CoordinatorState {
+  executions: Readonly<Record<string, Execution>>;
+  /** One circuit per LM model. */
+  circuits: Readonly<Record<string, Circuit>>;
+}
+
+export const emptyCoordinator: CoordinatorState = { executions: {}, circuits: {} };
+
+export interface CoordinatorConfig {
+  transforms: Readonly<Record<string, Transform>>;
+  circuit: CircuitPolicy;
+}
+
+export const defaultCoordinatorConfig: CoordinatorConfig = { transforms: {}, circuit: defaultCircuitPolicy };
+
+/** What a transition knows besides the state: the time, the event that caused it, the registry. */
+export interface TransitionContext {
+  now: number;
+  cause: Pick<Envelope, "id" | "correlationId">;
+  variables: Readonly<Record<string, VariableValue>>;
+  config: CoordinatorConfig;
+}
+
+export interface Transition_<S> {
+  state: S;
+  emit: Envelope[];
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** One transition in progress: a private copy of what it changes, and the events it emits. */
+class Draft {
+  readonly emit: Envelope[] = [];
+  readonly executions: Record<string, Execution>;
+  readonly circuits: Record<string, Circuit>;
+
+  constructor(
+    state: CoordinatorState,
+    readonly ctx: TransitionContext,
+  ) {
+    this.executions = { ...state.executions };
+    this.circuits = { ...state.circuits };
+  }
+
+  result(): Transition_<CoordinatorState> {
+    return { state: { executions: this.executions, circuits: this.circuits }, emit: this.emit };
+  }
+
+  header(exec: Execution, fact: string, key = exec.executionId) {
+    return {
+      id: derivedId(exec.executionId, fact),
+      stream: `execution-${exec.executionId}`,
+      key,
+      occurredAt: iso(this.ctx.now),
+      correlationId: exec.correlationId,
+      causationId: this.ctx.cause.id,
+    };
+  }
+
+  setStage(exec: Execution, stageId: string, stage: StageState): Execution {
+    const next = { ...exec, stages: { ...exec.stages, [stageId]: stage } };
+    this.executions[exec.executionId] = next;
+    return next;
+  }
+
+  current(executionId: string): Execution | undefined {
+    return this.executions[executionId];
+  }
+
+  metric(exec: Execution, fact: string, name: string, value: number, labels: Record<string, string>) {
+    this.emit.push(
+      MetricRecorded.create({
+        ...this.header(exec, `metric/${fact}`, exec.program.programId),
+        stream: `metrics-${exec.program.programId}`,
+        data: {
+          programId: exec.program.programId,
+          name,
+          value,
+          unit: "ms",
+          labels,
+          executionId: exec.executionId,
+        },
+      }),
+    );
+  }
+
+  circuitEvent(model: string, transition: Transition, reason: string) {
+    if (!transition) return;
+    const definition =
+      transition === "opened" ? CircuitOpened : transition === "closed" ? CircuitClosed : CircuitHalfOpened;
+    this.emit.push(
+      definition.create({
+        id: derivedId(this.ctx.cause.id, `circuit-${transition}/${model}`),
+        stream: `circuit-${model}`,
+        key: model,
+        occurredAt: iso(this.ctx.now),
+        correlationId: this.ctx.cause.correlationId,
+        causationId: this.ctx.cause.id,
+        data: { circuit: model, reason },
+      }),
+    );
+  }
+
+  circuitOf(model: string): Circuit {
+    return this.circuits[model] ?? closedCircuit;
+  }
+}
+
+const stageOf = (exec: Execution, stageId: string): StageDefinition =>
+  exec.program.stages.find((s) => s.id === stageId)!;
+
+export const stepIdOf = (executionId: string, stageId: string, attempt: number): string =>
+  derivedId(executionId, `step/${stageId}/${attempt}`);
+
+const completedOutputs = (exec: Execution): Record<string, JsonRecord> =>
+  Object.fromEntries(
+    Object.entries(exec.stages).flatMap(([id, s]) => (s.status === "completed" ? [[id, s.outputs]] : [])),
+  );
+
+const addUsage = (a: Usage, b: Usage): Usage => ({
+  calls: a.calls + b.calls,
+  promptTokens: a.promptTokens + b.promptTokens,
+  completionTokens: a.completionTokens + b.completionTokens,
+});
+
+const isTerminal = (s: StageState) =>
+  s.status === "completed" || s.status === "failed" || s.status === "skipped";
+
+// ── finishing ────────────────────────────────────────────────────────────────
+
+const outcomes = (exec: Execution) =>
+  Object.fromEntries(
+    Object.entries(exec.stages).flatMap(([id, s]) =>
+      s.status === "completed"
+        ? [[id, { outputs: s.outputs, durationMs: s.durationMs, attempts: s.attempts }]]
+        : [],
+    ),
+  );
+
+const finish = (draft: Draft, exec: Execution) => {
+  const durationMs = Math.max(0, draft.ctx.now - exec.startedAt);
+  const common = {
+    requestId: exec.requestId,
+    executionId: exec.executionId,
+    programId: exec.program.programId,
+    durationMs,
+    usage: exec.usage,
+    evaluationId: exec.evaluationId,
+    exampleId: exec.exampleId,
+  };
+  const result = { ...draft.header(exec, "result", exec.requestId), stream: `request-${exec.requestId}` };
+  if (exec.firstFailure) {
+    draft.emit.push(
+      ExecutionFailed.create({
+        ...result,
+        data: {
+          ...common,
+          failedStage: exec.firstFailure.stageId,
+          error: exec.firstFailure.error,
+          partial: outcomes(exec),
+        },
+      }),
+    );
+  } else {
+    draft.emit.push(
+      ExecutionCompleted.create({
+        ...result,
+        data: {
+          ...common,
+          outputs: programOutputs(exec.program, completedOutputs(exec)),
+          stages: outcomes(exec),
+        },
+      }),
+    );
+  }
+  draft.metric(exec, "execution", "execution.duration_ms", durationMs, {
+    status: exec.firstFailure ? "failed" : "completed",
+  });
+  delete draft.executions[exec.executionId];
+};
+
+const finishIfDone = (draft: Draft, executionId: string) => {
+  const exec = draft.current(executionId);
+  if (!exec) return;
+  const failFast = exec.firstFailure && exec.policy.onError === "fail-fast";
+  if (failFast || Object.values(exec.stages).every(isTerminal)) finish(draft, exec);
+};
+
+// ── stage outcomes ───────────────────────────────────────────────────────────
+
+const completeStage = (
+  draft: Draft,
+  exec: Execution,
+  stageId: string,
+  outputs: JsonRecord,
+  attempt: number,
+) => {
+  const stage = exec.stages[stageId]!;
+  const startedAt = stage.status === "running" ? stage.startedAt : draft.ctx.now;
+  const durationMs = Math.max(0, draft.ctx.now - startedAt);
+  const next = draft.setStage(exec, stageId, {
+    status: "completed",
+    outputs,
+    durationMs,
+    attempts: attempt + 1,
+  });
+  draft.emit.push(
+    StageCompleted.create({
+      ...draft.header(next, `stage-completed/${stageId}`),
+      data: { executionId: exec.executionId, stageId, attempt, outputs, durationMs },
+    }),
+  );
+  draft.metric(next, `stage/${stageId}`, "stage.duration_ms", durationMs, {
+    stage: stageId,
+    status: "completed",
+  });
+  advance(draft, exec.executionId);
+};
+
+const failStageFinally = (
+  draft: Draft,
+  exec: Execution,
+  stageId: string,
+  error: StepError,
+  attempt: number,
+) => {
+  const stage = exec.stages[stageId]!;
+  const startedAt =
+    stage.status === "running" || stage.status === "retrying" ? stage.startedAt : draft.ctx.now;
+  const durationMs = Math.max(0, draft.ctx.now - startedAt);
+  const failed = draft.setStage(exec, stageId, {
+    status: "failed",
+    error,
+    attempts: attempt + 1,
+    durationMs,
+  });
+  const next = { ...failed, firstFailure: failed.firstFailure ?? { stageId, error } };
+  draft.executions[exec.executionId] = next;
+  draft.metric(next, `stage/${stageId}`, "stage.duration_ms", durationMs, {
+    stage: stageId,
+    status: "failed",
+  });
+  if (next.policy.onError === "fail-fast") finishIfDone(draft, exec.executionId);
+  else advance(draft, exec.executionId);
+};
+
+const backoffOf = (policy: Required<ExecutionPolicy>, attempt: number) =>
+  Math.min(policy.backoffMs * 2 ** attempt, policy.maxBackoffMs);
+
+/** A failed attempt: retried with exponential backoff while retries are left, else the stage fails. */
+const failAttempt = (draft: Draft, exec: Execution, stageId: string, error: StepError, attempt: number) => {
+  const willRetry = error.retryable && attempt < exec.policy.maxRetries;
+  draft.emit.push(
+    StageFailed.create({
+      ...draft.header(exec, `stage-failed/${stageId}/${attempt}`),
+      data: { executionId: exec.executionId, stageId, attempt, error, willRetry },
+    }),
+  );
+  if (!willRetry) return failStageFinally(draft, exec, stageId, error, attempt);
+  const stage = exec.stages[stageId]!;
+  const startedAt = stage.status === "running" ? stage.startedAt : draft.ctx.now;
+  const notBefore = draft.ctx.now + backoffOf(exec.policy, attempt);
+  const next = draft.setStage(exec, stageId, {
+    status: "retrying",
+    nextAttempt: attempt + 1,
+    notBefore,
+    startedAt,
+  });
+  if (notBefore <= draft.ctx.now) {
+    draft.emit.push(scheduled(draft, next, stageId, attempt + 1, notBefore));
+    dispatch(draft, next, stageOf(next, stageId), attempt + 1, startedAt);
+  }
+};
+
+const scheduled = (draft: Draft, exec: Execution, stageId: string, attempt: number, notBefore: number) =>
+  StageScheduled.create({
+    ...draft.header(exec, `stage-scheduled/${stageId}/${attempt}`),
+    data: { executionId: exec.executionId, stageId, attempt, notBefore: iso(notBefore) },
+  });
+
+// ── dispatch ─────────────────────────────────────────────────────────────────
+
+/** The first model of the chain whose circuit admits a call, with the circuit events that decision makes. */
+const route = (draft: Draft, chain: readonly string[], stepId: string): string | undefined => {
+  for (const model of chain) {
+    const admitted = admit(draft.circuitOf(model), draft.ctx.now, draft.ctx.config.circuit, stepId);
+    if (!admitted.admitted) continue;
+    draft.circuits[model] = admitted.circuit;
+    draft.circuitEvent(model, admitted.transition, `cooldown over: step ${stepId} probes ${model}`);
+    return model;
+  }
+  return undefined;
+};
+
+const dispatch = (
+  draft: Draft,
+  exec: Execution,
+  stage: StageDefinition,
+  attempt: number,
+  startedAt: number,
+) => {
+  const { now, variables, config } = draft.ctx;
+  const resolved = resolveVariables(exec.program, stage, variables, exec.overrides);
+  const settings = stepSettings(stage, resolved);
+  const stepId = stepIdOf(exec.executionId, stage.id, attempt);
+  const model = route(draft, [settings.lm.model, ...settings.fallbacks], stepId);
+  const running = {
+    status: "running",
+    attempt,
+    stepId,
+    startedAt,
+    deadline: now + exec.policy.stepTimeoutMs,
+  };
+  if (!model) {
+    const next = draft.setStage(exec, stage.id, { ...running, model: settings.lm.model } as StageState);
+    const tried = [settings.lm.model, ...settings.fallbacks].join(", ");
+    return failAttempt(
+      draft,
+      next,
+      stage.id,
+      { kind: "lm_error", message: `every model's circuit is open (${tried})`, retryable: true },
+      attempt,
+    );
+  }
+  if (model !== settings.lm.model) {
+    draft.emit.push(
+      StepRerouted.create({
+        ...draft.header(exec, `rerouted/${stage.id}/${attempt}`),
+        data: {
+          executionId: exec.executionId,
+          stageId: stage.id,
+          from: settings.lm.model,
+          to: model,
+          reason: `circuit for ${settings.lm.model} is open`,
+        },
+      }),
+    );
+  }
+  const inputs = stageInputs(stage, exec.inputs, completedOutputs(exec));
+  const next = draft.setStage(exec, stage.id, { ...running, model } as StageState);
+  draft.emit.push(
+    StepDispatched.create({
+      ...draft.header(next, `dispatched/${stage.id}/${attempt}`, exec.sessionKey),
+      data: {
+        stepId,
+        executionId: exec.executionId,
+        stageId: stage.id,
+        attempt,
+        programId: exec.program.programId,
+        module: settings.module,
+        signature: {
+          ...stage.signature,
+          instructions: settings.instructions ?? stage.signature.instructions,
+        },
+        inputs,
+        demos: settings.demos,
+        lm: { ...settings.lm, model },
+        tools: Array.isArray(stage.config.tools) ? stage.config.tools.map(String) : [],
+        maxIters: typeof stage.config.maxIters === "number" ? stage.config.maxIters : 5,
+        variableVersions: settings.variableVersions,
+        sessionKey: exec.sessionKey,
+        timeoutMs: exec.policy.stepTimeoutMs,
+      },
+    }),
+  );
+};
+
+/** Runs (native) or dispatches (DSPy) a stage whose dependencies all completed. */
+const startStage = (draft: Draft, exec: Execution, stage: StageDefinition) => {
+  const inputs = stageInputs(stage, exec.inputs, completedOutputs(exec));
+  const checked = checkFields(stage.signature.inputs, inputs);
+  if (!checked.ok) {
+    const error: StepError = {
+      kind: "bad_request",
+      message: `stage ${stage.id}: ${checked.reason}`,
+      retryable: false,
+    };
+    return failAttempt(draft, exec, stage.id, error, 0);
+  }
+  if (stage.runtime === "dspy") return dispatch(draft, exec, stage, 0, draft.ctx.now);
+  const result = runNativeStage(stage, checked.values, draft.ctx.config.transforms);
+  const outputs = result.ok ? checkFields(stage.signature.outputs, result.outputs) : undefined;
+  if (result.ok && outputs?.ok) return completeStage(draft, exec, stage.id, outputs.values, 0);
+  const error: StepError = result.ok
+    ? {
+        kind: "invalid_output",
+        message: `stage ${stage.id}: ${outputs!.ok ? "" : outputs!.reason}`,
+        retryable: false,
+      }
+    : result.error;
+  failAttempt(draft, exec, stage.id, error, 0);
+};
+
+/** Starts every waiting stage whose dependencies completed; skips those behind a failed one. */
+const advance = (draft: Draft, executionId: string) => {
+  for (let progressed = true; progressed; ) {
+    progressed = false;
+    const exec = draft.current(executionId);
+    if (!exec) return;
+    for (const stage of exec.program.stages) {
+      const current = draft.current(executionId);
+      if (!current || current.stages[stage.id]?.status !== "waiting") continue;
+      const dependencies = stage.dependsOn.map((d) => current.stages[d]!);
+      const blocked = stage.dependsOn.find((_, i) => {
+        const s = dependencies[i]!;
+        return s.status === "failed" || s.status === "skipped";
+      });
+      if (blocked) {
+        const reason = `skipped: upstream stage ${blocked} did not complete`;
+        const skipped = draft.setStage(current, stage.id, { status: "skipped", reason });
+        draft.emit.push(
+          StageFailed.create({
+            ...draft.header(skipped, `stage-failed/${stage.id}/skipped`),
+            data: {
+              executionId,
+              stageId: stage.id,
+              attempt: 0,
+              error: { kind: "cancelled", message: reason, retryable: false },
+              willRetry: false,
+            },
+          }),
+        );
+        progressed = true;
+      } else if (dependencies.every((s) => s.status === "completed")) {
+        startStage(draft, current, stage);
+        progressed = true;
+      }
+    }
+  }
+  finishIfDone(draft, executionId);
+};
+
+// ── the processor's transitions ──────────────────────────────────────────────
+
+export type ExecutionInit = Omit<Execution, "stages" | "usage" | "firstFailure">;
+
+/** A new execution: every stage without dependencies starts now. */
+export const startExecution = (
+  state: CoordinatorState,
+  init: ExecutionInit,
+  ctx: TransitionContext,
+): Transition_<CoordinatorState> => {
+  const draft = new Draft(state, ctx);
+  const stages = Object.fromEntries(
+    init.program.stages.map((s) => [s.id, { status: "waiting" } as StageState]),
+  );
+  draft.executions[init.executionId] = {
+    ...init,
+    stages,
+    usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+  };
+  advance(draft, init.executionId);
+  return draft.result();
+};
+
+const runningAttempt = (
+  state: CoordinatorState,
+  data: { executionId: string; stageId: string; stepId: string },
+) => {
+  const exec = state.executions[data.executionId];
+  const stage = exec?.stages[data.stageId];
+  return exec && stage?.status === "running" && stage.stepId === data.stepId ? { exec, stage } : undefined;
+};
+
+const onStepCompleted = (
+  state: CoordinatorState,
+  event: EventOf<"StepCompleted">,
+  ctx: TransitionContext,
+): Transition_<CoordinatorState> => {
+  const found = runningAttempt(state, event.data);
+  if (!found) return { state, emit: [] };
+  const { exec, stage } = found;
+  const draft = new Draft(state, ctx);
+  const definition = stageOf(exec, event.data.stageId);
+  const outputs = checkFields(definition.signature.outputs, event.data.outputs);
+  const withUsage = { ...exec, usage: addUsage(exec.usage, event.data.usage) };
+  draft.executions[exec.executionId] = withUsage;
+  if (!outputs.ok) {
+    const message = `stage ${definition.id} returned invalid outputs: ${outputs.reason}`;
+    failAttempt(
+      draft,
+      withUsage,
+      definition.id,
+      { kind: "invalid_output", message, retryable: true },
+      stage.attempt,
+    );
+    return draft.result();
+  }
+  const healed = recordSuccess(draft.circuitOf(stage.model));
+  draft.circuits[stage.model] = healed.circuit;
+  draft.circuitEvent(stage.model, healed.transition, `probe step ${stage.stepId} succeeded`);
+  completeStage(draft, withUsage, definition.id, outputs.values, stage.attempt);
+  return draft.result();
+};
+
+const onStepFailed = (
+  state: CoordinatorState,
+  event: EventOf<"StepFailed">,
+  ctx: TransitionContext,
+): Transition_<CoordinatorState> => {
+  const found = runningAttempt(state, event.data);
+  if (!found) return { state, emit: [] };
+  const { exec, stage } = found;
+  const draft = new Draft(state, ctx);
+  if (countsAgainstModel(event.data.error.kind)) {
+    const hurt = recordFailure(draft.circuitOf(stage.model), ctx.now, ctx.config.circuit);
+    draft.circuits[stage.model] = hurt.circuit;
+    draft.circuitEvent(stage.model, hurt.transition, `${event.data.error.kind}: ${event.data.error.message}`);
+  }
+  failAttempt(draft, exec, event.data.stageId, event.data.error, stage.attempt);
+  return draft.result();
+};
+
+/** A retry that came due (the tick emitted its StageScheduled): dispatch it. */
+const onStageScheduled = (
+  state: CoordinatorState,
+  event: EventOf<"StageScheduled">,
+  ctx: TransitionContext,
+): Transition_<CoordinatorState> => {
+  const exec = state.executions[event.data.executionId];
+  const stage = exec?.stages[event.data.stageId];
+  if (!exec || stage?.status !== "retrying" || stage.nextAttempt !== event.data.attempt)
+    return { state, emit: [] };
+  const draft = new Draft(state, ctx);
+  dispatch(draft, exec, stageOf(exec, event.data.stageId), event.data.attempt, stage.startedAt);
+  return draft.result();
+};
+
+export const coordinate = (
+  state: CoordinatorState,
+  event: DspexEvent,
+  ctx: TransitionContext,
+): Transition_<CoordinatorState> => {
+  switch (event.type) {
+    case "StepCompleted":
+      return onStepCompleted(state, event, ctx);
+    case "StepFailed":
+      return onStepFailed(state, event, ctx);
+    case "StageScheduled":
+      return onStageScheduled(state, event, ctx);
+    default:
+      return { state, emit: [] };
+  }
+};
+
+/**
+ * Time passing: a running attempt past its deadline gets a `StepFailed{timeout}`, a retry past its
+ * backoff a `StageScheduled`. Both come back as inputs; the tick itself only sets soft marks.
+ */
+export const coordinatorTick = (state: CoordinatorState, now: number): Transition_<CoordinatorState> => {
+  const emit: Envelope[] = [];
+  let executions = state.executions;
+  for (const exec of Object.values(state.executions)) {
+    for (const [stageId, stage] of Object.entries(exec.stages)) {
+      const header = (fact: string, key = exec.executionId) => ({
+        id: derivedId(exec.executionId, fact),
+        stream: `execution-${exec.executionId}`,
+        key,
+        occurredAt: iso(now),
+        correlationId: exec.correlationId,
+        causationId: null,
+      });
+      let marked: StageState | undefined;
+      if (stage.status === "running" && !stage.timeoutSent && now >= stage.deadline) {
+        emit.push(
+          StepFailed.create({
+            ...header(`timeout/${stageId}/${stage.attempt}`),
+            data: {
+              stepId: stage.stepId,
+              executionId: exec.executionId,
+              stageId,
+              attempt: stage.attempt,
+              worker: "coordinator",
+              error: {
+                kind: "timeout",
+                message: `stage ${stageId} attempt ${stage.attempt} got no result within ${exec.policy.stepTimeoutMs} ms`,
+                retryable: true,
+              },
+              latencyMs: exec.policy.stepTimeoutMs,
+            },
+          }),
+        );
+        marked = { ...stage, timeoutSent: true };
+      }
+      if (stage.status === "retrying" && !stage.scheduleSent && now >= stage.notBefore) {
+        emit.push(
+          StageScheduled.create({
+            ...header(`stage-scheduled/${stageId}/${stage.nextAttempt}`),
+            data: {
+              executionId: exec.executionId,
+              stageId,
+              attempt: stage.nextAttempt,
+              notBefore: iso(stage.notBefore),
+            },
+          }),
+        );
+        marked = { ...stage, scheduleSent: true };
+      }
+      if (marked) {
+        const latest = executions[exec.executionId]!;
+        executions = {
+          ...executions,
+          [exec.executionId]: { ...latest, stages: { ...latest.stages, [stageId]: marked } },
+        };
+      }
+    }
+  }
+  return { state: emit.length > 0 ? { ...state, executions } : state, emit };
+};
+
+/** The earliest time the tick has something to do, if any. */
+export const nextDeadline = (state: CoordinatorState): number | undefined => {
+  let next: number | undefined;
+  for (const exec of Object.values(state.executions))
+    for (const stage of Object.values(exec.stages)) {
+      const due =
+        stage.status === "running" && !stage.timeoutSent
+          ? stage.deadline
+          : stage.status === "retrying" && !stage.scheduleSent
+            ? stage.notBefore
+            : undefined;
+      if (due !== undefined && (next === undefined || due < next)) next = due;
+    }
+  return next;
+};
+
+export const coordinatorTopics = [Topics.stepResults, Topics.executions] as const;

@@ -1,0 +1,153 @@
+import type { Envelope } from "../../streams/envelope.ts";
+import {
+  DeadLettered,
+  defaultPolicy,
+  type EventOf,
+  ExecutionRejected,
+  ExecutionStarted,
+} from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
+import type { Position } from "../../streams/log.ts";
+import { Topics } from "../../streams/topics.ts";
+import type { ExecutionInit } from "./coordinator.ts";
+import type { Registry } from "./registry.ts";
+import { checkFields } from "./signature-check.ts";
+
+export interface IntakeConfig {
+  /** Executions in flight at most; a request beyond it is rejected as `saturated`. */
+  maxInFlight: number;
+}
+
+export const defaultIntakeConfig: IntakeConfig = { maxInFlight: 1000 };
+
+export interface IntakeContext {
+  now: number;
+  /** Where the request was read (for its dead letter). */
+  source?: Position;
+  /** The consumer group, named in dead letters. */
+  consumer?: string;
+}
+
+export type IntakeDecision =
+  | { kind: "rejected"; emit: Envelope[] }
+  | { kind: "started"; emit: Envelope[]; execution: ExecutionInit };
+
+export const executionIdOf = (requestId: string): string => derivedId(`request/${requestId}`, "execution");
+
+type Request = EventOf<"ExecutionRequested">;
+
+const rejection = (
+  request: Request,
+  ctx: IntakeContext,
+  code: "invalid" | "unknown_program" | "saturated",
+  reason: string,
+) =>
+  ExecutionRejected.create({
+    id: derivedId(request.id, "rejected"),
+    stream: `request-${request.data.requestId}`,
+    key: request.data.requestId,
+    occurredAt: new Date(ctx.now).toISOString(),
+    correlationId: request.correlationId,
+    causationId: request.id,
+    data: {
+      requestId: request.data.requestId,
+      programId: request.data.programId,
+      code,
+      reason,
+      evaluationId: request.data.evaluationId,
+      exampleId: request.data.exampleId,
+    },
+  });
+
+const deadLetter = (request: Request, ctx: IntakeContext, reason: string) =>
+  DeadLettered.create({
+    id: derivedId(request.id, `dead-letter:${ctx.consumer ?? "intake"}`),
+    stream: `dlq-${Topics.requests}`,
+    key: request.data.requestId,
+    occurredAt: new Date(ctx.now).toISOString(),
+    correlationId: request.correlationId,
+    causationId: request.id,
+    data: {
+      source: {
+        topic: ctx.source?.topic ?? Topics.requests,
+        partition: ctx.source?.partition,
+        offset: ctx.source === undefined ? undefined : String(ctx.source.offset),
+        consumer: ctx.consumer ?? "intake",
+      },
+      reason,
+      original: JSON.stringify(request),
+      encoding: "utf8",
+    },
+  });
+
+/** Accepts a request (→ ExecutionStarted) or rejects it with a reason a caller can act on. */
+export const admitRequest = (
+  registry: Registry,
+  inFlight: number,
+  request: Request,
+  ctx: IntakeContext,
+  config: IntakeConfig = defaultIntakeConfig,
+): IntakeDecision => {
+  const { programId, requestId } = request.data;
+  const entry = registry.programs[programId];
+  if (!entry) {
+    const known = Object.keys(registry.programs).sort().join(", ") || "none";
+    const reason = `unknown program ${programId} (registered: ${known})`;
+    return { kind: "rejected", emit: [rejection(request, ctx, "unknown_program", reason)] };
+  }
+  if (entry.problem !== undefined) {
+    const reason = `program ${programId} cannot run: ${entry.problem}`;
+    return { kind: "rejected", emit: [rejection(request, ctx, "invalid", reason)] };
+  }
+  const inputs = checkFields(entry.definition.inputs, request.data.inputs);
+  if (!inputs.ok) {
+    const reason = `invalid inputs for ${programId}: ${inputs.reason}`;
+    return {
+      kind: "rejected",
+      emit: [rejection(request, ctx, "invalid", reason), deadLetter(request, ctx, reason)],
+    };
+  }
+  if (inFlight >= config.maxInFlight) {
+    const reason = `saturated: ${inFlight} executions in flight, the limit is ${config.maxInFlight}; retry later`;
+    return { kind: "rejected", emit: [rejection(request, ctx, "saturated", reason)] };
+  }
+  const executionId = executionIdOf(requestId);
+  const sessionKey = request.data.sessionId ?? requestId;
+  const started = ExecutionStarted.create({
+    id: derivedId(request.id, "started"),
+    stream: `execution-${executionId}`,
+    key: executionId,
+    occurredAt: new Date(ctx.now).toISOString(),
+    correlationId: request.correlationId,
+    causationId: request.id,
+    data: {
+      executionId,
+      requestId,
+      programId,
+      programVersion: entry.definition.version,
+      sessionId: sessionKey,
+      inputs: inputs.values,
+      levels: entry.levels,
+    },
+  });
+  return {
+    kind: "started",
+    emit: [started],
+    execution: {
+      executionId,
+      requestId,
+      program: entry.definition,
+      sessionKey,
+      inputs: inputs.values,
+      overrides: request.data.overrides,
+      policy: { ...defaultPolicy, ...stripUndefined(request.data.policy) },
+      evaluationId: request.data.evaluationId,
+      exampleId: request.data.exampleId,
+      correlationId: request.correlationId,
+      startedAt: ctx.now,
+    },
+  };
+};
+
+const stripUndefined = <T extends object>(value: T): Partial<T> =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;

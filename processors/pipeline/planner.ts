@@ -1,0 +1,211 @@
+import type {
+  JsonRecord,
+  LmConfig,
+  ProgramDefinition,
+  StageDefinition,
+  VariableDeclaration,
+} from "../../streams/events/index.ts";
+
+export class PlanError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PlanError";
+  }
+}
+
+/** Stage ids grouped by dependency level; throws PlanError on an unknown dependency or a cycle. */
+export const levelsOf = (stages: readonly Pick<StageDefinition, "id" | "dependsOn">[]): string[][] => {
+  const ids = new Set<string>();
+  for (const stage of stages) {
+    if (ids.has(stage.id)) throw new PlanError(`stage ${stage.id} is declared twice`);
+    ids.add(stage.id);
+  }
+  for (const stage of stages)
+    for (const dependency of stage.dependsOn)
+      if (!ids.has(dependency))
+        throw new PlanError(`stage ${stage.id} depends on unknown stage ${dependency}`);
+
+  const levels: string[][] = [];
+  const placed = new Set<string>();
+  while (placed.size < stages.length) {
+    const level = stages
+      .filter((s) => !placed.has(s.id) && s.dependsOn.every((d) => placed.has(d)))
+      .map((s) => s.id);
+    if (level.length === 0) throw new PlanError(`stages form a cycle: ${describeCycle(stages, placed)}`);
+    for (const id of level) placed.add(id);
+    levels.push(level);
+  }
+  return levels;
+};
+
+const describeCycle = (
+  stages: readonly Pick<StageDefinition, "id" | "dependsOn">[],
+  placed: ReadonlySet<string>,
+): string => {
+  const byId = new Map(stages.map((s) => [s.id, s]));
+  const path: string[] = [];
+  let current = stages.find((s) => !placed.has(s.id))!.id;
+  while (!path.includes(current)) {
+    path.push(current);
+    current = byId.get(current)!.dependsOn.find((d) => !placed.has(d))!;
+  }
+  return [...path.slice(path.indexOf(current)), current].join(" → ");
+};
+
+/** Checks what a program's stages refer to; returns the reason it can't run, if any. */
+export const programProblem = (program: ProgramDefinition): string | undefined => {
+  try {
+    levelsOf(program.stages);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  const stages = new Map(program.stages.map((s) => [s.id, s]));
+  for (const [output, source] of Object.entries(program.outputs)) {
+    const [stageId, field] = source.split(".");
+    const stage = stageId ? stages.get(stageId) : undefined;
+    if (!stage || !field) return `output ${output} comes from unknown stage ${stageId}`;
+    if (!stage.signature.outputs.some((f) => f.name === field))
+      return `output ${output} comes from ${source}, which stage ${stageId} doesn't produce`;
+  }
+  for (const stage of program.stages)
+    for (const [field, source] of Object.entries(stage.bindings)) {
+      const [from] = source.split(".");
+      if (from !== "input" && !stage.dependsOn.includes(from!))
+        return `stage ${stage.id} binds ${field} to ${source}, but doesn't depend on ${from}`;
+    }
+  return undefined;
+};
+
+/** A stage's inputs from the program inputs and its dependencies' outputs, following its bindings. */
+export const stageInputs = (
+  stage: StageDefinition,
+  programInputs: JsonRecord,
+  upstream: Readonly<Record<string, JsonRecord>>,
+): JsonRecord => {
+  const pick = (source: string): JsonRecord[string] | undefined => {
+    const dot = source.indexOf(".");
+    const from = source.slice(0, dot);
+    const field = source.slice(dot + 1);
+    return from === "input" ? programInputs[field] : upstream[from]?.[field];
+  };
+  const inputs: JsonRecord = {};
+  for (const { name } of stage.signature.inputs) {
+    const bound = stage.bindings[name];
+    const value = bound
+      ? pick(bound)
+      : (stage.dependsOn.map((d) => upstream[d]?.[name]).find((v) => v !== undefined) ?? programInputs[name]);
+    if (value !== undefined) inputs[name] = value;
+  }
+  return inputs;
+};
+
+/** The program's outputs, from `<stageId>.<field>` sources. */
+export const programOutputs = (
+  program: ProgramDefinition,
+  stageOutputs: Readonly<Record<string, JsonRecord>>,
+): JsonRecord => {
+  const outputs: JsonRecord = {};
+  for (const [name, source] of Object.entries(program.outputs)) {
+    const [stageId, field] = source.split(".") as [string, string];
+    const value = stageOutputs[stageId]?.[field];
+    if (value !== undefined) outputs[name] = value;
+  }
+  return outputs;
+};
+
+// ── variables ────────────────────────────────────────────────────────────────
+
+export interface VariableValue {
+  value: JsonRecord[string];
+  version: number;
+}
+
+/** Registry id of a variable: `<program>.<name>` for program variables, `<program>.<stage>.<name>` for stage ones. */
+export const variableIdOf = (programId: string, name: string, stageId?: string): string =>
+  stageId ? `${programId}.${stageId}.${name}` : `${programId}.${name}`;
+
+export interface ResolvedVariable {
+  id: string;
+  declaration: VariableDeclaration;
+  value: JsonRecord[string];
+  /** The registry version used; 1 is the declared initial value, 0 means the request's override. */
+  version: number;
+}
+
+/**
+ * The variables a stage runs with: stage variables shadow program ones of the same name;
+ * a request override (by full id, `<stage>.<name>` or `<name>`) beats the registry, which beats the initial value.
+ */
+export const resolveVariables = (
+  program: ProgramDefinition,
+  stage: StageDefinition,
+  registry: Readonly<Record<string, VariableValue>>,
+  overrides: JsonRecord,
+): Record<string, ResolvedVariable> => {
+  const resolved: Record<string, ResolvedVariable> = {};
+  const take = (declaration: VariableDeclaration, stageId?: string) => {
+    const id = variableIdOf(program.programId, declaration.name, stageId);
+    const relative = stageId ? `${stageId}.${declaration.name}` : declaration.name;
+    const override = overrides[id] ?? overrides[relative];
+    const known = registry[id];
+    resolved[declaration.name] =
+      override !== undefined
+        ? { id, declaration, value: override, version: 0 }
+        : { id, declaration, value: known?.value ?? declaration.initial, version: known?.version ?? 1 };
+  };
+  for (const declaration of program.variables) take(declaration);
+  for (const declaration of stage.variables) take(declaration, stage.id);
+  return resolved;
+};
+
+const dspyModules = ["Predict", "ChainOfThought", "ReAct"] as const;
+export type DspyModule = (typeof dspyModules)[number];
+
+const asModule = (value: unknown): DspyModule | undefined => dspyModules.find((m) => m === value);
+
+const asNumber = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
+
+/** What a DSPy step runs with, after variables: module, LM config, instructions, demos. */
+export interface StepSettings {
+  module: DspyModule;
+  lm: LmConfig;
+  instructions: string | undefined;
+  demos: JsonRecord[];
+  /** Models to try, in order, when the chosen model's circuit is open. */
+  fallbacks: string[];
+  variableVersions: Record<string, number>;
+}
+
+export const DEFAULT_MODEL = "dspex/test";
+
+export const stepSettings = (
+  stage: StageDefinition,
+  variables: Readonly<Record<string, ResolvedVariable>>,
+): StepSettings => {
+  const value = (name: string) => variables[name]?.value;
+  const config = stage.config;
+  const model = String(value("model") ?? config.model ?? DEFAULT_MODEL);
+  const modelSpec = variables.model?.declaration.spec;
+  const chain =
+    Array.isArray(config.fallbacks) && config.fallbacks.length > 0
+      ? config.fallbacks.map(String)
+      : modelSpec?.kind === "module" || modelSpec?.kind === "choice"
+        ? modelSpec.choices.map(String)
+        : [];
+  const demos = value("demos");
+  const instructions = value("instructions");
+  return {
+    module: asModule(value("module")) ?? asModule(stage.module) ?? "Predict",
+    lm: {
+      model,
+      temperature: asNumber(value("temperature")) ?? asNumber(config.temperature) ?? 0,
+      maxTokens: asNumber(value("maxTokens") ?? value("max_tokens")) ?? asNumber(config.maxTokens) ?? 512,
+    },
+    instructions: typeof instructions === "string" ? instructions : undefined,
+    demos: Array.isArray(demos)
+      ? (demos.filter((d) => typeof d === "object" && d !== null) as JsonRecord[])
+      : [],
+    fallbacks: chain.filter((m) => m !== model),
+    variableVersions: Object.fromEntries(Object.values(variables).map((v) => [v.id, v.version])),
+  };
+};

@@ -1,0 +1,131 @@
+import type { Envelope } from "../../streams/envelope.ts";
+import {
+  type EventOf,
+  type JsonRecord,
+  StepCompleted,
+  type StepError,
+  StepFailed,
+} from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
+import type { EventLog } from "../../streams/log.ts";
+import { appendEvents, consumeEvents } from "../../streams/store.ts";
+import { Topics } from "../../streams/topics.ts";
+import { recentIds } from "../runtime.ts";
+
+export type Step = EventOf<"StepDispatched">["data"];
+
+/** What the executor does with a step: outputs (default: a typed placeholder per field) or an error. */
+export type StepBehaviour = (step: Step) => { outputs?: JsonRecord; error?: StepError; latencyMs?: number };
+
+export interface TestExecutorOptions {
+  group?: string;
+  /** Latency of every step unless the behaviour says otherwise. */
+  latencyMs?: number;
+  behave?: StepBehaviour;
+}
+
+const placeholder = (type: string, name: string, step: Step): JsonRecord[string] => {
+  const literal = /^Literal\[\s*["']([^"']*)["']/.exec(type);
+  if (literal) return literal[1]!;
+  if (type.startsWith("list")) return [];
+  switch (type) {
+    case "int":
+      return 1;
+    case "float":
+    case "probability":
+    case "confidence":
+      return 0.5;
+    case "bool":
+      return true;
+    case "dict":
+      return {};
+    default:
+      return `${name} from ${step.stageId}`;
+  }
+};
+
+/** Typed placeholder outputs: `"<field> from <stage>"` for strings, 1 for ints, [] for lists... */
+export const placeholderOutputs = (step: Step): JsonRecord =>
+  Object.fromEntries(step.signature.outputs.map((f) => [f.name, placeholder(f.type, f.name, step)]));
+
+export const stepResultOf = (
+  dispatched: EventOf<"StepDispatched">,
+  behaviour: ReturnType<StepBehaviour>,
+  latencyMs: number,
+): Envelope => {
+  const step = dispatched.data;
+  const header = {
+    stream: `execution-${step.executionId}`,
+    key: step.executionId,
+    correlationId: dispatched.correlationId,
+    causationId: dispatched.id,
+  };
+  const ref = {
+    stepId: step.stepId,
+    executionId: step.executionId,
+    stageId: step.stageId,
+    attempt: step.attempt,
+    worker: "test-executor",
+  };
+  return behaviour.error
+    ? StepFailed.create({
+        ...header,
+        id: derivedId(dispatched.id, "failed"),
+        data: { ...ref, error: behaviour.error, latencyMs },
+      })
+    : StepCompleted.create({
+        ...header,
+        id: derivedId(dispatched.id, "completed"),
+        data: {
+          ...ref,
+          outputs: behaviour.outputs ?? placeholderOutputs(step),
+          usage: { calls: 1, promptTokens: 10, completionTokens: 5 },
+          latencyMs,
+        },
+      });
+};
+
+/**
+ * Stands in for the Python consumers in tests and benchmarks: answers every StepDispatched,
+ * deterministically. Zero-latency results commit with the step's offset; delayed ones are appended
+ * later, so a stopped executor loses them (as a crashed worker would).
+ */
+export const startTestExecutor = (log: EventLog, options: TestExecutorOptions = {}) => {
+  const seen = recentIds(100_000);
+  const timers = new Set<NodeJS.Timeout>();
+  const steps: Step[] = [];
+  const consumer = consumeEvents(
+    log,
+    { group: options.group ?? "dspex-test-executor", topics: [Topics.steps], maxBatch: 500 },
+    async (batch) => {
+      const now: Envelope[] = [];
+      for (const { event } of batch.events) {
+        if (event.type !== "StepDispatched" || seen.has(event.id)) continue;
+        seen.add(event.id);
+        steps.push(event.data);
+        const behaviour = options.behave?.(event.data) ?? {};
+        const latencyMs = behaviour.latencyMs ?? options.latencyMs ?? 0;
+        const result = stepResultOf(event, behaviour, latencyMs);
+        if (latencyMs <= 0) now.push(result);
+        else {
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            void appendEvents(log, [result]).catch(() => undefined);
+          }, latencyMs);
+          timers.add(timer);
+        }
+      }
+      await batch.commitWith(now);
+    },
+  );
+  return {
+    /** Every step it received, in order. */
+    steps,
+    done: consumer.done,
+    async stop() {
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+      await consumer.stop();
+    },
+  };
+};
