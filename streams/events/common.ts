@@ -6,13 +6,35 @@ export type JsonRecord = z.infer<typeof JsonRecord>;
 
 export const Id = z.string().min(1).max(200);
 
-/** One field of a signature as it travels: the type is a type expression such as `list[str]`. */
+/** Bounds a field's value must keep; which apply depends on the type (see docs/signatures.md). */
+export const FieldConstraints = z.object({
+  /** str: length in characters. */
+  minLength: z.number().int().nonnegative().optional(),
+  maxLength: z.number().int().nonnegative().optional(),
+  /** str: an ECMAScript/Python-compatible regular expression the whole value must match. */
+  pattern: z.string().optional(),
+  /** int, float, probability, confidence: inclusive bounds. */
+  min: z.number().optional(),
+  max: z.number().optional(),
+  /** list: item counts. */
+  minItems: z.number().int().nonnegative().optional(),
+  maxItems: z.number().int().nonnegative().optional(),
+  /** embedding: exact number of dimensions. */
+  dimensions: z.number().int().positive().optional(),
+});
+export type FieldConstraints = z.infer<typeof FieldConstraints>;
+
+/**
+ * One field of a signature as it travels: the type is a type expression such as `list[str]`,
+ * `Literal["a", "b"]` or `probability`; `optional` fields may be absent or null.
+ */
 export const FieldSpec = z.object({
   name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/),
   type: z.string().min(1).default("str"),
   description: z.string().optional(),
   optional: z.boolean().default(false),
   default: z.json().optional(),
+  constraints: FieldConstraints.optional(),
 });
 export type FieldSpec = z.infer<typeof FieldSpec>;
 
