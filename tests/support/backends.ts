@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogConfig } from "../../streams/open.ts";
+import { eventStoreDbBackend } from "./eventstoredb.ts";
 
 /** A backend the contract suite runs against; `skipReason` says why it can't run here, if so. */
 export interface BackendUnderTest {
@@ -33,4 +34,4 @@ export const embeddedBackend: BackendUnderTest = {
 };
 
 /** Every backend the contract suite knows; the Kafka and EventStoreDB backends add themselves here. */
-export const backendsUnderTest: BackendUnderTest[] = [embeddedBackend];
+export const backendsUnderTest: BackendUnderTest[] = [embeddedBackend, eventStoreDbBackend];
