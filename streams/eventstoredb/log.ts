@@ -443,7 +443,7 @@ export class EventStoreDbLog implements EventLog {
         if (error instanceof CheckpointConflictError) return true;
         throw error;
       } finally {
-        await subscription.unsubscribe();
+        await subscription.unsubscribe().catch(() => undefined);
       }
     };
 
@@ -475,7 +475,7 @@ export class EventStoreDbLog implements EventLog {
       });
       subscription.on("error", (error) => subscriber.error(error));
       subscription.on("end", () => subscriber.complete());
-      return () => void subscription.unsubscribe();
+      return () => void subscription.unsubscribe().catch(() => undefined);
     });
   }
 
