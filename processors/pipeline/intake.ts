@@ -1,3 +1,4 @@
+import { executionIdOf } from "../../streams/client.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import {
   DeadLettered,
@@ -18,6 +19,8 @@ export interface IntakeConfig {
   maxInFlight: number;
 }
 
+export { executionIdOf };
+
 export const defaultIntakeConfig: IntakeConfig = { maxInFlight: 1000 };
 
 export interface IntakeContext {
@@ -31,8 +34,6 @@ export interface IntakeContext {
 export type IntakeDecision =
   | { kind: "rejected"; emit: Envelope[] }
   | { kind: "started"; emit: Envelope[]; execution: ExecutionInit };
-
-export const executionIdOf = (requestId: string): string => derivedId(`request/${requestId}`, "execution");
 
 type Request = EventOf<"ExecutionRequested">;
 

@@ -190,7 +190,7 @@ describe("coordinator", () => {
     const emitted = s.when(completed(first, { draft: 7 }));
     expect(only(emitted, "StageFailed").data.error).toEqual({
       kind: "invalid_output",
-      message: "stage first returned invalid outputs: draft must be a string, not number",
+      message: "stage first returned invalid outputs: draft must be a string",
       retryable: true,
     });
     expect(only(emitted, "StepDispatched").data.attempt).toBe(1);

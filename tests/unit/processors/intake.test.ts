@@ -18,10 +18,10 @@ describe("intake", () => {
     expect(types(emitted)).toEqual(["ExecutionRejected", "DeadLettered"]);
     expect(only(emitted, "ExecutionRejected").data).toMatchObject({
       code: "invalid",
-      reason: "invalid inputs for qa: question must be a string, not number",
+      reason: "invalid inputs for qa: question must be a string",
     });
     const letter = only(emitted, "DeadLettered");
-    expect(letter.data.reason).toBe("invalid inputs for qa: question must be a string, not number");
+    expect(letter.data.reason).toBe("invalid inputs for qa: question must be a string");
     expect(JSON.parse(letter.data.original).data.requestId).toBe("r1");
   });
 

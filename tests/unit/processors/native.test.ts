@@ -85,7 +85,7 @@ describe("native stages", () => {
       ok: false,
       error: {
         kind: "invalid_output",
-        message: "score must be a probability between 0 and 1",
+        message: "score must be between 0 and 1",
         retryable: false,
       },
     });

@@ -65,7 +65,7 @@ describe("signature checks", () => {
   it("names the first field at fault", () => {
     expect(checkFields(fields, { question: "q", tags: ["a", 2] })).toEqual({
       ok: false,
-      reason: "tags[1] must be a string, not number",
+      reason: "tags[1] must be a string",
     });
     expect(checkFields(fields, { question: "q", tone: "angry" })).toEqual({
       ok: false,
@@ -73,7 +73,7 @@ describe("signature checks", () => {
     });
     expect(checkFields(fields, { question: "q", k: 1.5 })).toEqual({
       ok: false,
-      reason: "k must be an integer, not number",
+      reason: "k must be an integer",
     });
   });
 });

@@ -1,0 +1,148 @@
+import {
+  filter,
+  firstValueFrom,
+  map,
+  type Observable,
+  type OperatorFunction,
+  timeout as rxTimeout,
+  take,
+} from "rxjs";
+import { decodeRecord, Headers } from "./codec.ts";
+import {
+  type EventOf,
+  type ExecutionPolicy,
+  ExecutionRequested,
+  type JsonRecord,
+  type ProgramDefinition,
+  ProgramRegistered,
+} from "./events/index.ts";
+import { derivedId, newId } from "./ids.ts";
+import type { EventLog, LogRecord } from "./log.ts";
+import { appendEvents } from "./store.ts";
+import { Topics } from "./topics.ts";
+
+/** The execution a request runs as: one per request id, so publishing a request twice runs it once. */
+export const executionIdOf = (requestId: string): string => derivedId(`request/${requestId}`, "execution");
+
+export interface RequestDraft {
+  programId: string;
+  inputs: JsonRecord;
+  /** Default: a new UUID. Reusing one makes the publish idempotent. */
+  requestId?: string;
+  /** The affinity key of every step (a worker keeps the session warm). Default: the request id. */
+  sessionId?: string;
+  overrides?: JsonRecord;
+  policy?: ExecutionPolicy;
+  evaluationId?: string;
+  exampleId?: string;
+}
+
+export type ExecutionResult =
+  | EventOf<"ExecutionCompleted">
+  | EventOf<"ExecutionFailed">
+  | EventOf<"ExecutionRejected">;
+
+export type ExecutionProgress =
+  | EventOf<"ExecutionStarted">
+  | EventOf<"StageScheduled">
+  | EventOf<"StageCompleted">
+  | EventOf<"StageFailed">
+  | EventOf<"StepRerouted">;
+
+const resultTypes = new Set(["ExecutionCompleted", "ExecutionFailed", "ExecutionRejected"]);
+const progressTypes = new Set([
+  "ExecutionStarted",
+  "StageScheduled",
+  "StageCompleted",
+  "StageFailed",
+  "StepRerouted",
+]);
+
+/** Decodes the records of the given types (read from the header first, so others are never parsed). */
+const eventsOf =
+  <E>(types: ReadonlySet<string>, key: string): OperatorFunction<LogRecord, E> =>
+  (records) =>
+    records.pipe(
+      filter((r) => r.key === key && types.has(r.headers[Headers.type] ?? "")),
+      map((r) => decodeRecord(r)),
+      filter((d) => d.ok),
+      map((d) => (d as { ok: true; event: unknown }).event as E),
+    );
+
+export interface ClientOptions {
+  /** Where subscriptions start: `beginning` sees results published before subscribing. */
+  from?: "beginning" | "end";
+}
+
+/** Publishes requests and programs, and follows results, progress and variables on any log backend. */
+export const createClient = (log: EventLog) => {
+  const publish = async (draft: RequestDraft) => {
+    const requestId = draft.requestId ?? newId();
+    const request = ExecutionRequested.create({
+      stream: `request-${requestId}`,
+      key: draft.sessionId ?? requestId,
+      data: {
+        requestId,
+        programId: draft.programId,
+        inputs: draft.inputs,
+        sessionId: draft.sessionId,
+        overrides: draft.overrides ?? {},
+        policy: draft.policy ?? {},
+        evaluationId: draft.evaluationId,
+        exampleId: draft.exampleId,
+      },
+    });
+    await appendEvents(log, [request]);
+    return { requestId, executionId: executionIdOf(requestId), event: request };
+  };
+
+  /** The request's result (completed, failed or rejected); completes after it. */
+  const results$ = (requestId: string, options: ClientOptions = {}): Observable<ExecutionResult> =>
+    log
+      .tail([Topics.results], { from: options.from ?? "beginning" })
+      .pipe(eventsOf<ExecutionResult>(resultTypes, requestId), take(1));
+
+  /** Progress of the request's execution as it happens: started, each stage scheduled, completed or failed. */
+  const progress$ = (requestId: string, options: ClientOptions = {}): Observable<ExecutionProgress> =>
+    log
+      .tail([Topics.executions], { from: options.from ?? "beginning" })
+      .pipe(eventsOf<ExecutionProgress>(progressTypes, executionIdOf(requestId)));
+
+  /** Publishes a request and resolves with its result; rejects after `timeoutMs` without one. */
+  const execute = async (
+    draft: RequestDraft,
+    options: { timeoutMs?: number } = {},
+  ): Promise<ExecutionResult> => {
+    const requestId = draft.requestId ?? newId();
+    // Subscribed before publishing, from the end: nothing is missed and history isn't scanned.
+    const result = firstValueFrom(
+      results$(requestId, { from: "end" }).pipe(rxTimeout({ first: options.timeoutMs ?? 300_000 })),
+    );
+    result.catch(() => undefined);
+    await publish({ ...draft, requestId });
+    return result;
+  };
+
+  const variables$ = (options: ClientOptions = {}): Observable<EventOf<"VariableChanged">> =>
+    log.tail([Topics.variables], { from: options.from ?? "beginning" }).pipe(
+      filter((r) => r.headers[Headers.type] === "VariableChanged"),
+      map((r) => decodeRecord(r)),
+      filter((d) => d.ok),
+      map((d) => (d as { ok: true; event: EventOf<"VariableChanged"> }).event),
+    );
+
+  /** Registers (or re-registers) a program, so the pipeline and workers learn it from the log. */
+  const register = async (program: ProgramDefinition) => {
+    const event = ProgramRegistered.create({
+      stream: `program-${program.programId}`,
+      key: program.programId,
+      data: program,
+    });
+    await appendEvents(log, [event]);
+    return event;
+  };
+
+  return { publish, results$, progress$, execute, variables$, register };
+};
+
+export type Client = ReturnType<typeof createClient>;
