@@ -1,0 +1,296 @@
+import type { EventOf } from "../streams/events/index.ts";
+import {
+  type ProgramDefinition,
+  VariableChanged,
+  VariableChangeRejected,
+  type VariableDeclaration,
+  VariableDeclared,
+  VariableLeaseGranted,
+  VariableLeaseReleased,
+  VariableLeaseRequested,
+} from "../streams/events/variables.ts";
+import { derivedId } from "../streams/ids.ts";
+import { checkDeclaration, jsonEqual, validateValue } from "./variables/types.ts";
+
+/** The variable registry's decisions: commands in, events out; state is folded from those events. */
+
+export interface Lease {
+  leaseId: string;
+  holder: string;
+}
+
+export interface VariableChange {
+  version: number;
+  value: unknown;
+  actor: string;
+  reason: string;
+  at: string;
+  optimizationId?: string;
+}
+
+export interface VariableState {
+  variableId: string;
+  programId?: string;
+  declaration: VariableDeclaration;
+  value: unknown;
+  /** 0 after declaration; each accepted change adds one. */
+  version: number;
+  /** The latest changes, newest last (at most `historyLimit`); the log keeps them all. */
+  history: VariableChange[];
+  rejections: number;
+  lastRejection?: { value: unknown; actor: string; reason: string; at: string };
+  /** The optimizer holding the variable, and the ones waiting, in request order. */
+  lease: Lease | null;
+  queue: Lease[];
+}
+
+export const historyLimit = 100;
+
+export type RegistryCommand =
+  | { type: "declare"; variableId: string; programId?: string; declaration: VariableDeclaration }
+  | { type: "set"; variableId: string; value: unknown; actor: string; reason?: string }
+  | {
+      type: "propose";
+      variableId: string;
+      value: unknown;
+      actor: string;
+      leaseId: string;
+      reason?: string;
+      provenance?: { optimizationId: string; scoreBefore?: number; scoreAfter?: number };
+    }
+  | { type: "requestLease"; variableId: string; leaseId: string; holder: string }
+  | { type: "releaseLease"; variableId: string; leaseId: string };
+
+/** Where the events of a decision come from: a command id makes their ids deterministic. */
+export interface CommandMeta {
+  commandId?: string;
+  occurredAt?: string;
+  correlationId?: string;
+  causationId?: string;
+}
+
+export type RegistryEvent = EventOf<
+  | "VariableDeclared"
+  | "VariableChanged"
+  | "VariableChangeRejected"
+  | "VariableLeaseRequested"
+  | "VariableLeaseGranted"
+  | "VariableLeaseReleased"
+>;
+
+const envelope = (variableId: string, meta: CommandMeta, discriminator: string) => ({
+  stream: `variable-${variableId}`,
+  key: variableId,
+  ...(meta.commandId ? { id: derivedId(meta.commandId, discriminator) } : {}),
+  ...(meta.occurredAt ? { occurredAt: meta.occurredAt } : {}),
+  ...(meta.correlationId ? { correlationId: meta.correlationId } : {}),
+  ...(meta.causationId ? { causationId: meta.causationId } : {}),
+});
+
+const rejected = (variableId: string, value: unknown, actor: string, reason: string, meta: CommandMeta) => [
+  VariableChangeRejected.create({
+    ...envelope(variableId, meta, "rejected"),
+    data: { variableId, value: (value ?? null) as never, actor, reason },
+  }),
+];
+
+/** Why `actor` may not change the variable now, if it may not. */
+const changeRefusal = (state: VariableState, command: RegistryCommand & { type: "set" | "propose" }) => {
+  const { name, spec } = state.declaration;
+  if (spec.kind === "composite")
+    return `${name} is computed from ${spec.dependsOn.join(", ")} and cannot be set`;
+  if (command.type === "propose") {
+    if (!state.lease) return `${name} has no active lease; request one before proposing`;
+    if (state.lease.leaseId !== command.leaseId)
+      return `${name} is leased to ${state.lease.holder} (lease ${state.lease.leaseId}), not lease ${command.leaseId}`;
+  } else if (state.lease && state.lease.holder !== command.actor) {
+    return `${name} is leased to ${state.lease.holder} (lease ${state.lease.leaseId}); wait for its release`;
+  }
+  const check = validateValue(name, spec, command.value);
+  return check.ok ? undefined : check.reason;
+};
+
+/** Decides what a command does to one variable (`state` undefined: not declared yet). */
+export const decide = (
+  state: VariableState | undefined,
+  command: RegistryCommand,
+  meta: CommandMeta = {},
+): RegistryEvent[] => {
+  const { variableId } = command;
+  switch (command.type) {
+    case "declare": {
+      const { declaration } = command;
+      if (state) {
+        if (jsonEqual(state.declaration, declaration)) return [];
+        return rejected(
+          variableId,
+          declaration.initial,
+          "registry",
+          `${variableId} is already declared with a different declaration`,
+          meta,
+        );
+      }
+      const check = checkDeclaration(declaration.name, declaration.spec, declaration.initial);
+      if (!check.ok) return rejected(variableId, declaration.initial, "registry", check.reason, meta);
+      return [
+        VariableDeclared.create({
+          ...envelope(variableId, meta, "declared"),
+          data: { variableId, ...(command.programId ? { programId: command.programId } : {}), declaration },
+        }),
+      ];
+    }
+    case "set":
+    case "propose": {
+      if (!state)
+        return rejected(variableId, command.value, command.actor, `unknown variable "${variableId}"`, meta);
+      const refusal = changeRefusal(state, command);
+      if (refusal) return rejected(variableId, command.value, command.actor, refusal, meta);
+      if (jsonEqual(state.value, command.value)) return [];
+      return [
+        VariableChanged.create({
+          ...envelope(variableId, meta, "changed"),
+          data: {
+            variableId,
+            value: command.value as never,
+            previous: (state.value ?? null) as never,
+            version: state.version + 1,
+            actor: command.actor,
+            reason: command.reason ?? "",
+            ...(command.type === "propose" && command.provenance ? { provenance: command.provenance } : {}),
+          },
+        }),
+      ];
+    }
+    case "requestLease": {
+      if (!state) throw new RegistryError(`unknown variable "${variableId}": declare it before leasing`);
+      const lease = { variableId, leaseId: command.leaseId, holder: command.holder };
+      if (state.lease?.leaseId === lease.leaseId || state.queue.some((l) => l.leaseId === lease.leaseId))
+        return [];
+      const requested = VariableLeaseRequested.create({
+        ...envelope(variableId, meta, "lease-requested"),
+        data: lease,
+      });
+      if (state.lease || state.queue.length > 0) return [requested];
+      return [
+        requested,
+        VariableLeaseGranted.create({ ...envelope(variableId, meta, "lease-granted"), data: lease }),
+      ];
+    }
+    case "releaseLease": {
+      if (!state) return [];
+      const current = state.lease?.leaseId === command.leaseId ? state.lease : undefined;
+      const waiting = state.queue.find((l) => l.leaseId === command.leaseId);
+      const released = current ?? waiting;
+      if (!released) return [];
+      const events: RegistryEvent[] = [
+        VariableLeaseReleased.create({
+          ...envelope(variableId, meta, "lease-released"),
+          data: { variableId, ...released },
+        }),
+      ];
+      const next = current ? state.queue[0] : undefined;
+      if (next)
+        events.push(
+          VariableLeaseGranted.create({
+            ...envelope(variableId, meta, "lease-granted"),
+            data: { variableId, ...next },
+          }),
+        );
+      return events;
+    }
+  }
+};
+
+export class RegistryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RegistryError";
+  }
+}
+
+const withoutLease = (queue: readonly Lease[], leaseId: string) => queue.filter((l) => l.leaseId !== leaseId);
+
+/** Folds one registry event into the variable's state; events of undeclared variables change nothing. */
+export const evolve = (state: VariableState | undefined, event: RegistryEvent): VariableState | undefined => {
+  if (event.type === "VariableDeclared") {
+    if (state) return state;
+    const { variableId, programId, declaration } = event.data;
+    return {
+      variableId,
+      ...(programId ? { programId } : {}),
+      declaration,
+      value: declaration.initial,
+      version: 0,
+      history: [],
+      rejections: 0,
+      lease: null,
+      queue: [],
+    };
+  }
+  if (!state) return state;
+  switch (event.type) {
+    case "VariableChanged": {
+      const { value, version, actor, reason, provenance } = event.data;
+      const change: VariableChange = {
+        version,
+        value,
+        actor,
+        reason,
+        at: event.occurredAt,
+        ...(provenance ? { optimizationId: provenance.optimizationId } : {}),
+      };
+      const history = [...state.history.slice(state.history.length >= historyLimit ? 1 : 0), change];
+      return { ...state, value, version, history };
+    }
+    case "VariableChangeRejected": {
+      const { value, actor, reason } = event.data;
+      return {
+        ...state,
+        rejections: state.rejections + 1,
+        lastRejection: { value, actor, reason, at: event.occurredAt },
+      };
+    }
+    case "VariableLeaseRequested":
+      return {
+        ...state,
+        queue: [...state.queue, { leaseId: event.data.leaseId, holder: event.data.holder }],
+      };
+    case "VariableLeaseGranted":
+      return {
+        ...state,
+        lease: { leaseId: event.data.leaseId, holder: event.data.holder },
+        queue: withoutLease(state.queue, event.data.leaseId),
+      };
+    case "VariableLeaseReleased":
+      return state.lease?.leaseId === event.data.leaseId
+        ? { ...state, lease: null }
+        : { ...state, queue: withoutLease(state.queue, event.data.leaseId) };
+  }
+};
+
+/** Registry ids of a program's variables: `<program>.<name>` and `<program>.<stage>.<name>`. */
+export const programVariables = (
+  program: Pick<ProgramDefinition, "programId" | "variables" | "stages">,
+): { variableId: string; declaration: VariableDeclaration }[] => [
+  ...program.variables.map((declaration) => ({
+    variableId: `${program.programId}.${declaration.name}`,
+    declaration,
+  })),
+  ...program.stages.flatMap((stage) =>
+    stage.variables.map((declaration) => ({
+      variableId: `${program.programId}.${stage.id}.${declaration.name}`,
+      declaration,
+    })),
+  ),
+];
+
+/** The declare commands that put a registered program's variables into the registry. */
+export const declareProgram = (
+  program: Pick<ProgramDefinition, "programId" | "variables" | "stages">,
+): RegistryCommand[] =>
+  programVariables(program).map(({ variableId, declaration }) => ({
+    type: "declare",
+    variableId,
+    programId: program.programId,
+    declaration,
+  }));

@@ -1,0 +1,112 @@
+import type { DspexEvent } from "../streams/events/index.ts";
+import type { Projection } from "./projection.ts";
+
+export interface SessionView {
+  kind: "session";
+  sessionId: string;
+  /** The latest execution ids, newest last (at most `sessionHistoryLimit`). */
+  executions: string[];
+  started: number;
+  completed: number;
+  failed: number;
+  /** Sum of the durations of finished executions. */
+  totalDurationMs: number;
+  firstActivityAt: string;
+  lastActivityAt: string;
+}
+
+/** Which session an execution belongs to: results don't carry the session id. */
+export interface ExecutionLink {
+  kind: "link";
+  sessionId: string;
+}
+
+export type SessionEntity = SessionView | ExecutionLink;
+
+export const sessionHistoryLimit = 50;
+
+const sessionKey = (id: string) => `session/${id}`;
+const linkKey = (executionId: string) => `execution/${executionId}`;
+
+const later = (a: string, b: string) => (Date.parse(a) >= Date.parse(b) ? a : b);
+
+const touch = (view: SessionView, at: string): SessionView => ({
+  ...view,
+  lastActivityAt: later(view.lastActivityAt, at),
+});
+
+/** Per session: its executions, counts, average duration, last activity (for the idle TTL). */
+export const sessionsProjection: Projection<SessionEntity> = {
+  name: "sessions",
+  version: 1,
+  types: ["ExecutionStarted", "ExecutionCompleted", "ExecutionFailed"],
+  keysOf: (event: DspexEvent, get) => {
+    if (event.type === "ExecutionStarted")
+      return [linkKey(event.data.executionId), sessionKey(event.data.sessionId)];
+    if (event.type === "ExecutionCompleted" || event.type === "ExecutionFailed") {
+      const link = get(linkKey(event.data.executionId));
+      return link?.kind === "link" ? [sessionKey(link.sessionId)] : [];
+    }
+    return [];
+  },
+  evolve: (entity, event, key) => {
+    if (event.type === "ExecutionStarted") {
+      const { sessionId, executionId } = event.data;
+      if (key.startsWith("execution/")) return entity ?? { kind: "link", sessionId };
+      const view: SessionView =
+        entity?.kind === "session"
+          ? entity
+          : {
+              kind: "session",
+              sessionId,
+              executions: [],
+              started: 0,
+              completed: 0,
+              failed: 0,
+              totalDurationMs: 0,
+              firstActivityAt: event.occurredAt,
+              lastActivityAt: event.occurredAt,
+            };
+      const executions = [
+        ...view.executions.slice(view.executions.length >= sessionHistoryLimit ? 1 : 0),
+        executionId,
+      ];
+      return touch({ ...view, executions, started: view.started + 1 }, event.occurredAt);
+    }
+    if (
+      (event.type === "ExecutionCompleted" || event.type === "ExecutionFailed") &&
+      entity?.kind === "session"
+    ) {
+      const done =
+        event.type === "ExecutionCompleted"
+          ? { completed: entity.completed + 1 }
+          : { failed: entity.failed + 1 };
+      return touch(
+        { ...entity, ...done, totalDurationMs: entity.totalDurationMs + event.data.durationMs },
+        event.occurredAt,
+      );
+    }
+    return entity;
+  },
+};
+
+export const sessionsOf = (state: ReadonlyMap<string, SessionEntity>): SessionView[] =>
+  [...state.values()].filter((e): e is SessionView => e.kind === "session");
+
+export const averageDurationMs = (session: SessionView): number => {
+  const finished = session.completed + session.failed;
+  return finished === 0 ? 0 : session.totalDurationMs / finished;
+};
+
+/** A session with no activity for `ttlMs` is idle: its worker may drop its warm state. */
+export const isIdle = (session: SessionView, now: number, ttlMs: number): boolean =>
+  now - Date.parse(session.lastActivityAt) >= ttlMs;
+
+export const idleSessions = (
+  state: ReadonlyMap<string, SessionEntity>,
+  now: number,
+  ttlMs: number,
+): string[] =>
+  sessionsOf(state)
+    .filter((s) => isIdle(s, now, ttlMs))
+    .map((s) => s.sessionId);
