@@ -19,7 +19,7 @@ export interface RunnerOptions {
   /** Names the runner's snapshot. */
   name: string;
   log: EventLog;
-  projections: readonly Projection<any>[];
+  projections: readonly Projection<unknown>[];
   snapshots?: SnapshotStore;
   /** Save a snapshot after this many applied events (0: never). */
   snapshotEvery?: number;

@@ -26,7 +26,11 @@ const given = (...commands: RegistryCommand[]) => {
       state = evolve(state, event);
   });
   const when = (command: RegistryCommand) => decide(state, command, { commandId: "when", occurredAt: at });
-  return { state, when, then: (command: RegistryCommand) => when(command).map((e) => [e.type, e.data]) };
+  return {
+    state,
+    when,
+    expectThen: (command: RegistryCommand) => when(command).map((e) => [e.type, e.data]),
+  };
 };
 const declare: RegistryCommand = {
   type: "declare",
@@ -62,8 +66,8 @@ describe("variable registry: declare", () => {
   });
 
   it("ignores a repeated identical declaration and rejects a different one", () => {
-    expect(given(declare).then(declare)).toEqual([]);
-    expect(given(declare).then({ ...declare, declaration: { ...temperature, initial: 1 } })).toEqual([
+    expect(given(declare).expectThen(declare)).toEqual([]);
+    expect(given(declare).expectThen({ ...declare, declaration: { ...temperature, initial: 1 } })).toEqual([
       [
         "VariableChangeRejected",
         {
@@ -77,7 +81,7 @@ describe("variable registry: declare", () => {
   });
 
   it("rejects a declaration whose initial value breaks its own spec", () => {
-    expect(given().then({ ...declare, declaration: { ...temperature, initial: 3 } })).toEqual([
+    expect(given().expectThen({ ...declare, declaration: { ...temperature, initial: 3 } })).toEqual([
       [
         "VariableChangeRejected",
         {
@@ -106,9 +110,9 @@ describe("variable registry: declare", () => {
 
 describe("variable registry: set and propose", () => {
   it("changes the value with the previous value, the next version, the actor and the reason", () => {
-    const { state, then } = given(declare, set(1.2));
+    const { state, expectThen } = given(declare, set(1.2));
     expect(state).toMatchObject({ value: 1.2, version: 1 });
-    expect(then(set(0.4, "bob"))).toEqual([
+    expect(expectThen(set(0.4, "bob"))).toEqual([
       [
         "VariableChanged",
         { variableId: id, value: 0.4, previous: 1.2, version: 2, actor: "bob", reason: "tuning" },
@@ -143,7 +147,7 @@ describe("variable registry: set and propose", () => {
   });
 
   it("rejects changes to an unknown variable and to a composite", () => {
-    expect(given().then(set(1))).toEqual([
+    expect(given().expectThen(set(1))).toEqual([
       [
         "VariableChangeRejected",
         { variableId: id, value: 1, actor: "alice", reason: `unknown variable "${id}"` },
@@ -158,21 +162,21 @@ describe("variable registry: set and propose", () => {
         initial: null,
       },
     };
-    expect(given(composite).then(set(1))[0]![1]).toMatchObject({
+    expect(given(composite).expectThen(set(1))[0]![1]).toMatchObject({
       reason: "budget is computed from a, b and cannot be set",
     });
   });
 
   it("emits nothing when the value is already the current one", () => {
-    expect(given(declare).then(set(0.7))).toEqual([]);
+    expect(given(declare).expectThen(set(0.7))).toEqual([]);
   });
 
   it("lets only the lease holder change a leased variable, and proposals need the active lease", () => {
     const leased = given(declare, lease("L1", "opt-1"));
-    expect(leased.then(set(1, "alice"))[0]![1]).toMatchObject({
+    expect(leased.expectThen(set(1, "alice"))[0]![1]).toMatchObject({
       reason: "temperature is leased to opt-1 (lease L1); wait for its release",
     });
-    expect(leased.then(set(1, "opt-1"))[0]![0]).toBe("VariableChanged");
+    expect(leased.expectThen(set(1, "opt-1"))[0]![0]).toBe("VariableChanged");
     const propose = (leaseId: string): RegistryCommand => ({
       type: "propose",
       variableId: id,
@@ -181,7 +185,7 @@ describe("variable registry: set and propose", () => {
       leaseId,
       provenance: { optimizationId: "o1", scoreBefore: 0.5, scoreAfter: 0.7 },
     });
-    expect(leased.then(propose("L1"))).toEqual([
+    expect(leased.expectThen(propose("L1"))).toEqual([
       [
         "VariableChanged",
         {
@@ -195,10 +199,10 @@ describe("variable registry: set and propose", () => {
         },
       ],
     ]);
-    expect(leased.then(propose("L2"))[0]![1]).toMatchObject({
+    expect(leased.expectThen(propose("L2"))[0]![1]).toMatchObject({
       reason: "temperature is leased to opt-1 (lease L1), not lease L2",
     });
-    expect(given(declare).then(propose("L1"))[0]![1]).toMatchObject({
+    expect(given(declare).expectThen(propose("L1"))[0]![1]).toMatchObject({
       reason: "temperature has no active lease; request one before proposing",
     });
   });
@@ -206,16 +210,16 @@ describe("variable registry: set and propose", () => {
 
 describe("variable registry: leases", () => {
   it("grants a free variable at once", () => {
-    expect(given(declare).then(lease("L1"))).toEqual([
+    expect(given(declare).expectThen(lease("L1"))).toEqual([
       ["VariableLeaseRequested", { variableId: id, leaseId: "L1", holder: "L1" }],
       ["VariableLeaseGranted", { variableId: id, leaseId: "L1", holder: "L1" }],
     ]);
   });
 
   it("queues a second request and grants it when the first releases", () => {
-    const { state, then } = given(declare, lease("L1"), lease("L2"), lease("L3"));
+    const { state, expectThen } = given(declare, lease("L1"), lease("L2"), lease("L3"));
     expect(state).toMatchObject({ lease: { leaseId: "L1" }, queue: [{ leaseId: "L2" }, { leaseId: "L3" }] });
-    expect(then(release("L1"))).toEqual([
+    expect(expectThen(release("L1"))).toEqual([
       ["VariableLeaseReleased", { variableId: id, leaseId: "L1", holder: "L1" }],
       ["VariableLeaseGranted", { variableId: id, leaseId: "L2", holder: "L2" }],
     ]);
@@ -235,9 +239,9 @@ describe("variable registry: leases", () => {
   });
 
   it("ignores repeated requests and releases of unknown leases", () => {
-    expect(given(declare, lease("L1")).then(lease("L1"))).toEqual([]);
-    expect(given(declare, lease("L1"), lease("L2")).then(lease("L2"))).toEqual([]);
-    expect(given(declare).then(release("nope"))).toEqual([]);
+    expect(given(declare, lease("L1")).expectThen(lease("L1"))).toEqual([]);
+    expect(given(declare, lease("L1"), lease("L2")).expectThen(lease("L2"))).toEqual([]);
+    expect(given(declare).expectThen(release("nope"))).toEqual([]);
   });
 
   it("refuses a lease on an undeclared variable", () => {
