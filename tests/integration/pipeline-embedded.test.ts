@@ -1,3 +1,4 @@
+import { filter, lastValueFrom, map, takeWhile, toArray } from "rxjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
@@ -161,16 +162,16 @@ describe.each(backendsUnderTest)("pipeline on the $name log", (backend) => {
   it("streams progress: every stage's completion, in order per execution", async () => {
     const { client } = await setup();
     const { requestId } = await client.publish({ programId: "qa", inputs: { question: "q" } });
-    const stages: string[] = [];
-    await new Promise<void>((done) => {
-      const subscription = client.progress$(requestId).subscribe((event) => {
-        if (event.type === "StageCompleted") stages.push(event.data.stageId);
-        if (event.type === "StageCompleted" && event.data.stageId === "answer") {
-          subscription.unsubscribe();
-          done();
-        }
-      });
-    });
+    const stages = (
+      await lastValueFrom(
+        client.progress$(requestId).pipe(
+          filter((event) => event.type === "StageCompleted"),
+          map((event) => (event.type === "StageCompleted" ? event.data.stageId : "")),
+          takeWhile((stageId) => stageId !== "answer", true),
+          toArray(),
+        ),
+      )
+    ).slice();
     expect(stages.sort()).toEqual(["answer", "classify", "prompt", "retrieve"]);
   });
 
