@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { decide, type RegistryCommand, type VariableState } from "../../../programs/registry.ts";
+import {
+  executionsProjection,
+  memorySnapshotStore,
+  projectionRunner,
+  stateHash,
+  type VariableUpdate,
+  variables$,
+  variablesProjection,
+} from "../../../projections/index.ts";
+import type { EventLog } from "../../../streams/log.ts";
+import { openLog } from "../../../streams/open.ts";
+import { appendEvents } from "../../../streams/store.ts";
+import { embeddedBackend } from "../../support/backends.ts";
+
+const opened: EventLog[] = [];
+const open = async () => {
+  const log = await openLog(embeddedBackend.freshConfig());
+  opened.push(log);
+  return log;
+};
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((l) => l.close()));
+});
+
+/** Runs commands against a private fold of what it decided, appending the events (the registry processor's loop). */
+const execute = async (log: EventLog, commands: RegistryCommand[]) => {
+  const own = projectionRunner({ name: "writer", log, projections: [variablesProjection] });
+  await own.start();
+  for (const command of commands) {
+    await appendEvents(log, decide(own.state<VariableState>("variables").get(command.variableId), command));
+    await own.catchUp();
+  }
+};
+
+const declare = (variableId: string): RegistryCommand => ({
+  type: "declare",
+  variableId,
+  declaration: { name: "k", spec: { kind: "integer", min: 0, max: 100, step: 1 }, initial: 0 },
+});
+const set = (variableId: string, value: number): RegistryCommand => ({
+  type: "set",
+  variableId,
+  value,
+  actor: "t",
+});
+
+describe("projection runner on the embedded log", () => {
+  it("catches up from its checkpoint, snapshots every N events and resumes from the snapshot", async () => {
+    const log = await open();
+    const snapshots = memorySnapshotStore();
+    const options = { name: "vars", log, projections: [variablesProjection], snapshots, snapshotEvery: 3 };
+    const runner = projectionRunner(options);
+    await runner.start();
+    const state = () => runner.state<VariableState>("variables");
+    await execute(log, [declare("a"), declare("b")]);
+    expect(await runner.catchUp()).toBe(2);
+    await execute(log, [set("a", 1), set("b", 2), set("a", 3), set("a", 200)]);
+    expect(await runner.catchUp()).toBe(4);
+    expect(state().get("a")).toMatchObject({ value: 3, version: 2, rejections: 1 });
+    expect(snapshots.saved.map((s) => s.events)).toEqual([3, 6]);
+    expect(await runner.catchUp()).toBe(0);
+
+    const resumed = projectionRunner(options);
+    expect(await resumed.start()).toBe(0);
+    expect(resumed.eventsApplied).toBe(6);
+    expect(stateHash(resumed.state("variables"))).toBe(stateHash(runner.state("variables")));
+  });
+
+  it("rebuilds from scratch to the same state, and ignores a snapshot of another projection version", async () => {
+    const log = await open();
+    const snapshots = memorySnapshotStore();
+    const runner = projectionRunner({
+      name: "r",
+      log,
+      projections: [variablesProjection],
+      snapshots,
+      snapshotEvery: 1,
+    });
+    await runner.start();
+    const state = () => runner.state<VariableState>("variables");
+    await execute(log, [declare("a"), set("a", 5)]);
+    await runner.catchUp();
+    const before = stateHash(runner.state("variables"));
+    expect(await runner.rebuild()).toBe(2);
+    expect(stateHash(runner.state("variables"))).toBe(before);
+
+    const newer = projectionRunner({
+      name: "r",
+      log,
+      projections: [{ ...variablesProjection, version: 2 }],
+      snapshots,
+    });
+    expect(await newer.start()).toBe(2);
+    expect(stateHash(newer.state("variables"))).toBe(before);
+  });
+
+  it("skips records that are not valid events and reports them", async () => {
+    const log = await open();
+    const invalid: string[] = [];
+    const runner = projectionRunner({
+      name: "r",
+      log,
+      projections: [variablesProjection, executionsProjection],
+      onInvalid: (_, reason) => invalid.push(reason),
+    });
+    await log.append([{ topic: "dspex.variables", key: "x", value: "not json" }]);
+    await appendEvents(log, decide(undefined, declare("a")));
+    expect(await runner.start()).toBe(1);
+    expect(invalid).toEqual([expect.stringContaining("value is not JSON")]);
+    expect(runner.state("variables").has("a")).toBe(true);
+  });
+
+  it("publishes variable changes on variables$ while following the log", async () => {
+    const log = await open();
+    const runner = projectionRunner({ name: "r", log, projections: [variablesProjection] });
+    await runner.start();
+    const updates: VariableUpdate[] = [];
+    const subscription = variables$(runner).subscribe((u) => updates.push(u));
+    const following = runner.follow();
+    const state = () => runner.state<VariableState>("variables");
+    await execute(log, [declare("a")]);
+    await new Promise((done) => setTimeout(done, 100));
+    await execute(log, [set("a", 7)]);
+    await new Promise((done) => setTimeout(done, 100));
+    following.unsubscribe();
+    subscription.unsubscribe();
+    expect(updates.map((u) => [u.variableId, u.event.type, u.state?.value])).toEqual([
+      ["a", "VariableDeclared", 0],
+      ["a", "VariableChanged", 7],
+    ]);
+  });
+});
