@@ -53,12 +53,15 @@ describe("projection runner on the embedded log", () => {
     const options = { name: "vars", log, projections: [variablesProjection], snapshots, snapshotEvery: 3 };
     const runner = projectionRunner(options);
     await runner.start();
-    const state = () => runner.state<VariableState>("variables");
     await execute(log, [declare("a"), declare("b")]);
     expect(await runner.catchUp()).toBe(2);
     await execute(log, [set("a", 1), set("b", 2), set("a", 3), set("a", 200)]);
     expect(await runner.catchUp()).toBe(4);
-    expect(state().get("a")).toMatchObject({ value: 3, version: 2, rejections: 1 });
+    expect(runner.state<VariableState>("variables").get("a")).toMatchObject({
+      value: 3,
+      version: 2,
+      rejections: 1,
+    });
     expect(snapshots.saved.map((s) => s.events)).toEqual([3, 6]);
     expect(await runner.catchUp()).toBe(0);
 
@@ -79,7 +82,6 @@ describe("projection runner on the embedded log", () => {
       snapshotEvery: 1,
     });
     await runner.start();
-    const state = () => runner.state<VariableState>("variables");
     await execute(log, [declare("a"), set("a", 5)]);
     await runner.catchUp();
     const before = stateHash(runner.state("variables"));
@@ -119,7 +121,6 @@ describe("projection runner on the embedded log", () => {
     const updates: VariableUpdate[] = [];
     const subscription = variables$(runner).subscribe((u) => updates.push(u));
     const following = runner.follow();
-    const state = () => runner.state<VariableState>("variables");
     await execute(log, [declare("a")]);
     await new Promise((done) => setTimeout(done, 100));
     await execute(log, [set("a", 7)]);
