@@ -1,0 +1,4 @@
+export * from "./builder.ts";
+export * from "./registry.ts";
+export * from "./signatures/index.ts";
+export * from "./variables/index.ts";
