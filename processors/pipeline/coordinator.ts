@@ -380,7 +380,7 @@ const dispatch = (
   attempt: number,
   startedAt: number,
 ) => {
-  const { now, variables, config } = draft.ctx;
+  const { now, variables } = draft.ctx;
   const resolved = resolveVariables(exec.program, stage, variables, exec.overrides);
   const settings = stepSettings(stage, resolved);
   const stepId = stepIdOf(exec.executionId, stage.id, attempt);
@@ -480,7 +480,7 @@ const advance = (draft: Draft, executionId: string) => {
     if (!exec) return;
     for (const stage of exec.program.stages) {
       const current = draft.current(executionId);
-      if (!current || current.stages[stage.id]?.status !== "waiting") continue;
+      if (current?.stages[stage.id]?.status !== "waiting") continue;
       const dependencies = stage.dependsOn.map((d) => current.stages[d]!);
       const blocked = stage.dependsOn.find((_, i) => {
         const s = dependencies[i]!;

@@ -40,9 +40,9 @@ const qa = program(
   { answer: "answer.answer", topic: "classify.topic" },
 );
 
-/** A log whose pipeline consumer dies before its `crashAt`-th commit: nothing of that batch is written. */
-const crashingLog = (log: EventLog, group: string, crashAt: number): EventLog => {
-  let commits = 0;
+/** A log whose `group` consumer dies before the first commit that would write a result: nothing of that batch is written. */
+const crashingLog = (log: EventLog, group: string): EventLog => {
+  let crashed = false;
   return new Proxy(log, {
     get(target, property, receiver) {
       if (property !== "consume") return Reflect.get(target, property, receiver);
@@ -54,7 +54,13 @@ const crashingLog = (log: EventLog, group: string, crashAt: number): EventLog =>
               : {
                   ...batch,
                   commitWith: async (outputs) => {
-                    if (++commits === crashAt) throw new Error("simulated crash before commit");
+                    const writesResult = outputs.some(
+                      (o) => o.headers?.["dspex-type"] === "ExecutionCompleted",
+                    );
+                    if (writesResult && !crashed) {
+                      crashed = true;
+                      throw new Error("simulated crash before commit");
+                    }
                     return batch.commitWith(outputs);
                   },
                 },
@@ -214,7 +220,7 @@ describe.each(backendsUnderTest)("pipeline on the $name log", (backend) => {
     await client.register(qa);
     const executor = startTestExecutor(log);
     cleanups.push(() => executor.stop());
-    const crashing = startPipeline(crashingLog(log, "dspex-pipeline", 4));
+    const crashing = startPipeline(crashingLog(log, "dspex-pipeline"));
     const requests = await Promise.all(
       Array.from({ length: 5 }, (_, i) => client.publish({ programId: "qa", inputs: { question: `q${i}` } })),
     );
