@@ -1,8 +1,9 @@
 /** `npm run bench` runs every suite; `npm run bench -- <suite> [...]` runs the named ones. */
 import { logSuite } from "./log.ts";
+import { pipelineSuite } from "./pipeline.ts";
 import { figures, type Suite } from "./report.ts";
 
-const suites: Suite[] = [logSuite];
+const suites: Suite[] = [logSuite, pipelineSuite];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !suites.some((s) => s.name === name));

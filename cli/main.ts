@@ -2,6 +2,9 @@
 import { Command } from "commander";
 import { demoCommand } from "./commands/demo.ts";
 import { doctorCommand } from "./commands/doctor.ts";
+import { publishCommand } from "./commands/publish.ts";
+import { statusCommand } from "./commands/status.ts";
+import { tailCommand } from "./commands/tail.ts";
 
 // `dspex tail | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -15,5 +18,8 @@ const program = new Command("dspex")
 
 program.addCommand(demoCommand);
 program.addCommand(doctorCommand);
+program.addCommand(publishCommand);
+program.addCommand(tailCommand);
+program.addCommand(statusCommand);
 
 await program.parseAsync(process.argv);
