@@ -1,0 +1,144 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { signature } from "../programs/signatures/signature.ts";
+import { executionsProjection, projectionRunner, variablesProjection } from "../projections/index.ts";
+import { encodeEvent } from "../streams/codec.ts";
+import { openEmbeddedLog } from "../streams/embedded/log.ts";
+import {
+  ExecutionStarted,
+  StageCompleted,
+  VariableChanged,
+  VariableDeclared,
+} from "../streams/events/index.ts";
+import type { AppendRecord } from "../streams/log.ts";
+import { percentile, report, type Suite, seconds } from "./report.ts";
+
+const SIGNATURE =
+  "question: str(min_length=1, max_length=500), context: list[str](max_items=10), k: int(min=1, max=20) = 5 -> " +
+  "answer: str, label: Literal['yes', 'no'], p: probability";
+const REPLAY_EVENTS = Number(process.env.DSPEX_BENCH_REPLAY_EVENTS ?? 1_000_000);
+
+const signatureLatency = () => {
+  const inputs = {
+    question: "What is the capital of France?",
+    context: ["Paris is in France.", "Lyon too."],
+  };
+  const samples: number[] = [];
+  for (let i = 0; i < 50_000; i++) {
+    const start = process.hrtime.bigint();
+    const result = signature(SIGNATURE).validateInputs(inputs);
+    samples.push(Number(process.hrtime.bigint() - start) / 1000);
+    if (!result.ok) throw new Error(result.message);
+  }
+  const warm = samples.slice(5_000).sort((a, b) => a - b);
+  report("programs", "signature.parse_validate.p50", percentile(warm, 50), "µs");
+  report("programs", "signature.parse_validate.p99", percentile(warm, 99), "µs");
+  const cold: number[] = [];
+  for (let i = 0; i < 2_000; i++) {
+    const start = process.hrtime.bigint();
+    signature(`${SIGNATURE}, extra${i}: float`);
+    cold.push(Number(process.hrtime.bigint() - start) / 1000);
+  }
+  cold.sort((a, b) => a - b);
+  report("programs", "signature.parse_uncached.p50", percentile(cold, 50), "µs");
+  report("programs", "signature.parse_uncached.p99", percentile(cold, 99), "µs");
+};
+
+/** Records made from one validated event per type, with ids and values varied (creating 1M through zod is slow). */
+const replayRecords = (count: number): AppendRecord[][] => {
+  const at = "2026-01-01T00:00:00.000Z";
+  const templates = [
+    VariableDeclared.create({
+      stream: "variable-v",
+      key: "v",
+      occurredAt: at,
+      data: {
+        variableId: "v",
+        declaration: { name: "t", spec: { kind: "float", min: 0, max: 2 }, initial: 1 },
+      },
+    }),
+    VariableChanged.create({
+      stream: "variable-v",
+      key: "v",
+      occurredAt: at,
+      data: { variableId: "v", value: 1, previous: 1, version: 1, actor: "bench", reason: "" },
+    }),
+    ExecutionStarted.create({
+      stream: "execution-e",
+      key: "e",
+      occurredAt: at,
+      data: {
+        executionId: "e",
+        requestId: "r",
+        programId: "qa",
+        programVersion: 1,
+        sessionId: "s",
+        inputs: {},
+        levels: [["a"]],
+      },
+    }),
+    StageCompleted.create({
+      stream: "execution-e",
+      key: "e",
+      occurredAt: at,
+      data: { executionId: "e", stageId: "a", attempt: 0, outputs: { answer: "Paris" }, durationMs: 12 },
+    }),
+  ].map((event) => encodeEvent(event));
+  const batches: AppendRecord[][] = [];
+  let batch: AppendRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const variable = `v${i % 1000}`;
+    const execution = `e${Math.floor(i / 4)}`;
+    const kind = i < 1000 ? 0 : i % 2 === 0 ? 1 : i % 4 === 1 ? 2 : 3;
+    const template = templates[kind]!;
+    const key = kind <= 1 ? variable : execution;
+    const id = `00000000-0000-4000-8000-${i.toString(16).padStart(12, "0")}`;
+    const value = (template.value as string)
+      .replace(/"id":"[^"]+"/, `"id":"${id}"`)
+      .replaceAll(kind <= 1 ? '"v"' : '"e"', `"${key}"`)
+      .replace('"version":1', `"version":${i}`);
+    batch.push({ ...template, key, value, headers: { ...template.headers, "dspex-id": id } });
+    if (batch.length === 5000) {
+      batches.push(batch);
+      batch = [];
+    }
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+};
+
+const replayThroughput = async () => {
+  const folder = mkdtempSync(join(tmpdir(), "dspex-bench-programs-"));
+  const log = openEmbeddedLog({ path: join(folder, "log.db") });
+  try {
+    for (const batch of replayRecords(REPLAY_EVENTS)) await log.append(batch);
+    for (const decode of ["trusted", "validated"] as const) {
+      const runner = projectionRunner({
+        name: "bench",
+        log,
+        projections: [variablesProjection, executionsProjection],
+        decode,
+      });
+      const start = process.hrtime.bigint();
+      const applied = await runner.rebuild();
+      const rate = applied / seconds(start);
+      if (applied !== REPLAY_EVENTS) throw new Error(`replayed ${applied} of ${REPLAY_EVENTS} events`);
+      report("programs", `replay.variables+executions.${decode}`, rate, "events/s");
+    }
+  } finally {
+    await log.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+};
+
+export const programsSuite: Suite = {
+  name: "programs",
+  description: `signature parse+validate latency; replay of the variables+executions projections over ${REPLAY_EVENTS} events`,
+  async run() {
+    signatureLatency();
+    await replayThroughput();
+  },
+};
+
+if (import.meta.url === `file://${process.argv[1]}`) await programsSuite.run();
