@@ -83,23 +83,34 @@ const toBuffer = (value: Uint8Array | string): Buffer =>
     ? Buffer.from(value, "utf8")
     : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 
-interface RecordRow {
-  offset: number;
-  key: string;
-  value: Buffer;
-  headers: string | null;
-  ts: number;
-}
+type RecordRow = [offset: number, key: string, value: Buffer, headers: string | null, ts: number];
 
-const toRecord = (topic: string, partition: number, row: RecordRow): LogRecord => ({
-  topic,
-  partition,
-  offset: row.offset,
-  key: row.key,
-  value: row.value,
-  headers: row.headers ? JSON.parse(row.headers) : {},
-  timestamp: row.ts,
-});
+const noHeaders: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** A stored record; its headers are parsed only when read (replays rarely need them). */
+class StoredRecord implements LogRecord {
+  private parsedHeaders: Record<string, string> | undefined;
+  readonly offset: number;
+  readonly key: string;
+  readonly value: Buffer;
+  readonly timestamp: number;
+  private readonly rawHeaders: string | null;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    row: RecordRow,
+  ) {
+    [this.offset, this.key, this.value, this.rawHeaders, this.timestamp] = row;
+  }
+
+  get headers(): Record<string, string> {
+    if (this.parsedHeaders === undefined) {
+      this.parsedHeaders = this.rawHeaders === null ? noHeaders : JSON.parse(this.rawHeaders);
+    }
+    return this.parsedHeaders!;
+  }
+}
 
 interface PartitionTable {
   insert: Database.Statement;
@@ -201,9 +212,11 @@ export class EmbeddedLog implements EventLog {
     this.db.exec(partitionTableSql(name));
     const table: PartitionTable = {
       insert: this.db.prepare(`INSERT INTO ${name} (offset, key, value, headers, ts) VALUES (?, ?, ?, ?, ?)`),
-      readFrom: this.db.prepare(
-        `SELECT offset, key, value, headers, ts FROM ${name} WHERE offset >= ? ORDER BY offset LIMIT ?`,
-      ),
+      readFrom: this.db
+        .prepare(
+          `SELECT offset, key, value, headers, ts FROM ${name} WHERE offset >= ? ORDER BY offset LIMIT ?`,
+        )
+        .raw(),
       head: this.db.prepare(`SELECT coalesce(max(offset) + 1, 0) AS head FROM ${name}`).pluck(),
     };
     this.tables.set(id, table);
@@ -213,8 +226,8 @@ export class EmbeddedLog implements EventLog {
   private readFrom(tp: TopicPartition, fromOffset: number, limit: number): LogRecord[] {
     const table = this.tableOf(tp, false);
     if (!table) return [];
-    return (table.readFrom.all(fromOffset, limit) as RecordRow[]).map((row) =>
-      toRecord(tp.topic, tp.partition, row),
+    return (table.readFrom.all(fromOffset, limit) as RecordRow[]).map(
+      (row) => new StoredRecord(tp.topic, tp.partition, row),
     );
   }
   private sql<K extends keyof EmbeddedLog["stmt"]>(name: K): ReturnType<EmbeddedLog["stmt"][K]> {
