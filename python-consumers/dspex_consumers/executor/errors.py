@@ -1,0 +1,77 @@
+"""Exceptions → the wire's StepError {kind, message, retryable}. Messages never carry secrets."""
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import litellm.exceptions as llm
+from dspy.utils.exceptions import AdapterParseError
+
+from ..lms.offline import OfflineModelMissing
+from .tools import UnknownTool
+from .types import UnknownType
+
+MAX_MESSAGE = 2000
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)$", re.I)
+_KEY_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|AIza[A-Za-z0-9_\-]{20,}|(?:xox|ghp|gho)[A-Za-z0-9_\-]{10,})")
+
+
+class StepTimeout(TimeoutError):
+    pass
+
+
+class BadStep(ValueError):
+    """The step itself cannot run (missing inputs, bad signature...): retrying will not help."""
+
+
+class InvalidOutput(ValueError):
+    """The LM's answer parsed but breaks the signature's types or constraints."""
+
+
+@dataclass(frozen=True)
+class StepError:
+    kind: str
+    message: str
+    retryable: bool
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "retryable": self.retryable}
+
+
+def classify(error: BaseException, deterministic: bool = False) -> StepError:
+    """`deterministic`: the same prompt gives the same answer (temperature 0), so a parse retry is futile."""
+    kind, retryable = _kind_of(error, deterministic)
+    return StepError(kind, redact(f"{type(error).__name__}: {error}")[:MAX_MESSAGE], retryable)
+
+
+def _kind_of(error: BaseException, deterministic: bool) -> tuple[str, bool]:
+    match error:
+        case StepTimeout() | llm.Timeout():
+            return "timeout", True
+        case llm.RateLimitError():
+            return "rate_limit", True
+        case AdapterParseError():
+            return "parse", not deterministic
+        case InvalidOutput():
+            return "invalid_output", not deterministic
+        case llm.AuthenticationError() | llm.PermissionDeniedError() | llm.BudgetExceededError() | OfflineModelMissing():
+            return "lm_error", False
+        case (
+            llm.BadRequestError() | llm.NotFoundError() | llm.UnprocessableEntityError()
+            | BadStep() | UnknownTool() | UnknownType()
+        ):
+            return "bad_request", False
+        case llm.APIError() | llm.APIConnectionError() | llm.ServiceUnavailableError() | llm.InternalServerError():
+            return "lm_error", True
+        case llm.OpenAIError() | ConnectionError():
+            return "lm_error", True
+    return "internal", False
+
+
+def redact(message: str) -> str:
+    """Removes the values of secret-looking environment variables and key-shaped strings."""
+    for name, value in os.environ.items():
+        if _SECRET_NAME.search(name) and len(value) >= 8:
+            message = message.replace(value, "***")
+    return _KEY_SHAPES.sub("***", message)

@@ -1,0 +1,158 @@
+"""execute_step: one StepDispatched `data` → the outputs, usage, latency and trace, or a classified error."""
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+
+from ..lms import lm_for
+from ..lms.test_lm import Rule
+from .errors import BadStep, InvalidOutput, StepError, StepTimeout, classify
+from .jsonsafe import to_json
+from .outputs import problems_in
+from .signature import build_signature
+from .tools import ToolContext, tools_for
+
+# The wire's defaults (streams/events/steps.ts), for steps that were not parsed by zod.
+STEP_DEFAULTS: dict[str, Any] = {"demos": [], "tools": [], "maxIters": 5, "variableVersions": {}}
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """What the consumer (not the step) decides: test-LM rules, registered corpora."""
+
+    test_answers: Sequence[Rule] = ()
+    corpora: Mapping[str, Sequence[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    latency_ms: float
+    outputs: dict[str, Any] | None = None
+    usage: dict[str, int] = field(default_factory=lambda: {"calls": 0, "promptTokens": 0, "completionTokens": 0})
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    error: StepError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def build_module(step: dict[str, Any], signature: type[dspy.Signature], settings: ExecutorSettings) -> dspy.Module:
+    match step["module"]:
+        case "Predict":
+            return dspy.Predict(signature)
+        case "ChainOfThought":
+            return dspy.ChainOfThought(signature)
+        case "ReAct":
+            tools = tools_for(step["tools"], ToolContext(step["inputs"], settings.corpora))
+            return dspy.ReAct(signature, tools=tools, max_iters=step["maxIters"])
+    raise BadStep(f"unknown module {step['module']!r}")
+
+
+def apply_demos(module: dspy.Module, demos: Sequence[Mapping[str, Any]], signature: type[dspy.Signature]) -> None:
+    """Demos go to every predictor that answers the step's own output fields (ReAct: its extractor)."""
+    if not demos:
+        return
+    examples = [dspy.Example(**demo).with_inputs(*[k for k in demo if k in signature.input_fields]) for demo in demos]
+    wanted = set(signature.output_fields)
+    for _, predictor in module.named_predictors():
+        if wanted <= set(predictor.signature.output_fields):
+            predictor.demos = list(examples)
+
+
+def trace_of(raw: Sequence[tuple[Any, dict[str, Any], Any]], module: dspy.Module) -> list[dict[str, Any]]:
+    names = {id(predictor): name for name, predictor in module.named_predictors()}
+    return [
+        {"predictor": names.get(id(predictor), type(predictor).__name__), "inputs": to_json(inputs), "outputs": to_json(outputs)}
+        for predictor, inputs, outputs in raw
+    ]
+
+
+def usage_of(history: Sequence[dict[str, Any]]) -> dict[str, int]:
+    def total(key: str) -> int:
+        return sum(int((entry.get("usage") or {}).get(key) or 0) for entry in history)
+
+    return {"calls": len(history), "promptTokens": total("prompt_tokens"), "completionTokens": total("completion_tokens")}
+
+
+def _with_defaults(step: dict[str, Any]) -> dict[str, Any]:
+    return {**STEP_DEFAULTS, **step}
+
+
+def _inputs_for(step: dict[str, Any], signature: type[dspy.Signature]) -> dict[str, Any]:
+    fields = {f["name"]: f for f in step["signature"]["inputs"]}
+    inputs = {}
+    for name in signature.input_fields:
+        spec = fields[name]
+        if name in step["inputs"] and step["inputs"][name] is not None:
+            inputs[name] = step["inputs"][name]
+        elif "default" in spec:
+            inputs[name] = spec["default"]
+        elif spec.get("optional", False):
+            inputs[name] = None
+        else:
+            raise BadStep(f"input {name!r} is required")
+    return inputs
+
+
+def execute_step(step: dict[str, Any], settings: ExecutorSettings = ExecutorSettings()) -> StepOutcome:
+    """Runs the step, never raising: every failure becomes a classified StepError."""
+    started = time.perf_counter()
+    step = _with_defaults(step)
+    deterministic = float(step.get("lm", {}).get("temperature", 0)) == 0
+    history: list[dict[str, Any]] = []
+    try:
+        outputs, trace = _run_with_deadline(step, settings, history)
+        return StepOutcome(_ms_since(started), outputs=outputs, usage=usage_of(history), trace=trace)
+    except Exception as error:  # noqa: BLE001 (the worker must survive anything a step does)
+        return StepOutcome(_ms_since(started), usage=usage_of(history), error=classify(error, deterministic))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _run_with_deadline(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]]):
+    """The step runs on its own thread; past `timeoutMs` we report a timeout and leave the thread behind."""
+    timeout_s = step["timeoutMs"] / 1000
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"step-{step['stepId']}")
+    future = pool.submit(_run, step, settings, history, timeout_s)
+    pool.shutdown(wait=False)
+    try:
+        return future.result(timeout=timeout_s)
+    except concurrent.futures.TimeoutError as error:
+        raise StepTimeout(f"step {step['stepId']} ran past its {step['timeoutMs']} ms") from error
+
+
+_SIGNATURE_LOCK = threading.Lock()  # pydantic model creation in dspy.Signature is not reentrant-safe
+
+
+def _run(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], timeout_s: float):
+    try:
+        with _SIGNATURE_LOCK:
+            signature = build_signature(step["signature"])
+    except (ValueError, TypeError, KeyError) as error:
+        raise BadStep(f"bad signature: {error}") from error
+    module = build_module(step, signature, settings)
+    apply_demos(module, step["demos"], signature)
+    inputs = _inputs_for(step, signature)
+    choice = lm_for(step["lm"], settings.test_answers, timeout_s)
+    context: dict[str, Any] = {"lm": choice.lm, "trace": []}
+    if choice.adapter is not None:
+        context["adapter"] = choice.adapter
+    try:
+        with dspy.context(**context):
+            prediction = module(**inputs)
+            raw_trace = list(dspy.settings.trace)
+    finally:
+        history.extend(choice.lm.history)
+    outputs = {name: to_json(prediction.get(name)) for name in signature.output_fields}
+    problems = problems_in(outputs, step["signature"]["outputs"])
+    if problems:
+        raise InvalidOutput("; ".join(problems))
+    return outputs, trace_of(raw_trace, module)

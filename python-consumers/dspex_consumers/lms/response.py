@@ -1,0 +1,21 @@
+"""An OpenAI-chat-completion-shaped response, the form dspy.BaseLM.forward must return."""
+
+from types import SimpleNamespace
+from typing import Any
+
+
+def chat_completion(model: str, text: str, prompt_tokens: int, completion_tokens: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        model=model,
+        choices=[SimpleNamespace(index=0, finish_reason="stop", message=SimpleNamespace(role="assistant", content=text))],
+        usage={
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    )
+
+
+def rough_tokens(messages: list[dict[str, Any]]) -> int:
+    """About four characters a token: the test LM's deterministic stand-in for a tokenizer."""
+    return sum(len(str(message.get("content", ""))) for message in messages) // 4 + 1

@@ -1,0 +1,1 @@
+"""The wire format shared with the TypeScript side: ids, envelopes, JSON Schemas."""

@@ -1,0 +1,67 @@
+"""The events a consumer writes: StepStarted / StepCompleted / StepFailed and DeadLettered envelopes."""
+
+import base64
+from datetime import datetime, timezone
+from typing import Any
+
+from .ids import derived_id
+
+STEP_RESULTS_TOPIC = "dspex.step-results"
+DLQ_TOPIC = "dspex.dlq"
+STEPS_TOPIC = "dspex.steps"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def step_ref(step: dict[str, Any], worker: str) -> dict[str, Any]:
+    return {
+        "stepId": step["stepId"],
+        "executionId": step["executionId"],
+        "stageId": step["stageId"],
+        "attempt": step["attempt"],
+        "worker": worker,
+    }
+
+
+def step_result_event(dispatched: dict[str, Any], event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A result of `dispatched`; its id derives from the dispatch id, as processors/pipeline/test-executor.ts."""
+    step = dispatched["data"]
+    discriminator = {"StepStarted": "started", "StepCompleted": "completed", "StepFailed": "failed"}[event_type]
+    return {
+        "id": derived_id(dispatched["id"], discriminator),
+        "type": event_type,
+        "schemaVersion": 1,
+        "stream": f"execution-{step['executionId']}",
+        "key": step["executionId"],
+        "occurredAt": now_iso(),
+        "correlationId": dispatched["correlationId"],
+        "causationId": dispatched["id"],
+        "data": data,
+    }
+
+
+def dead_letter_event(original: bytes, reason: str, topic: str, partition: int, offset: int, consumer: str, key: str) -> dict[str, Any]:
+    """The dead letter of a record that could not be used, built like `deadLetterOf` in streams/store.ts."""
+    try:
+        text, encoding = original.decode("utf-8"), "utf8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(original).decode("ascii"), "base64"
+    source_id = f"{topic}/{partition}/{offset}"
+    return {
+        "id": derived_id(source_id, f"dead-letter:{consumer}"),
+        "type": "DeadLettered",
+        "schemaVersion": 1,
+        "stream": f"dlq-{topic}",
+        "key": key or source_id,
+        "occurredAt": now_iso(),
+        "correlationId": source_id,
+        "causationId": None,
+        "data": {
+            "source": {"topic": topic, "partition": partition, "offset": str(offset), "consumer": consumer},
+            "reason": reason,
+            "original": text,
+            "encoding": encoding,
+        },
+    }
