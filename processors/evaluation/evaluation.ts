@@ -1,0 +1,218 @@
+import { causedBy, type Envelope } from "../../streams/envelope.ts";
+import {
+  type DspexEvent,
+  EvaluationCompleted,
+  type EventOf,
+  ExecutionRequested,
+  type JsonRecord,
+} from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
+import { Topics } from "../../streams/topics.ts";
+import type { Output, Processor, ProcessorContext } from "../runtime.ts";
+import type { MetricRegistry } from "./metrics.ts";
+import { meanScore } from "./port.ts";
+
+type Request = EventOf<"EvaluationRequested">;
+
+interface ExampleResult {
+  exampleId: string;
+  score: number;
+  outputs?: JsonRecord;
+  error?: string;
+}
+
+/** One evaluation in flight: which examples were sent, which came back. */
+export interface RunningEvaluation {
+  request: Request;
+  /** Examples sent so far (the first `dispatched` of the request's examples). */
+  dispatched: number;
+  results: Readonly<Record<string, ExampleResult>>;
+  usage: { calls: number; promptTokens: number; completionTokens: number };
+  completed: boolean;
+}
+
+export interface EvaluationState {
+  evaluations: Readonly<Record<string, RunningEvaluation>>;
+}
+
+export const emptyEvaluations: EvaluationState = { evaluations: {} };
+
+/** The request id of one example's execution: the same evaluation and example, the same id. */
+export const evaluationRequestId = (evaluationId: string, exampleId: string): string =>
+  derivedId(`evaluation/${evaluationId}`, `example/${exampleId}`);
+
+const executionRequest = (request: Request, index: number, now: number): Envelope => {
+  const { evaluationId, programId, overrides } = request.data;
+  const example = request.data.examples[index]!;
+  const requestId = evaluationRequestId(evaluationId, example.id);
+  return ExecutionRequested.create({
+    id: derivedId(request.id, `execution/${example.id}`),
+    stream: `request-${requestId}`,
+    key: requestId,
+    occurredAt: new Date(now).toISOString(),
+    ...causedBy(request),
+    data: { requestId, programId, inputs: example.inputs, overrides, evaluationId, exampleId: example.id },
+  });
+};
+
+const completion = (running: RunningEvaluation, now: number): Envelope => {
+  const { request } = running;
+  const results = request.data.examples.map((e) => running.results[e.id]!);
+  return EvaluationCompleted.create({
+    id: derivedId(request.id, "completed"),
+    stream: `evaluation-${request.data.evaluationId}`,
+    key: request.data.evaluationId,
+    occurredAt: new Date(now).toISOString(),
+    ...causedBy(request),
+    data: {
+      evaluationId: request.data.evaluationId,
+      programId: request.data.programId,
+      score: meanScore(results),
+      results,
+      errors: results.filter((r) => r.error !== undefined).length,
+      usage: running.usage,
+    },
+  });
+};
+
+type ExecutionResult = EventOf<"ExecutionCompleted" | "ExecutionFailed" | "ExecutionRejected">;
+
+const scoreResult = (
+  running: RunningEvaluation,
+  result: ExecutionResult,
+  metrics: MetricRegistry,
+): ExampleResult | undefined => {
+  const { metric, failureScore, examples } = running.request.data;
+  const example = examples.find((e) => e.id === result.data.exampleId);
+  if (!example) return undefined;
+  switch (result.type) {
+    case "ExecutionCompleted":
+      return {
+        exampleId: example.id,
+        score: metrics.score(metric, result.data.outputs, example.expected, failureScore),
+        outputs: result.data.outputs,
+      };
+    case "ExecutionFailed":
+      return {
+        exampleId: example.id,
+        score: failureScore,
+        error: `${result.data.error.kind} in ${result.data.failedStage}: ${result.data.error.message}`,
+      };
+    case "ExecutionRejected":
+      return {
+        exampleId: example.id,
+        score: failureScore,
+        error: `rejected (${result.data.code}): ${result.data.reason}`,
+      };
+  }
+};
+
+const usageOf = (result: ExecutionResult) =>
+  result.type === "ExecutionRejected"
+    ? { calls: 0, promptTokens: 0, completionTokens: 0 }
+    : result.data.usage;
+
+/** Starts an evaluation: the first `concurrency` examples go out, the rest wait for a free slot. */
+export const startEvaluation = (
+  state: EvaluationState,
+  request: Request,
+  now: number,
+): Output<EvaluationState> => {
+  if (state.evaluations[request.data.evaluationId]) return { state, emit: [] };
+  const dispatched = Math.min(request.data.concurrency, request.data.examples.length);
+  const running: RunningEvaluation = {
+    request,
+    dispatched,
+    results: {},
+    usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+    completed: false,
+  };
+  return {
+    state: { evaluations: { ...state.evaluations, [request.data.evaluationId]: running } },
+    emit: Array.from({ length: dispatched }, (_, i) => executionRequest(request, i, now)),
+  };
+};
+
+/** An evaluation that cannot run completes at once: every example fails with the reason, none is dropped. */
+export const refuseEvaluation = (
+  state: EvaluationState,
+  request: Request,
+  reason: string,
+  now: number,
+): Output<EvaluationState> => {
+  if (state.evaluations[request.data.evaluationId]) return { state, emit: [] };
+  const { examples, failureScore } = request.data;
+  const running: RunningEvaluation = {
+    request,
+    dispatched: 0,
+    results: Object.fromEntries(
+      examples.map((e) => [e.id, { exampleId: e.id, score: failureScore, error: reason }]),
+    ),
+    usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+    completed: true,
+  };
+  return {
+    state: { evaluations: { ...state.evaluations, [request.data.evaluationId]: running } },
+    emit: [completion(running, now)],
+  };
+};
+
+/** Folds one example's result: the next waiting example goes out, and the last one completes the evaluation. */
+export const recordResult = (
+  state: EvaluationState,
+  result: ExecutionResult,
+  metrics: MetricRegistry,
+  now: number,
+): Output<EvaluationState> => {
+  const { evaluationId, exampleId } = result.data;
+  const running = evaluationId ? state.evaluations[evaluationId] : undefined;
+  if (!running || running.completed || !exampleId || running.results[exampleId]) return { state, emit: [] };
+  const scored = scoreResult(running, result, metrics);
+  if (!scored) return { state, emit: [] };
+  const usage = usageOf(result);
+  const examples = running.request.data.examples;
+  const results = { ...running.results, [exampleId]: scored };
+  const emit: Envelope[] = [];
+  let dispatched = running.dispatched;
+  if (dispatched < examples.length) emit.push(executionRequest(running.request, dispatched++, now));
+  const next: RunningEvaluation = {
+    ...running,
+    dispatched,
+    results,
+    usage: {
+      calls: running.usage.calls + usage.calls,
+      promptTokens: running.usage.promptTokens + usage.promptTokens,
+      completionTokens: running.usage.completionTokens + usage.completionTokens,
+    },
+    completed: Object.keys(results).length === examples.length,
+  };
+  if (next.completed) emit.push(completion(next, now));
+  return { state: { evaluations: { ...state.evaluations, [evaluationId!]: next } }, emit };
+};
+
+/**
+ * `EvaluationRequested` → a bounded fan-out of `ExecutionRequested` (never more than `concurrency` in
+ * flight) → `EvaluationCompleted` once every example has a result; failures score the failure score.
+ */
+export const evaluationProcessor = (
+  metrics: MetricRegistry,
+  name = "dspex-evaluation",
+): Processor<EvaluationState> => ({
+  name,
+  topics: [Topics.requests, Topics.results],
+  initialState: emptyEvaluations,
+  handle(state: EvaluationState, event: DspexEvent, ctx: ProcessorContext) {
+    switch (event.type) {
+      case "EvaluationRequested":
+        return metrics.has(event.data.metric.name)
+          ? startEvaluation(state, event, ctx.now)
+          : refuseEvaluation(state, event, `unknown metric "${event.data.metric.name}"`, ctx.now);
+      case "ExecutionCompleted":
+      case "ExecutionFailed":
+      case "ExecutionRejected":
+        return recordResult(state, event, metrics, ctx.now);
+      default:
+        return { state, emit: [] };
+    }
+  },
+});

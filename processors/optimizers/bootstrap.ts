@@ -1,0 +1,140 @@
+import { jsonEqual } from "../../programs/variables/types.ts";
+import type { Example, JsonRecord } from "../../streams/events/index.ts";
+import { randomFor, sample, shuffled } from "./random.ts";
+import { demoFor, numberParam, type OptimizationSetup, type Predictor } from "./setup.ts";
+import type { Proposal, Strategy } from "./strategy.ts";
+
+/**
+ * BootstrapFewShot as DSPy defines it: a teacher (the program with labeled demos) runs on each
+ * training example in order, up to `maxRounds` times; traces that pass the metric become demos,
+ * until `maxBootstrappedDemos` examples have one; labeled demos of the other examples fill up to
+ * `maxLabeledDemos`.
+ */
+export interface BootstrapState {
+  /** Next training example to bootstrap from, and the attempt on it. */
+  exampleIndex: number;
+  round: number;
+  /** Per predictor (stage id): the demos that passed, in order. */
+  traces: Readonly<Record<string, JsonRecord[]>>;
+  bootstrapped: readonly string[];
+}
+
+interface BootstrapParams {
+  maxBootstrappedDemos: number;
+  maxLabeledDemos: number;
+  maxRounds: number;
+  /** A trace passes when the metric reaches this. */
+  threshold: number;
+}
+
+const paramsOf = (setup: OptimizationSetup): BootstrapParams => ({
+  maxBootstrappedDemos: numberParam(setup, "maxBootstrappedDemos", 4),
+  maxLabeledDemos: numberParam(setup, "maxLabeledDemos", 16),
+  maxRounds: numberParam(setup, "maxRounds", 1),
+  threshold: numberParam(setup, "metricThreshold", 1),
+});
+
+const labeledDemo = (predictor: Predictor, example: Example) =>
+  demoFor(predictor, example.inputs, example.expected);
+
+const demosOfPredictors = (setup: OptimizationSetup) => setup.predictors.filter((p) => p.demosVariable);
+
+/** The teacher's labeled demos (LabeledFewShot: a seeded sample of the trainset), without one example. */
+const teacherOverrides = (
+  setup: OptimizationSetup,
+  params: BootstrapParams,
+  without: Example,
+  round: number,
+) => {
+  const labeled = sample(
+    randomFor(setup.seed, "bootstrap", "teacher"),
+    setup.trainset,
+    params.maxLabeledDemos,
+  );
+  const overrides: Record<string, unknown> = {};
+  for (const predictor of demosOfPredictors(setup)) {
+    const own = labeledDemo(predictor, without);
+    overrides[predictor.demosVariable!] = labeled
+      .flatMap((e) => {
+        const demo = labeledDemo(predictor, e);
+        return demo ? [demo] : [];
+      })
+      .filter((d) => !own || !jsonEqual(d, own));
+    // A fresh rollout at a higher temperature on later rounds, as DSPy does.
+    if (round > 0 && predictor.temperatureVariable)
+      overrides[predictor.temperatureVariable] = 0.7 + 0.001 * round;
+  }
+  return overrides as JsonRecord;
+};
+
+const maxItemsOf = (setup: OptimizationSetup, variableId: string): number => {
+  const spec = setup.variables.find((v) => v.variableId === variableId)?.declaration.spec;
+  return spec?.kind === "demos" ? spec.maxItems : Number.POSITIVE_INFINITY;
+};
+
+const finished = (state: BootstrapState, setup: OptimizationSetup, params: BootstrapParams) =>
+  state.bootstrapped.length >= params.maxBootstrappedDemos || state.exampleIndex >= setup.trainset.length;
+
+export const bootstrapFewShot: Strategy<BootstrapState> = {
+  name: "bootstrap",
+  plan(setup) {
+    const params = paramsOf(setup);
+    const trials = setup.trainset.length * params.maxRounds;
+    return { trials, exampleRuns: trials, extraCalls: 0 };
+  },
+  init: () => ({ exampleIndex: 0, round: 0, traces: {}, bootstrapped: [] }),
+  propose(state, setup): Proposal | undefined {
+    const params = paramsOf(setup);
+    if (finished(state, setup, params) || demosOfPredictors(setup).length === 0) return undefined;
+    const example = setup.trainset[state.exampleIndex]!;
+    return {
+      phase: "bootstrap",
+      overrides: teacherOverrides(setup, params, example, state.round),
+      examples: [example.id],
+    };
+  },
+  observe(state, setup, { outcome }) {
+    const params = paramsOf(setup);
+    const example = setup.trainset[state.exampleIndex]!;
+    const result = outcome.results[0];
+    const passed = result !== undefined && result.error === undefined && result.score >= params.threshold;
+    if (!passed) {
+      const nextRound = state.round + 1;
+      return nextRound >= params.maxRounds
+        ? { ...state, exampleIndex: state.exampleIndex + 1, round: 0 }
+        : { ...state, round: nextRound };
+    }
+    const traces = { ...state.traces };
+    for (const predictor of demosOfPredictors(setup)) {
+      const demo = demoFor(predictor, example.inputs, result.outputs ?? {});
+      if (demo) traces[predictor.stageId] = [...(traces[predictor.stageId] ?? []), demo];
+    }
+    return {
+      exampleIndex: state.exampleIndex + 1,
+      round: 0,
+      traces,
+      bootstrapped: [...state.bootstrapped, example.id],
+    };
+  },
+  best(state, setup) {
+    const params = paramsOf(setup);
+    const rest = shuffled(
+      randomFor(setup.seed, "bootstrap", "validation"),
+      setup.trainset.filter((e) => !state.bootstrapped.includes(e.id)),
+    );
+    const overrides: Record<string, unknown> = {};
+    for (const predictor of demosOfPredictors(setup)) {
+      const augmented = (state.traces[predictor.stageId] ?? []).slice(0, params.maxBootstrappedDemos);
+      const room = Math.max(0, Math.min(params.maxLabeledDemos - augmented.length, rest.length));
+      const raw = sample(randomFor(setup.seed, "bootstrap", "labeled"), rest, room).flatMap((e) => {
+        const demo = labeledDemo(predictor, e);
+        return demo ? [demo] : [];
+      });
+      const demos = [...augmented, ...raw].slice(0, maxItemsOf(setup, predictor.demosVariable!));
+      if (demos.length > 0) overrides[predictor.demosVariable!] = demos;
+    }
+    return Object.keys(overrides).length > 0
+      ? { overrides: overrides as JsonRecord, score: Number.NaN }
+      : undefined;
+  },
+};

@@ -1,0 +1,281 @@
+import { jsonEqual } from "../../programs/variables/types.ts";
+import type { Envelope } from "../../streams/envelope.ts";
+import {
+  EvaluationCompleted,
+  type Example,
+  type JsonRecord,
+  OptimizationCompleted,
+  OptimizationStarted,
+  TrialEvaluated,
+  TrialProposed,
+} from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
+import type { EvaluationOutcome, Evaluator } from "../evaluation/port.ts";
+import {
+  configOf,
+  emptyHistory,
+  type OptimizationHistory,
+  outcomeOf,
+  type RecordedTrial,
+  trialEvaluationId,
+} from "./history.ts";
+import { randomFor, seedOf } from "./random.ts";
+import { numberParam, type OptimizationSetup } from "./setup.ts";
+import {
+  type Plan,
+  type Proposal,
+  type Reflector,
+  type Strategy,
+  silentReflector,
+  type Trial,
+  type TrialResult,
+} from "./strategy.ts";
+
+export interface Progress {
+  trial: number;
+  plannedTrials: number;
+  phase: string;
+  score: number;
+  bestScore: number;
+  calls: number;
+  plannedCalls: number;
+}
+
+export interface RunOptions<S> {
+  strategy: Strategy<S>;
+  evaluator: Evaluator;
+  reflector?: Reflector;
+  /** Where the optimization's events go (appended to the log); awaited before the next step. */
+  record(events: Envelope[]): Promise<void>;
+  /** The events written so far (folded): the run resumes after them. */
+  history?: OptimizationHistory;
+  onProgress?(progress: Progress): void;
+  /** Links the events to the request that started the optimization. */
+  correlationId?: string;
+  causationId?: string;
+}
+
+export interface OptimizationResult {
+  optimizationId: string;
+  baselineScore: number;
+  bestScore: number;
+  bestConfig: JsonRecord;
+  accepted: boolean;
+  trials: number;
+  calls: number;
+  plannedTrials: number;
+  plannedCalls: number;
+  /** The dev score of the configuration the search chose, accepted or not. */
+  candidateScore: number;
+}
+
+/** Baseline and final evaluations on the devset, around the search; both announced. */
+export const announcedBudget = (setup: OptimizationSetup, plan: Plan) => {
+  const trials = Math.min(plan.trials, setup.budget.maxTrials ?? Number.POSITIVE_INFINITY);
+  const devCalls = 2 * setup.devset.length * setup.callsPerExample;
+  const calls = devCalls + plan.exampleRuns * setup.callsPerExample + plan.extraCalls;
+  return {
+    plannedTrials: trials + 2,
+    plannedCalls: Math.min(calls, setup.budget.maxCalls ?? Number.POSITIVE_INFINITY),
+  };
+};
+
+const examplesById = (setup: OptimizationSetup): ReadonlyMap<string, Example> =>
+  new Map([...setup.trainset, ...setup.devset].map((e) => [e.id, e]));
+
+/** The outcome as `EvaluationCompleted` keeps it: what a resumed run would read back. */
+const asRecorded = (setup: OptimizationSetup, outcome: EvaluationOutcome) =>
+  EvaluationCompleted.data.parse({
+    evaluationId: outcome.evaluationId,
+    programId: setup.programId,
+    score: outcome.score,
+    results: outcome.results.map(({ exampleId, score, outputs, error }) => ({
+      exampleId,
+      score,
+      outputs,
+      error,
+    })),
+    errors: outcome.errors,
+    usage: outcome.usage,
+  });
+
+/**
+ * Runs (or resumes) an optimization: baseline on the devset, the strategy's trials, the winner on the
+ * devset, then `OptimizationCompleted`. Every step is an event, written before the next step starts.
+ */
+export const runOptimization = async <S>(
+  setup: OptimizationSetup,
+  options: RunOptions<S>,
+): Promise<OptimizationResult> => {
+  const { strategy, evaluator } = options;
+  const id = setup.optimizationId;
+  const history = options.history ?? emptyHistory(id);
+  const plan = strategy.plan(setup);
+  const planned = history.started
+    ? { plannedTrials: history.started.plannedTrials, plannedCalls: history.started.plannedCalls }
+    : announcedBudget(setup, plan);
+  const header = (discriminator: string) => ({
+    id: derivedId(`optimization/${id}`, discriminator),
+    stream: `optimization-${id}`,
+    key: id,
+    correlationId: options.correlationId ?? `optimization-${id}`,
+    causationId: options.causationId ?? null,
+  });
+
+  if (history.completed) {
+    const c = history.completed;
+    return { ...c, optimizationId: id, ...planned, candidateScore: c.bestScore };
+  }
+  if (!history.started) {
+    await options.record([
+      OptimizationStarted.create({
+        ...header("started"),
+        data: {
+          optimizationId: id,
+          programId: setup.programId,
+          optimizer: strategy.name,
+          variables: setup.variables.map((v) => v.variableId),
+          seed: setup.seed,
+          ...planned,
+        },
+      }),
+    ]);
+  }
+
+  const examples = examplesById(setup);
+  const devIds = setup.devset.map((e) => e.id);
+  let calls = history.trials.reduce((sum, t) => sum + (t?.calls ?? 0), 0);
+  let bestScore = Number.NEGATIVE_INFINITY;
+
+  /** Evaluates a trial (unless its outcome is already on the log) and writes what is missing. */
+  const complete = async (trial: Trial, recorded: RecordedTrial | undefined, proposalCalls = 0) => {
+    const pending: Envelope[] = [];
+    if (!recorded)
+      pending.push(
+        TrialProposed.create({
+          ...header(`trial/${trial.trial}/proposed`),
+          data: { optimizationId: id, trial: trial.trial, config: configOf(trial), seed: trial.seed },
+        }),
+      );
+    if (pending.length > 0) await options.record(pending);
+    let outcome = recorded?.outcome;
+    if (!outcome) {
+      const evaluated = await evaluator.evaluate({
+        evaluationId: trialEvaluationId(id, trial.trial),
+        programId: setup.programId,
+        overrides: trial.overrides,
+        examples: trial.examples.map((e) => examples.get(e)!),
+        metric: setup.metric,
+        concurrency: setup.concurrency,
+        failureScore: setup.failureScore,
+      });
+      const data = asRecorded(setup, evaluated);
+      if (!evaluator.recordsResults)
+        await options.record([
+          EvaluationCompleted.create({
+            ...header(`trial/${trial.trial}/evaluation`),
+            stream: `evaluation-${data.evaluationId}`,
+            key: data.evaluationId,
+            data,
+          }),
+        ]);
+      outcome = outcomeOf(data);
+    }
+    let trialCalls = recorded?.calls;
+    if (trialCalls === undefined) {
+      trialCalls = outcome.usage.calls + proposalCalls;
+      await options.record([
+        TrialEvaluated.create({
+          ...header(`trial/${trial.trial}/evaluated`),
+          data: { optimizationId: id, trial: trial.trial, score: outcome.score, calls: trialCalls },
+        }),
+      ]);
+      calls += trialCalls;
+    }
+    if (trial.phase !== "search" || bestScore === Number.NEGATIVE_INFINITY)
+      bestScore = Math.max(bestScore, outcome.score);
+    options.onProgress?.({
+      trial: trial.trial,
+      phase: trial.phase,
+      score: outcome.score,
+      bestScore,
+      calls,
+      ...planned,
+    });
+    const result: TrialResult = { trial, outcome, calls: trialCalls };
+    return result;
+  };
+
+  const trialOf = (n: number, proposal: Proposal): Trial => ({
+    ...proposal,
+    trial: n,
+    seed: seedOf(setup.seed, "trial", n),
+  });
+
+  const baselineTrial =
+    history.trials[0]?.trial ?? trialOf(0, { phase: "baseline", overrides: {}, examples: devIds });
+  const baseline = await complete(baselineTrial, history.trials[0]);
+  const recordedTrials = history.trials;
+
+  const finalReserve = setup.devset.length * setup.callsPerExample;
+  const maxCalls = setup.budget.maxCalls ?? Number.POSITIVE_INFINITY;
+  const maxTrials = setup.budget.maxTrials ?? Number.POSITIVE_INFINITY;
+  let state = strategy.init(setup);
+  let n = 1;
+  for (;;) {
+    const recorded = recordedTrials[n];
+    if (recorded?.trial.phase === "final") break;
+    if (recorded) {
+      const result = await complete(recorded.trial, recorded);
+      state = strategy.observe(state, setup, result);
+      n++;
+      continue;
+    }
+    if (n - 1 >= maxTrials) break;
+    let reflectionCalls = 0;
+    const reflector: Reflector = {
+      async reflect(request) {
+        if (calls + reflectionCalls + 1 + finalReserve > maxCalls) return { advice: {}, calls: 0 };
+        const advice = await (options.reflector ?? silentReflector).reflect(request);
+        reflectionCalls += advice.calls;
+        return advice;
+      },
+    };
+    const proposal = await strategy.propose(state, setup, {
+      random: randomFor(setup.seed, "trial", n),
+      trial: n,
+      reflector,
+    });
+    if (!proposal) break;
+    const cost = proposal.examples.length * setup.callsPerExample;
+    if (calls + reflectionCalls + cost + finalReserve > maxCalls) break;
+    const result = await complete(trialOf(n, proposal), undefined, reflectionCalls);
+    state = strategy.observe(state, setup, result);
+    n++;
+  }
+
+  const best = strategy.best(state, setup);
+  const bestConfig = best?.overrides ?? {};
+  const finalRecorded = recordedTrials[n];
+  const final = jsonEqual(bestConfig, {})
+    ? baseline
+    : await complete(
+        finalRecorded?.trial ?? trialOf(n, { phase: "final", overrides: bestConfig, examples: devIds }),
+        finalRecorded,
+      );
+  const margin = numberParam(setup, "margin", 0);
+  const accepted = final !== baseline && final.outcome.score > baseline.outcome.score + margin;
+  const trials = final === baseline ? n : n + 1;
+  const completed = {
+    optimizationId: id,
+    programId: setup.programId,
+    baselineScore: baseline.outcome.score,
+    bestScore: accepted ? final.outcome.score : baseline.outcome.score,
+    bestConfig: accepted ? bestConfig : {},
+    accepted,
+    trials,
+    calls,
+  };
+  await options.record([OptimizationCompleted.create({ ...header("completed"), data: completed })]);
+  return { ...completed, ...planned, candidateScore: final.outcome.score };
+};

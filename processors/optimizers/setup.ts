@@ -1,0 +1,172 @@
+import { programVariables } from "../../programs/registry.ts";
+import type {
+  EventOf,
+  Example,
+  JsonRecord,
+  MetricRef,
+  ProgramDefinition,
+  VariableDeclaration,
+} from "../../streams/events/index.ts";
+
+export interface TargetVariable {
+  variableId: string;
+  name: string;
+  stageId?: string;
+  declaration: VariableDeclaration;
+}
+
+/** A DSPy stage seen as a predictor: its variables, and how its fields map to the program's. */
+export interface Predictor {
+  stageId: string;
+  /** stage input field → program input field (only inputs bound straight to the program's). */
+  inputs: Readonly<Record<string, string>>;
+  /** stage output field → program output field. */
+  outputs: Readonly<Record<string, string>>;
+  instructions: string;
+  demosVariable?: string;
+  instructionsVariable?: string;
+  temperatureVariable?: string;
+}
+
+/** Everything an optimizer needs to know, settled once from the request and the program. */
+export interface OptimizationSetup {
+  optimizationId: string;
+  programId: string;
+  optimizer: string;
+  seed: number;
+  params: JsonRecord;
+  trainset: readonly Example[];
+  devset: readonly Example[];
+  metric: MetricRef;
+  failureScore: number;
+  concurrency: number;
+  budget: { maxTrials?: number; maxCalls?: number };
+  /** The variables this optimization may change (and leases). */
+  variables: readonly TargetVariable[];
+  predictors: readonly Predictor[];
+  /** LM calls one example costs (one per DSPy stage). */
+  callsPerExample: number;
+}
+
+const stageIdOf = (programId: string, variableId: string): string | undefined => {
+  const parts = variableId.slice(programId.length + 1).split(".");
+  return parts.length > 1 ? parts[0] : undefined;
+};
+
+const matches = (wanted: readonly string[], variable: TargetVariable): boolean =>
+  wanted.length === 0 ||
+  wanted.some(
+    (w) =>
+      w === variable.variableId ||
+      w === variable.name ||
+      (variable.stageId !== undefined && w === `${variable.stageId}.${variable.name}`),
+  );
+
+const predictorsOf = (program: ProgramDefinition, targets: readonly TargetVariable[]): Predictor[] => {
+  const all = programVariables(program).map(({ variableId, declaration }) => ({
+    variableId,
+    declaration,
+    stageId: stageIdOf(program.programId, variableId),
+  }));
+  const programOutputOf = (stageId: string, field: string) =>
+    Object.entries(program.outputs).find(([, source]) => source === `${stageId}.${field}`)?.[0];
+  return program.stages
+    .filter((stage) => stage.runtime === "dspy")
+    .map((stage) => {
+      const own = (
+        name: string,
+        among: readonly { variableId: string; stageId?: string; declaration: VariableDeclaration }[],
+      ) =>
+        among.find((v) => v.declaration.name === name && v.stageId === stage.id)?.variableId ??
+        (program.stages.filter((s) => s.runtime === "dspy").length === 1
+          ? among.find((v) => v.declaration.name === name && v.stageId === undefined)?.variableId
+          : undefined);
+      const inputs: Record<string, string> = {};
+      for (const field of stage.signature.inputs) {
+        const source = stage.bindings[field.name] ?? `input.${field.name}`;
+        if (source.startsWith("input.")) inputs[field.name] = source.slice("input.".length);
+      }
+      const outputs: Record<string, string> = {};
+      for (const field of stage.signature.outputs) {
+        const name = programOutputOf(stage.id, field.name);
+        if (name) outputs[field.name] = name;
+      }
+      return {
+        stageId: stage.id,
+        inputs,
+        outputs,
+        instructions: stage.signature.instructions,
+        demosVariable: own("demos", targets),
+        instructionsVariable: own("instructions", targets),
+        temperatureVariable: own("temperature", all),
+      };
+    });
+};
+
+/** The setup of an optimization request against a registered program. */
+export const setupOf = (
+  request: EventOf<"OptimizationRequested">["data"],
+  program: ProgramDefinition,
+  options: { failureScore?: number; concurrency?: number } = {},
+): OptimizationSetup => {
+  const variables = programVariables(program)
+    .map(({ variableId, declaration }) => ({
+      variableId,
+      name: declaration.name,
+      stageId: stageIdOf(program.programId, variableId),
+      declaration,
+    }))
+    .filter((v) => v.declaration.spec.kind !== "composite" && matches(request.variables, v));
+  const predictors = predictorsOf(program, variables);
+  return {
+    optimizationId: request.optimizationId,
+    programId: request.programId,
+    optimizer: request.optimizer,
+    seed: request.seed,
+    params: request.params,
+    trainset: request.trainset,
+    devset: request.devset,
+    metric: request.metric,
+    failureScore: options.failureScore ?? 0,
+    concurrency: options.concurrency ?? 4,
+    budget: request.budget,
+    variables,
+    predictors,
+    callsPerExample: Math.max(1, predictors.length),
+  };
+};
+
+/** A numeric parameter of the request, or its default. */
+export const numberParam = (
+  setup: Pick<OptimizationSetup, "params">,
+  name: string,
+  fallback: number,
+): number => {
+  const value = setup.params[name];
+  return typeof value === "number" && Number.isFinite(value) ? value : fallback;
+};
+
+export const stringsParam = (setup: Pick<OptimizationSetup, "params">, name: string): string[] => {
+  const value = setup.params[name];
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+};
+
+/** One predictor's demo from values named as the program names them (example inputs, outputs or labels). */
+export const demoFor = (
+  predictor: Predictor,
+  inputs: JsonRecord,
+  outputs: JsonRecord,
+): JsonRecord | undefined => {
+  const demo: JsonRecord = {};
+  for (const [field, source] of Object.entries(predictor.inputs)) {
+    if (inputs[source] === undefined) return undefined;
+    demo[field] = inputs[source]!;
+  }
+  const outputFields = Object.entries(predictor.outputs);
+  if (outputFields.length === 0) return undefined;
+  for (const [field, source] of outputFields) {
+    if (outputs[source] === undefined) return undefined;
+    demo[field] = outputs[source]!;
+  }
+  return demo;
+};

@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import type { OptimizerName } from "../../../processors/optimizers/index.ts";
+import { demosVariable } from "../../../processors/optimizers/label-task.ts";
+import type { DspexEvent } from "../../../streams/events/index.ts";
+import { runOnLabelTask } from "./support.ts";
+
+const quick: Record<OptimizerName, Record<string, number>> = {
+  bootstrap: { maxLabeledDemos: 4, maxBootstrappedDemos: 4 },
+  simba: { bsize: 6, numCandidates: 4, maxSteps: 4, maxDemos: 6 },
+  bayes: { trials: 30, maxDemos: 6 },
+  random: { trials: 30, maxDemos: 6 },
+};
+
+describe.each(Object.keys(quick) as OptimizerName[])("%s on the label task", (optimizer) => {
+  it("raises the dev score above the baseline and lands the winner", async () => {
+    const { result, events } = await runOnLabelTask(optimizer, { params: quick[optimizer] });
+    expect(result.baselineScore).toBe(0);
+    expect(result.bestScore).toBeGreaterThan(result.baselineScore);
+    expect(result.accepted).toBe(true);
+    expect(events.at(-1)?.type).toBe("OptimizationCompleted");
+    expect(Object.keys(result.bestConfig)).toContain(demosVariable);
+  });
+
+  it("is reproducible from its seed", async () => {
+    const a = await runOnLabelTask(optimizer, { params: quick[optimizer], seed: 3 });
+    const b = await runOnLabelTask(optimizer, { params: quick[optimizer], seed: 3 });
+    expect(b.result).toEqual(a.result);
+    expect(b.events.map((e) => e.id)).toEqual(a.events.map((e) => e.id));
+  });
+
+  it("resumes after a crash to the same result as an uninterrupted run", async () => {
+    const whole = await runOnLabelTask(optimizer, { params: quick[optimizer] });
+    const cut = Math.floor(whole.events.length / 2);
+    const crashed = await runOnLabelTask(optimizer, { params: quick[optimizer], crashAfter: cut }).catch(
+      (error: Error) => error,
+    );
+    expect(crashed).toBeInstanceOf(Error);
+    const survived: DspexEvent[] = whole.events.slice(0, cut);
+    const resumed = await runOnLabelTask(optimizer, { params: quick[optimizer], events: survived });
+    expect(resumed.result).toEqual(whole.result);
+    expect(resumed.events.map((e) => e.id)).toEqual(whole.events.map((e) => e.id));
+    // The resumed run didn't redo the trials it had finished.
+    expect(resumed.lmCalls).toBeLessThan(whole.lmCalls);
+  });
+
+  it("honors a call budget it announced before the run", async () => {
+    const maxCalls = 60;
+    const { result, events, lmCalls } = await runOnLabelTask(optimizer, {
+      params: quick[optimizer],
+      budget: { maxCalls },
+    });
+    const started = events[0]!;
+    expect(started.type).toBe("OptimizationStarted");
+    expect(started.type === "OptimizationStarted" && started.data.plannedCalls).toBeLessThanOrEqual(maxCalls);
+    expect(lmCalls).toBeLessThanOrEqual(maxCalls);
+    // Reflections (SIMBA's rules) are LM calls too, outside the program's.
+    expect(result.calls).toBeGreaterThanOrEqual(lmCalls);
+    expect(result.calls).toBeLessThanOrEqual(maxCalls);
+  });
+
+  it("honors a trial budget", async () => {
+    const { events } = await runOnLabelTask(optimizer, {
+      params: quick[optimizer],
+      budget: { maxTrials: 3 },
+    });
+    const searchTrials = events.filter(
+      (e) => e.type === "TrialProposed" && !["baseline", "final"].includes(String(e.data.config.phase)),
+    );
+    expect(searchTrials.length).toBeLessThanOrEqual(3);
+  });
+});
+
+describe("bootstrap few-shot", () => {
+  it("keeps only teacher traces that passed the metric as demos", async () => {
+    const { result, events } = await runOnLabelTask("bootstrap", {
+      params: { maxLabeledDemos: 4, maxBootstrappedDemos: 4 },
+    });
+    const demos = result.bestConfig[demosVariable] as { label: string; answer: string }[];
+    expect(demos).toHaveLength(4);
+    const evaluations = events.filter((e) => e.type === "EvaluationCompleted");
+    const passed = evaluations
+      .flatMap((e) => (e.type === "EvaluationCompleted" ? e.data.results : []))
+      .filter((r) => r.score === 1);
+    for (const demo of demos) expect(passed.some((r) => r.outputs?.answer === demo.answer)).toBe(true);
+    // It stops bootstrapping once it has enough demos: no trial after the fourth success.
+    const trials = events.filter((e) => e.type === "TrialProposed" && e.data.config.phase === "bootstrap");
+    expect(trials.length).toBeLessThan(18);
+  });
+});

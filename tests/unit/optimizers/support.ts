@@ -1,0 +1,74 @@
+import { metricRegistry } from "../../../processors/evaluation/metrics.ts";
+import { type Evaluator, programEvaluator } from "../../../processors/evaluation/port.ts";
+import { runOptimization } from "../../../processors/optimizers/driver.ts";
+import { historyOf } from "../../../processors/optimizers/history.ts";
+import { type OptimizerName, strategyFor } from "../../../processors/optimizers/index.ts";
+import {
+  labelExamples,
+  labelProgram,
+  labelTaskReflector,
+  labelTaskRun,
+} from "../../../processors/optimizers/label-task.ts";
+import { setupOf } from "../../../processors/optimizers/setup.ts";
+import type { Envelope } from "../../../streams/envelope.ts";
+import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
+
+export const labelEvaluator = (): Evaluator & { calls: () => number } => {
+  let calls = 0;
+  const inner = programEvaluator(async (inputs, overrides) => {
+    calls++;
+    return labelTaskRun(inputs, overrides);
+  }, metricRegistry());
+  return { evaluate: (plan) => inner.evaluate(plan), calls: () => calls };
+};
+
+export const labelSetup = (
+  optimizer: OptimizerName,
+  params: JsonRecord = {},
+  budget: { maxTrials?: number; maxCalls?: number } = {},
+  seed = 7,
+) =>
+  setupOf(
+    {
+      optimizationId: `opt-${optimizer}-${seed}`,
+      programId: "label-qa",
+      optimizer,
+      variables: [],
+      trainset: labelExamples("train", 18),
+      devset: labelExamples("dev", 12),
+      metric: { name: "exact_match", field: "answer", params: {} },
+      budget,
+      seed,
+      params,
+    },
+    labelProgram(),
+  );
+
+/** Runs an optimizer on the label task, recording its events; `crashAfter` events makes the log refuse more. */
+export const runOnLabelTask = async (
+  optimizer: OptimizerName,
+  options: {
+    params?: JsonRecord;
+    budget?: { maxTrials?: number; maxCalls?: number };
+    seed?: number;
+    events?: DspexEvent[];
+    crashAfter?: number;
+  } = {},
+) => {
+  const setup = labelSetup(optimizer, options.params, options.budget, options.seed);
+  const events: DspexEvent[] = [...(options.events ?? [])];
+  const evaluator = labelEvaluator();
+  const result = await runOptimization(setup, {
+    strategy: strategyFor(optimizer),
+    evaluator,
+    reflector: labelTaskReflector,
+    history: historyOf(setup.optimizationId, events),
+    async record(batch: Envelope[]) {
+      for (const event of batch) {
+        if (options.crashAfter !== undefined && events.length >= options.crashAfter) throw new Error("crash");
+        events.push(event as DspexEvent);
+      }
+    },
+  });
+  return { result, events, lmCalls: evaluator.calls(), setup };
+};
