@@ -69,7 +69,7 @@ export const labelExamples = (prefix: string, count: number, labels: readonly st
     };
   });
 
-const valueOf = (overrides: JsonRecord, name: string) =>
+const overrideOf = (overrides: JsonRecord, name: string) =>
   overrides[`${labelProgramId}.${labelStage}.${name}`] ??
   overrides[`${labelStage}.${name}`] ??
   overrides[name];
@@ -81,9 +81,9 @@ const rulesOf = (instructions: string): Map<string, string> =>
 /** The test LM on the label task: one call per example. */
 export const labelTaskRun: ProgramRun = async (inputs, overrides) => {
   const label = String(inputs.label);
-  const demos = (valueOf(overrides, "demos") ?? []) as JsonRecord[];
-  const instructions = String(valueOf(overrides, "instructions") ?? "");
-  const temperature = Number(valueOf(overrides, "temperature") ?? 0);
+  const demos = (overrideOf(overrides, "demos") ?? []) as JsonRecord[];
+  const instructions = String(overrideOf(overrides, "instructions") ?? "");
+  const temperature = Number(overrideOf(overrides, "temperature") ?? 0);
   const fromDemo = demos.find((d) => d.label === label)?.answer;
   const fromRule = rulesOf(instructions).get(label);
   if (fromDemo !== undefined) return { outputs: { answer: fromDemo }, calls: 1 };

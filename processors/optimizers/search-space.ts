@@ -96,7 +96,7 @@ export const searchSpaceOf = (setup: OptimizationSetup): Dimension[] => {
   return dimensions;
 };
 
-const valueOf = (dimension: Extract<Dimension, { kind: "numeric" }>, unit: number): number => {
+const numericValue = (dimension: Extract<Dimension, { kind: "numeric" }>, unit: number): number => {
   const raw = dimension.min + Math.min(1, Math.max(0, unit)) * (dimension.max - dimension.min);
   if (dimension.step !== undefined) {
     const steps = Math.round((raw - dimension.min) / dimension.step);
@@ -117,7 +117,7 @@ export const decodePoint = (space: readonly Dimension[], point: Point): JsonReco
     const at = point[dimension.name] ?? 0;
     switch (dimension.kind) {
       case "numeric":
-        overrides[dimension.variableId] = valueOf(dimension, at);
+        overrides[dimension.variableId] = numericValue(dimension, at);
         break;
       case "categorical":
         overrides[dimension.variableId] = dimension.options[at];
