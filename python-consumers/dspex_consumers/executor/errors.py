@@ -8,6 +8,7 @@ from typing import Any
 import litellm.exceptions as llm
 from dspy.utils.exceptions import AdapterParseError
 
+from ..lms import UnknownModel
 from ..lms.offline import OfflineModelMissing
 from .tools import UnknownTool
 from .types import UnknownType
@@ -59,7 +60,7 @@ def _kind_of(error: BaseException, deterministic: bool) -> tuple[str, bool]:
             return "lm_error", False
         case (
             llm.BadRequestError() | llm.NotFoundError() | llm.UnprocessableEntityError()
-            | BadStep() | UnknownTool() | UnknownType()
+            | BadStep() | UnknownTool() | UnknownType() | UnknownModel()
         ):
             return "bad_request", False
         case llm.APIError() | llm.APIConnectionError() | llm.ServiceUnavailableError() | llm.InternalServerError():

@@ -10,6 +10,10 @@ import dspy
 from .test_lm import Rule
 
 
+class UnknownModel(ValueError):
+    pass
+
+
 @dataclass(frozen=True)
 class LmChoice:
     lm: dspy.BaseLM
@@ -29,7 +33,7 @@ def lm_for(config: dict[str, Any], test_answers: Sequence[Rule] = (), timeout_s:
 
         return LmChoice(OfflineLM(model, temperature, max_tokens), dspy.JSONAdapter())
     if model.startswith("dspex/"):
-        raise ValueError(f"unknown dspex model {model!r} (known: dspex/test, dspex/offline)")
+        raise UnknownModel(f"unknown dspex model {model!r} (known: dspex/test, dspex/offline)")
     # Provider keys come from this process's environment (read by LiteLLM), never from the step.
     return LmChoice(
         dspy.LM(

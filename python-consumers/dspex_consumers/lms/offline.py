@@ -5,7 +5,7 @@ install time); nothing is downloaded at run time. The model is small, so its out
 JSON-schema grammar built from the fields the adapter asks for: whatever it writes parses.
 """
 
-import functools
+import atexit
 import os
 import sys
 import threading
@@ -39,8 +39,12 @@ def model_path() -> Path:
     return assemble(Path(sys.prefix) / "share" / "dspex" / MODEL_FILE)
 
 
-@functools.cache
+_MODELS: dict[tuple[str, int], Any] = {}
+
+
 def _llama(path: str, context: int) -> Any:
+    if (path, context) in _MODELS:
+        return _MODELS[(path, context)]
     try:
         from llama_cpp import Llama
     except ImportError as error:
@@ -48,21 +52,32 @@ def _llama(path: str, context: int) -> Any:
             "llama-cpp-python is not installed: run `bash infra/python/setup.sh --offline-model`"
         ) from error
     threads = int(os.environ.get("DSPEX_OFFLINE_THREADS", os.cpu_count() or 1))
-    return Llama(model_path=path, n_ctx=context, n_threads=threads, verbose=False, seed=0)
+    _MODELS[(path, context)] = Llama(model_path=path, n_ctx=context, n_threads=threads, verbose=False, seed=0)
+    return _MODELS[(path, context)]
+
+
+@atexit.register
+def _close_models() -> None:
+    """Closed before interpreter teardown, when llama-cpp's own finalizer would fail noisily."""
+    for model in _MODELS.values():
+        model.close()
+    _MODELS.clear()
 
 
 _LOCK = threading.Lock()  # one llama context: calls take turns
 
 
-def json_schema_for(fields: list[RequestedField]) -> dict[str, Any]:
+def json_schema_for(fields: list[RequestedField], max_tokens: int) -> dict[str, Any]:
+    """Every field required, strings short enough that the whole object fits in max_tokens."""
+    text_budget = max(16, int(max_tokens * 2.5) // max(1, len(fields)))
     return {
         "type": "object",
-        "properties": {field.name: _schema_of(field) for field in fields},
+        "properties": {field.name: _schema_of(field, text_budget) for field in fields},
         "required": [field.name for field in fields],
     }
 
 
-def _schema_of(field: RequestedField) -> dict[str, Any]:
+def _schema_of(field: RequestedField, text_budget: int) -> dict[str, Any]:
     kind = field.python_type.replace(" ", "")
     options = literal_options(field.python_type)
     if options:
@@ -77,7 +92,7 @@ def _schema_of(field: RequestedField) -> dict[str, Any]:
         return {"type": "array", "items": {"type": "string"}}
     if kind.startswith(("dict", "Dict")):
         return {"type": "object"}
-    return {"type": "string", "maxLength": 400}
+    return {"type": "string", "maxLength": text_budget}
 
 
 class OfflineLM(dspy.BaseLM):
@@ -90,16 +105,18 @@ class OfflineLM(dspy.BaseLM):
 
     def forward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None, **kwargs: Any):
         messages = messages or [{"role": "user", "content": prompt or ""}]
-        requested = read_prompt(messages).requested
-        response_format = {"type": "json_object", "schema": json_schema_for(requested)} if requested else None
-        llama = _llama(self.path, self.context)
         settings = {**self.kwargs, **{k: v for k, v in kwargs.items() if k in ("temperature", "max_tokens")}}
+        max_tokens = int(settings.get("max_tokens") or 256)
+        requested = read_prompt(messages).requested
+        schema = json_schema_for(requested, max_tokens) if requested else None
+        response_format = {"type": "json_object", "schema": schema} if schema else None
+        llama = _llama(self.path, self.context)
         with _LOCK:
             started = time.perf_counter()
             result = llama.create_chat_completion(
                 messages=_merge_system(messages),
                 temperature=float(settings.get("temperature") or 0.0),
-                max_tokens=int(settings.get("max_tokens") or 256),
+                max_tokens=max_tokens,
                 response_format=response_format,
                 seed=0,
             )

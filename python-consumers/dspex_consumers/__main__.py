@@ -1,0 +1,65 @@
+"""python -m dspex_consumers --transport stdio|kafka [...]: a dspex Python consumer."""
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+from .executor.run import ExecutorSettings
+from .lms.test_lm import load_answers
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m dspex_consumers", description=__doc__)
+    parser.add_argument("--transport", choices=["stdio", "kafka"], required=True)
+    parser.add_argument("--worker", default=f"python-{socket.gethostname()}-{os.getpid()}", help="name in results")
+    parser.add_argument("--test-answers", default=os.environ.get("DSPEX_TEST_LM_ANSWERS"), help="rules for dspex/test (JSON)")
+    parser.add_argument("--corpus", action="append", default=[], metavar="NAME=FILE", help="a corpus for search:NAME")
+    parser.add_argument("--brokers", default=os.environ.get("DSPEX_KAFKA_BROKERS"), help="kafka: bootstrap servers")
+    parser.add_argument("--group", default="dspex-consumers", help="kafka: consumer group")
+    parser.add_argument("--max-step-ms", type=int, default=600_000, help="kafka: the longest step (poll interval)")
+    parser.add_argument("--log-level", default=os.environ.get("DSPEX_LOG_LEVEL", "INFO"))
+    return parser.parse_args(argv)
+
+
+def load_corpus(path: str) -> list[str]:
+    """A JSON list of passages, or one passage per line."""
+    text = Path(path).read_text()
+    if text.lstrip().startswith("["):
+        return [str(passage) for passage in json.loads(text)]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def settings_from(args: argparse.Namespace) -> ExecutorSettings:
+    corpora = {}
+    for entry in args.corpus:
+        name, _, path = entry.partition("=")
+        corpora[name] = load_corpus(path)
+    answers = load_answers(args.test_answers) if args.test_answers else []
+    return ExecutorSettings(test_answers=answers, corpora=corpora)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("LiteLLM", "litellm", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = settings_from(args)
+    if args.transport == "stdio":
+        from .transports.stdio import serve_stdio
+
+        return serve_stdio(settings, args.worker)
+    if not args.brokers:
+        print("dspex consumer: --brokers (or DSPEX_KAFKA_BROKERS) is required for --transport kafka", file=sys.stderr)
+        return 2
+    from .transports.kafka import KafkaOptions, serve_kafka
+
+    options = KafkaOptions(brokers=args.brokers, group=args.group, worker=args.worker, max_step_ms=args.max_step_ms)
+    return serve_kafka(options, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

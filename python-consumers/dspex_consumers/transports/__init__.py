@@ -1,0 +1,1 @@
+"""How steps reach the executor: length-prefixed JSON frames on stdio, or Kafka topics."""

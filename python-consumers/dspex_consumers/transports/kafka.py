@@ -1,0 +1,165 @@
+"""The Kafka transport: a consumer-group member on dspex.steps, results to dspex.step-results.
+
+At least once, with idempotent result ids: for each StepDispatched it produces StepStarted, runs the
+step, produces StepCompleted/StepFailed (keyed by execution id, ids derived from the dispatch id), waits
+for delivery, then commits the step's offset. A redelivered step yields the same ids, so duplicates are
+dropped downstream. Records that do not decode go to dspex.dlq with their original bytes and the reason.
+SIGTERM/SIGINT: the step in flight finishes and commits, then the member leaves the group.
+Heartbeats run on librdkafka's own thread; max.poll.interval.ms must exceed the longest step.
+"""
+
+import logging
+import signal
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+
+from ..executor.run import ExecutorSettings, execute_step
+from ..wire.codec import decode_bytes, encode_event, headers_of
+from ..wire.events import DLQ_TOPIC, STEP_RESULTS_TOPIC, STEPS_TOPIC, dead_letter_event
+from ..worker import result_event, started_event
+
+log = logging.getLogger("dspex.kafka")
+
+
+@dataclass(frozen=True)
+class KafkaOptions:
+    brokers: str
+    group: str = "dspex-consumers"
+    worker: str = "python"
+    # The longest a step may take before the group considers this member dead (and reassigns its work).
+    max_step_ms: int = 600_000
+    steps_topic: str = STEPS_TOPIC
+    results_topic: str = STEP_RESULTS_TOPIC
+    dlq_topic: str = DLQ_TOPIC
+
+
+def consumer_config(options: KafkaOptions) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": options.brokers,
+        "group.id": options.group,
+        "client.id": options.worker,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "max.poll.interval.ms": options.max_step_ms + 60_000,
+        "session.timeout.ms": 45_000,
+        "heartbeat.interval.ms": 3_000,
+        # Incremental rebalances: a member joining or leaving does not stop everyone (no storms),
+        # and partitions (hence session keys) stay where they were whenever possible.
+        "partition.assignment.strategy": "cooperative-sticky",
+    }
+
+
+def producer_config(options: KafkaOptions) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": options.brokers,
+        "client.id": f"{options.worker}-producer",
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 0,
+        # The Java client's partitioner, as kafkajs and the embedded log use: the same key, the same partition.
+        "partitioner": "murmur2_random",
+    }
+
+
+class DeliveryFailed(RuntimeError):
+    pass
+
+
+class KafkaWorker:
+    def __init__(self, options: KafkaOptions, settings: ExecutorSettings):
+        self.options = options
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.consumer = Consumer(consumer_config(options))
+        self.producer = Producer(producer_config(options))
+        self.recent: OrderedDict[str, dict[str, Any]] = OrderedDict()  # dispatch id → its result, for redeliveries
+
+    def stop(self, *_: Any) -> None:
+        log.info("stopping after the step in flight")
+        self.stopping.set()
+
+    def serve(self) -> int:
+        self.consumer.subscribe([self.options.steps_topic])
+        log.info("member of %s on %s", self.options.group, self.options.steps_topic)
+        try:
+            while not self.stopping.is_set():
+                message = self.consumer.poll(0.5)
+                if message is None:
+                    continue
+                if message.error():
+                    self._on_error(message.error())
+                    continue
+                self._handle(message)
+                self.consumer.commit(message=message, asynchronous=False)
+        finally:
+            self.producer.flush(30)
+            self.consumer.close()  # commits nothing more, leaves the group now: no wait for a session timeout
+        return 0
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("kafka: %s", error)
+
+    def _handle(self, message: Message) -> None:
+        raw = message.value() or b""
+        decoded = decode_bytes(raw)
+        if not decoded.ok or decoded.event["type"] != "StepDispatched":
+            reason = decoded.reason or f"{decoded.event['type']} does not belong on {self.options.steps_topic}"
+            self._dead_letter(message, raw, reason)
+            return
+        dispatched = decoded.event
+        cached = self.recent.get(dispatched["id"])
+        if cached is not None:
+            self._produce([cached])
+            return
+        self._produce([started_event(dispatched, self.options.worker)])
+        outcome = execute_step(dispatched["data"], self.settings)
+        result = result_event(dispatched, outcome, self.options.worker)
+        self._produce([result])
+        self._remember(dispatched["id"], result)
+        log.info("step %s %s in %.0f ms", dispatched["data"]["stepId"], result["type"], outcome.latency_ms)
+
+    def _remember(self, dispatch_id: str, result: dict[str, Any]) -> None:
+        self.recent[dispatch_id] = result
+        while len(self.recent) > 1000:
+            self.recent.popitem(last=False)
+
+    def _dead_letter(self, message: Message, raw: bytes, reason: str) -> None:
+        key = (message.key() or b"").decode("utf-8", "replace")
+        letter = dead_letter_event(
+            raw, reason, message.topic(), message.partition(), message.offset(), self.options.group, key
+        )
+        log.warning("dead-lettered %s/%s/%s: %s", message.topic(), message.partition(), message.offset(), reason)
+        self._produce([letter], topic=self.options.dlq_topic)
+
+    def _produce(self, events: list[dict[str, Any]], topic: str | None = None) -> None:
+        """Produces and waits until the broker has them all: only then may the input offset be committed."""
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, _: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for event in events:
+            self.producer.produce(
+                topic or self.options.results_topic,
+                key=event["key"].encode("utf-8"),
+                value=encode_event(event),
+                headers=headers_of(event),
+                on_delivery=delivered,
+            )
+        remaining = self.producer.flush(30)
+        if failures or remaining:
+            raise DeliveryFailed(f"results not delivered ({remaining} pending): {'; '.join(failures)}")
+
+
+def serve_kafka(options: KafkaOptions, settings: ExecutorSettings) -> int:
+    worker = KafkaWorker(options, settings)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    return worker.serve()

@@ -1,0 +1,121 @@
+"""The stdio transport: frames in on stdin, frames out on stdout, logs on stderr.
+
+In:  {"type": "step", "id": R, "event": <StepDispatched envelope>}
+     {"type": "ping", "id": R}
+     {"type": "shutdown"}                        finish the work received so far, then exit
+Out: {"type": "ready", "worker": W, "pid": P}   once, when DSPy is loaded
+     {"type": "started", "id": R, "event": <StepStarted>}
+     {"type": "result", "id": R, "event": <StepCompleted | StepFailed>}
+     {"type": "pong", "id": R, "worker": W, "busy": bool, "done": N}   answered even while a step runs
+     {"type": "error", "id": R, "reason": "..."}  a frame that is not a valid command (nothing ran)
+"""
+
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+from typing import Any, BinaryIO
+
+from ..executor.run import ExecutorSettings, execute_step
+from ..wire.codec import decode_bytes
+from ..worker import result_event, started_event
+from .frames import FrameError, encode_frame, read_frame
+
+log = logging.getLogger("dspex.stdio")
+
+
+class FrameWriter:
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        frame = encode_frame(message)
+        with self.lock:
+            self.stream.write(frame)
+            self.stream.flush()
+
+
+def claim_stdout() -> BinaryIO:
+    """Frames get a private copy of stdout; fd 1 then points at stderr, so stray prints cannot corrupt them."""
+    frames = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return frames
+
+
+class StdioWorker:
+    def __init__(self, reader: BinaryIO, writer: FrameWriter, settings: ExecutorSettings, worker: str):
+        self.reader = reader
+        self.writer = writer
+        self.settings = settings
+        self.worker = worker
+        self.steps: queue.Queue[tuple[Any, dict[str, Any]] | None] = queue.Queue()
+        self.busy = False
+        self.done = 0
+
+    def serve(self) -> int:
+        runner = threading.Thread(target=self._run_steps, name="steps")
+        runner.start()
+        self.writer.send({"type": "ready", "worker": self.worker, "pid": os.getpid()})
+        try:
+            self._read_commands()
+        finally:
+            self.steps.put(None)
+            runner.join()
+        return 0
+
+    def _read_commands(self) -> None:
+        while True:
+            try:
+                body = read_frame(self.reader)
+            except FrameError as error:
+                log.error("stdin: %s; stopping", error)
+                return
+            if body is None:
+                return
+            try:
+                message = json.loads(body)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                self.writer.send({"type": "error", "id": None, "reason": f"frame is not JSON: {error}"})
+                continue
+            if self._handle(message) == "shutdown":
+                return
+
+    def _handle(self, message: Any) -> str | None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        request = message.get("id") if isinstance(message, dict) else None
+        if kind == "ping":
+            self.writer.send({"type": "pong", "id": request, "worker": self.worker, "busy": self.busy, "done": self.done})
+        elif kind == "shutdown":
+            return "shutdown"
+        elif kind == "step":
+            self._accept_step(request, message.get("event"))
+        else:
+            self.writer.send({"type": "error", "id": request, "reason": f"unknown message type {kind!r}"})
+        return None
+
+    def _accept_step(self, request: Any, event: Any) -> None:
+        decoded = decode_bytes(json.dumps(event).encode("utf-8"))
+        if not decoded.ok or decoded.event["type"] != "StepDispatched":
+            reason = decoded.reason or f"expected StepDispatched, got {decoded.event['type']}"
+            self.writer.send({"type": "error", "id": request, "reason": reason})
+            return
+        self.steps.put((request, decoded.event))
+
+    def _run_steps(self) -> None:
+        while (item := self.steps.get()) is not None:
+            request, dispatched = item
+            self.busy = True
+            self.writer.send({"type": "started", "id": request, "event": started_event(dispatched, self.worker)})
+            outcome = execute_step(dispatched["data"], self.settings)
+            self.writer.send({"type": "result", "id": request, "event": result_event(dispatched, outcome, self.worker)})
+            self.busy = False
+            self.done += 1
+
+
+def serve_stdio(settings: ExecutorSettings, worker: str) -> int:
+    frames = claim_stdout()
+    return StdioWorker(sys.stdin.buffer, FrameWriter(frames), settings, worker).serve()

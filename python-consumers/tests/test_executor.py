@@ -1,0 +1,190 @@
+"""The executor with the deterministic test LM: modules, demos, tools, outputs, errors."""
+
+import time
+
+import dspy
+import pytest
+from conftest import qa_step
+
+from dspex_consumers.executor import execute_step
+from dspex_consumers.executor.errors import StepTimeout, classify
+from dspex_consumers.executor.run import ExecutorSettings
+from dspex_consumers.lms.test_lm import rules_of
+from dspex_consumers.wire.schemas import validate_event
+from dspex_consumers.worker import result_event
+
+PARIS = ExecutorSettings(test_answers=rules_of({"Capital of France?": {"answer": "Paris"}}))
+
+CALCULATION = rules_of(
+    [
+        {"when": "observation_0", "then": {"next_thought": "done", "next_tool_name": "finish", "next_tool_args": {}}},
+        {"when": "observation_0", "then": {"answer": "14"}},
+        {
+            "when": "What is 2+3*4?",
+            "then": {"next_thought": "compute", "next_tool_name": "calculator", "next_tool_args": {"expression": "2+3*4"}},
+        },
+    ]
+)
+
+
+def test_predict_answers_from_the_rules_with_usage_and_trace():
+    outcome = execute_step(qa_step(), PARIS)
+    assert outcome.ok, outcome.error
+    assert outcome.outputs == {"answer": "Paris"}
+    assert outcome.usage["calls"] == 1 and outcome.usage["promptTokens"] > 0
+    assert outcome.trace == [{"predictor": "self", "inputs": {"question": "Capital of France?"}, "outputs": {"answer": "Paris"}}]
+    assert outcome.latency_ms > 0
+
+
+def test_without_a_rule_the_answer_is_a_deterministic_function_of_the_inputs():
+    first, second = execute_step(qa_step()), execute_step(qa_step())
+    other = execute_step(qa_step(inputs={"question": "Capital of Spain?"}))
+    assert first.outputs == second.outputs != other.outputs
+
+
+def test_chain_of_thought_reasons_and_only_signature_outputs_are_returned():
+    outcome = execute_step(qa_step(module="ChainOfThought"), PARIS)
+    assert outcome.outputs == {"answer": "Paris"}
+    assert outcome.trace[0]["predictor"] == "predict"
+    assert "reasoning" in outcome.trace[0]["outputs"]
+
+
+def test_react_calls_the_real_calculator():
+    step = qa_step(module="ReAct", tools=["calculator"], inputs={"question": "What is 2+3*4?"}, demos=[])
+    outcome = execute_step(step, ExecutorSettings(test_answers=CALCULATION))
+    assert outcome.ok, outcome.error
+    assert outcome.outputs == {"answer": "14"}
+    assert [entry["predictor"] for entry in outcome.trace] == ["react", "react", "extract.predict"]
+    assert "[[ ## observation_0 ## ]]\n14" in outcome.trace[1]["inputs"]["trajectory"]
+    assert outcome.usage["calls"] == 3
+
+
+def test_react_searches_the_corpus_given_in_the_step():
+    rules = rules_of(
+        [
+            {"when": "observation_0", "then": {"next_thought": "found", "next_tool_name": "finish", "next_tool_args": {}}},
+            {"when": ["observation_0", "Marie Curie"], "then": {"answer": "1867"}},
+            {"when": "When was", "then": {"next_thought": "look up", "next_tool_name": "search", "next_tool_args": {"query": "Curie born"}}},
+        ]
+    )
+    corpus = ["Marie Curie was born in 1867 in Warsaw.", "Paris is the capital of France."]
+    signature = {
+        "instructions": "",
+        "inputs": [{"name": "question", "type": "str"}, {"name": "corpus", "type": "list[str]"}],
+        "outputs": [{"name": "answer", "type": "str"}],
+    }
+    step = qa_step(module="ReAct", tools=["search"], signature=signature, demos=[],
+                   inputs={"question": "When was Marie Curie born?", "corpus": corpus})
+    outcome = execute_step(step, ExecutorSettings(test_answers=rules))
+    assert outcome.ok, outcome.error
+    assert outcome.outputs == {"answer": "1867"}
+    assert "[1] Marie Curie was born in 1867" in outcome.trace[1]["inputs"]["trajectory"]
+
+
+def test_react_stops_after_max_iters():
+    loop = rules_of([{"when": "What", "then": {"next_thought": "again", "next_tool_name": "calculator",
+                                                "next_tool_args": {"expression": "1+1"}}}])
+    step = qa_step(module="ReAct", tools=["calculator"], maxIters=2, inputs={"question": "What?"}, demos=[])
+    outcome = execute_step(step, ExecutorSettings(test_answers=loop))
+    assert outcome.ok, outcome.error
+    assert [entry["predictor"] for entry in outcome.trace] == ["react", "react", "extract.predict"]
+
+
+def test_demos_reach_the_prompt_and_gate_the_demo_gated_mode():
+    gated = qa_step(lm={"model": "dspex/test?mode=demo_gated", "temperature": 0, "maxTokens": 256})
+    with_label = gated | {"demos": [{"question": "Capital of Germany?", "answer": "Paris"}]}
+    without_label = gated | {"demos": [{"question": "Capital of Italy?", "answer": "Rome"}]}
+    assert execute_step(with_label, PARIS).outputs == {"answer": "Paris"}
+    assert execute_step(without_label, PARIS).outputs["answer"] != "Paris"
+
+
+def test_typed_outputs_are_parsed_and_checked():
+    signature = {
+        "instructions": "Rate it.",
+        "inputs": [{"name": "text", "type": "str"}],
+        "outputs": [
+            {"name": "label", "type": 'Literal["good", "bad"]'},
+            {"name": "score", "type": "probability"},
+            {"name": "stars", "type": "int", "constraints": {"min": 1, "max": 5}},
+            {"name": "tags", "type": "list[str]"},
+        ],
+    }
+    rules = rules_of({"lovely": {"label": "good", "score": 0.9, "stars": 5, "tags": ["warm"]}})
+    outcome = execute_step(qa_step(signature=signature, inputs={"text": "lovely"}, demos=[]), ExecutorSettings(test_answers=rules))
+    assert outcome.outputs == {"label": "good", "score": 0.9, "stars": 5, "tags": ["warm"]}
+
+    bad = rules_of({"lovely": {"label": "good", "score": 0.9, "stars": 9, "tags": []}})
+    failed = execute_step(qa_step(signature=signature, inputs={"text": "lovely"}, demos=[]), ExecutorSettings(test_answers=bad))
+    assert failed.error.kind == "invalid_output" and "stars must be between 1 and 5" in failed.error.message
+    assert failed.error.retryable is False  # temperature 0: the same prompt, the same answer
+
+
+@pytest.mark.parametrize(
+    ("change", "kind"),
+    [
+        ({"tools": ["rm -rf"], "module": "ReAct"}, "bad_request"),
+        ({"inputs": {}}, "bad_request"),
+        ({"signature": {"inputs": [{"name": "q", "type": "strr"}], "outputs": [{"name": "a", "type": "str"}]}}, "bad_request"),
+        ({"lm": {"model": "dspex/nope"}}, "bad_request"),
+    ],
+)
+def test_bad_steps_fail_without_raising(change, kind):
+    outcome = execute_step(qa_step(**change))
+    assert outcome.error is not None and outcome.error.kind == kind
+    assert outcome.error.retryable is False
+
+
+def test_a_step_past_its_timeout_fails_as_a_retryable_timeout():
+    started = time.perf_counter()
+    outcome = execute_step(qa_step(lm={"model": "dspex/test?latency_ms=2000"}, timeoutMs=200))
+    assert outcome.error.kind == "timeout" and outcome.error.retryable
+    assert time.perf_counter() - started < 1.5
+
+
+def test_an_lm_that_writes_garbage_is_a_parse_error():
+    class Garbage(dspy.BaseLM):
+        def forward(self, prompt=None, messages=None, **kwargs):
+            from dspex_consumers.lms.response import chat_completion
+
+            return chat_completion("garbage", "no fields here", 1, 1)
+
+    with dspy.context(lm=Garbage("garbage")):
+        with pytest.raises(Exception) as raised:
+            dspy.Predict("question -> answer")(question="x")
+    assert classify(raised.value, deterministic=True).kind == "parse"
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "retryable"),
+    [
+        (StepTimeout("slow"), "timeout", True),
+        ("RateLimitError", "rate_limit", True),
+        ("Timeout", "timeout", True),
+        ("ContextWindowExceededError", "bad_request", False),
+        ("AuthenticationError", "lm_error", False),
+        ("ServiceUnavailableError", "lm_error", True),
+        (RuntimeError("boom"), "internal", False),
+    ],
+)
+def test_litellm_errors_are_classified(error, kind, retryable):
+    if isinstance(error, str):
+        import litellm
+
+        error = getattr(litellm.exceptions, error)(message="x", model="openai/gpt-4o-mini", llm_provider="openai")
+    classified = classify(error)
+    assert (classified.kind, classified.retryable) == (kind, retryable)
+
+
+def test_error_messages_never_carry_keys(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-supersecretvalue123")
+    message = classify(RuntimeError("bad key sk-supersecretvalue123 and sk-otherkey12345678")).message
+    assert "supersecret" not in message and "otherkey" not in message
+
+
+def test_results_are_valid_events(dispatched):
+    completed = result_event(dispatched, execute_step(dispatched["data"], PARIS), "w")
+    failed = result_event(dispatched, execute_step({**dispatched["data"], "inputs": {}}), "w")
+    for event in (completed, failed):
+        assert validate_event(event) == event
+        assert event["causationId"] == dispatched["id"] and event["key"] == "x1"
+    assert completed["type"] == "StepCompleted" and failed["type"] == "StepFailed"

@@ -1,0 +1,120 @@
+"""The stdio transport, spawned for real: frames, ready, ping while busy, steps, bad frames, shutdown."""
+
+import json
+import struct
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from conftest import REPO, load_json
+
+from dspex_consumers.transports.frames import FrameError, encode_frame, read_frame
+from dspex_consumers.wire.schemas import validate_event
+
+DISPATCHED = load_json(REPO / "tests" / "vectors" / "events" / "StepDispatched.v1.json")
+
+
+class Worker:
+    def __init__(self, *args: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dspex_consumers", "--transport", "stdio", "--worker", "w1", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        )
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.process.stdin.write(encode_frame(message))
+        self.process.stdin.flush()
+
+    def send_raw(self, body: bytes) -> None:
+        self.process.stdin.write(struct.pack(">I", len(body)) + body)
+        self.process.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        body = read_frame(self.process.stdout)
+        assert body is not None, "worker closed stdout"
+        return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def answers(tmp_path_factory):
+    path = tmp_path_factory.mktemp("answers") / "answers.json"
+    path.write_text(json.dumps({"Capital of France?": {"answer": "Paris"}}))
+    return path
+
+
+@pytest.fixture
+def worker(answers):
+    started = Worker("--test-answers", str(answers))
+    yield started
+    if started.process.poll() is None:
+        started.process.kill()
+    started.process.wait(10)
+
+
+def test_ready_then_a_step_gives_started_and_result(worker):
+    ready = worker.receive()
+    assert ready["type"] == "ready" and ready["worker"] == "w1"
+    worker.send({"type": "step", "id": 7, "event": DISPATCHED})
+    started, result = worker.receive(), worker.receive()
+    assert (started["type"], started["id"], started["event"]["type"]) == ("started", 7, "StepStarted")
+    assert (result["type"], result["id"], result["event"]["type"]) == ("result", 7, "StepCompleted")
+    assert result["event"]["data"]["outputs"] == {"answer": "Paris"}
+    assert result["event"]["data"]["worker"] == "w1"
+    validate_event(started["event"])
+    validate_event(result["event"])
+
+
+def test_pings_are_answered_while_a_step_runs(worker):
+    worker.receive()
+    slow = json.loads(json.dumps(DISPATCHED))
+    slow["data"]["lm"]["model"] = "dspex/test?latency_ms=1500"
+    worker.send({"type": "step", "id": 1, "event": slow})
+    assert worker.receive()["type"] == "started"
+    worker.send({"type": "ping", "id": 2})
+    pong = worker.receive()
+    assert pong == {"type": "pong", "id": 2, "worker": "w1", "busy": True, "done": 0}
+    assert worker.receive()["type"] == "result"
+
+
+def test_bad_frames_get_errors_and_the_worker_lives_on(worker):
+    worker.receive()
+    worker.send_raw(b"{not json")
+    assert worker.receive()["type"] == "error"
+    worker.send({"type": "step", "id": 3, "event": {"type": "StepDispatched"}})
+    error = worker.receive()
+    assert error["type"] == "error" and error["id"] == 3 and "invalid event" in error["reason"]
+    worker.send({"type": "teleport", "id": 4})
+    assert worker.receive()["reason"] == "unknown message type 'teleport'"
+    worker.send({"type": "ping", "id": 5})
+    assert worker.receive()["type"] == "pong"
+
+
+def test_a_failing_step_is_a_result_not_a_dead_worker(worker):
+    worker.receive()
+    broken = json.loads(json.dumps(DISPATCHED))
+    broken["data"]["inputs"] = {}
+    worker.send({"type": "step", "id": 1, "event": broken})
+    worker.receive()
+    failed = worker.receive()["event"]
+    assert failed["type"] == "StepFailed" and failed["data"]["error"]["kind"] == "bad_request"
+    worker.send({"type": "ping", "id": 2})
+    assert worker.receive()["done"] == 1
+
+
+def test_shutdown_finishes_received_work_then_exits(worker):
+    worker.receive()
+    worker.send({"type": "step", "id": 1, "event": DISPATCHED})
+    worker.send({"type": "shutdown"})
+    assert [worker.receive()["type"], worker.receive()["type"]] == ["started", "result"]
+    assert worker.process.wait(20) == 0
+
+
+def test_frames_round_trip_and_truncation_is_an_error():
+    import io
+
+    frame = encode_frame({"type": "ping", "id": "ü"})
+    assert json.loads(read_frame(io.BytesIO(frame))) == {"type": "ping", "id": "ü"}
+    assert read_frame(io.BytesIO(b"")) is None
+    with pytest.raises(FrameError):
+        read_frame(io.BytesIO(frame[:-2]))
