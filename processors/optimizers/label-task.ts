@@ -78,20 +78,26 @@ const overrideOf = (overrides: JsonRecord, name: string) =>
 const rulesOf = (instructions: string): Map<string, string> =>
   new Map([...instructions.matchAll(/When label is (\S+?), answer (\S+?)\./g)].map((m) => [m[1]!, m[2]!]));
 
-/** The test LM on the label task: one call per example. */
-export const labelTaskRun: ProgramRun = async (inputs, overrides) => {
+/** What the test LM answers on the label task, given the demos, instructions and temperature it runs with. */
+export const labelTaskAnswer = (inputs: JsonRecord, overrides: JsonRecord): string => {
   const label = String(inputs.label);
   const demos = (overrideOf(overrides, "demos") ?? []) as JsonRecord[];
   const instructions = String(overrideOf(overrides, "instructions") ?? "");
   const temperature = Number(overrideOf(overrides, "temperature") ?? 0);
   const fromDemo = demos.find((d) => d.label === label)?.answer;
+  if (fromDemo !== undefined) return String(fromDemo);
   const fromRule = rulesOf(instructions).get(label);
-  if (fromDemo !== undefined) return { outputs: { answer: fromDemo }, calls: 1 };
-  if (fromRule !== undefined) return { outputs: { answer: fromRule }, calls: 1 };
-  if (temperature <= 0) return { outputs: { answer: "unknown" }, calls: 1 };
+  if (fromRule !== undefined) return fromRule;
+  if (temperature <= 0) return "unknown";
   const random = randomFor(Math.round(temperature * 1000), String(inputs.question));
-  return { outputs: { answer: CODES[Math.floor(random() * CODES.length)]! }, calls: 1 };
+  return CODES[Math.floor(random() * CODES.length)]!;
 };
+
+/** The test LM on the label task, in-process: one call per example. */
+export const labelTaskRun: ProgramRun = async (inputs, overrides) => ({
+  outputs: { answer: labelTaskAnswer(inputs, overrides) },
+  calls: 1,
+});
 
 /** A reflection LM stand-in: states the rule the better run (or the expected answer) shows. */
 export const labelTaskReflector: Reflector = {
