@@ -27,15 +27,27 @@ done
 log() { echo "dspex python: $*" >&2; }
 
 base_python=${DSPEX_BASE_PYTHON:-$(command -v python3.11 || command -v python3)}
-if ! "$base_python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-  log "need Python >= 3.10 (found $("$base_python" --version 2>&1)); set DSPEX_BASE_PYTHON"
+if ! "$base_python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)'; then
+  log "need Python >= 3.11 (found $("$base_python" --version 2>&1)); set DSPEX_BASE_PYTHON"
   exit 1
 fi
 
+# Bump when the way the venv is built changes (not for edits that leave the venv as it is).
+recipe=1
+# The pins only: the dependency lists of pyproject.toml and constraints.txt (other edits keep the venv).
+pins() {
+  "$base_python" - "$package/pyproject.toml" <<'PY'
+import json, sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+print(json.dumps([project["dependencies"], project.get("optional-dependencies", {})], sort_keys=True))
+PY
+}
 pins_hash=$(
   {
+    echo "recipe $recipe"
     "$base_python" -c 'import sys; print(sys.version)'
-    cat "$package/pyproject.toml" "$here/constraints.txt" "$here/setup.sh"
+    pins
+    cat "$here/constraints.txt"
   } | sha256sum | cut -c1-16
 )
 cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/dspex
