@@ -1,0 +1,141 @@
+import { causedBy } from "../../streams/envelope.ts";
+import { type DspexEvent, type EventOf, OptimizationRequested } from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
+import { Topics } from "../../streams/topics.ts";
+import type { Output, Processor, ProcessorContext } from "../runtime.ts";
+
+type RequestData = EventOf<"OptimizationRequested">["data"];
+
+/** When to re-optimize a program, and with what. */
+export interface ReoptimizationPolicy {
+  programId: string;
+  /** Quality below this starts an optimization: the mean of `metric` if it was recorded, else the success rate. */
+  threshold: number;
+  /** MetricRecorded name that carries a quality score per execution (e.g. an online judge). */
+  metric?: string;
+  /** Executions to see (since the last optimization) before judging. */
+  minExecutions: number;
+  /** How much the winner must beat the current configuration by on the devset to be adopted. */
+  margin: number;
+  request: Omit<RequestData, "optimizationId" | "programId">;
+}
+
+interface Watch {
+  executions: number;
+  succeeded: number;
+  scoreSum: number;
+  scores: number;
+  generation: number;
+  running?: string;
+}
+
+export interface ReoptimizationState {
+  watches: Readonly<Record<string, Watch>>;
+}
+
+const fresh = (generation: number): Watch => ({
+  executions: 0,
+  succeeded: 0,
+  scoreSum: 0,
+  scores: 0,
+  generation,
+});
+
+/** The quality the policy watches, once enough executions were seen. */
+export const qualityOf = (watch: Watch, policy: ReoptimizationPolicy): number | undefined => {
+  if (watch.executions < policy.minExecutions) return undefined;
+  return policy.metric && watch.scores > 0
+    ? watch.scoreSum / watch.scores
+    : watch.succeeded / watch.executions;
+};
+
+const maybeStart = (
+  state: ReoptimizationState,
+  watch: Watch,
+  policy: ReoptimizationPolicy,
+  cause: DspexEvent,
+  ctx: ProcessorContext,
+): Output<ReoptimizationState> => {
+  const quality = qualityOf(watch, policy);
+  if (watch.running || quality === undefined || quality >= policy.threshold)
+    return { state: { watches: { ...state.watches, [policy.programId]: watch } }, emit: [] };
+  const optimizationId = derivedId(`reoptimize/${policy.programId}`, `generation/${watch.generation}`);
+  const request = OptimizationRequested.create({
+    id: derivedId(optimizationId, "requested"),
+    stream: `optimization-${optimizationId}`,
+    key: optimizationId,
+    occurredAt: new Date(ctx.now).toISOString(),
+    ...causedBy(cause),
+    data: {
+      ...policy.request,
+      optimizationId,
+      programId: policy.programId,
+      params: { ...policy.request.params, margin: policy.margin, triggeredAtQuality: quality },
+    },
+  });
+  return {
+    state: { watches: { ...state.watches, [policy.programId]: { ...watch, running: optimizationId } } },
+    emit: [request],
+  };
+};
+
+/**
+ * Continuous re-optimization: folds executions and recorded scores per program; when quality falls
+ * below the policy's threshold it requests an optimization (one at a time per program), whose winner
+ * is adopted only if it beats the current configuration by the margin. A finished optimization opens
+ * a fresh window.
+ */
+export const reoptimizationProcessor = (
+  policies: readonly ReoptimizationPolicy[],
+  name = "dspex-reoptimizer",
+): Processor<ReoptimizationState> => {
+  const byProgram = new Map(policies.map((p) => [p.programId, p]));
+  return {
+    name,
+    topics: [Topics.results, Topics.metrics, Topics.optimizations],
+    initialState: { watches: {} },
+    handle(state, event, ctx) {
+      const none = { state, emit: [] };
+      switch (event.type) {
+        case "ExecutionCompleted":
+        case "ExecutionFailed": {
+          // Evaluations of optimizations are not production traffic.
+          if (event.data.evaluationId) return none;
+          const policy = byProgram.get(event.data.programId);
+          if (!policy) return none;
+          const watch = state.watches[policy.programId] ?? fresh(0);
+          const ok = event.type === "ExecutionCompleted" ? 1 : 0;
+          return maybeStart(
+            state,
+            { ...watch, executions: watch.executions + 1, succeeded: watch.succeeded + ok },
+            policy,
+            event,
+            ctx,
+          );
+        }
+        case "MetricRecorded": {
+          const policy = byProgram.get(event.data.programId);
+          if (!policy || event.data.name !== policy.metric) return none;
+          const watch = state.watches[policy.programId] ?? fresh(0);
+          return maybeStart(
+            state,
+            { ...watch, scoreSum: watch.scoreSum + event.data.value, scores: watch.scores + 1 },
+            policy,
+            event,
+            ctx,
+          );
+        }
+        case "OptimizationCompleted": {
+          const watch = state.watches[event.data.programId];
+          if (!watch || watch.running !== event.data.optimizationId) return none;
+          return {
+            state: { watches: { ...state.watches, [event.data.programId]: fresh(watch.generation + 1) } },
+            emit: [],
+          };
+        }
+        default:
+          return none;
+      }
+    },
+  };
+};
