@@ -2,6 +2,8 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { openEmbeddedLog } from "./embedded/log.ts";
 import { openEventStoreDbLog } from "./eventstoredb/log.ts";
+import { KafkaLogConfig } from "./kafka/config.ts";
+import { openKafkaLog } from "./kafka/log.ts";
 import type { EventLog } from "./log.ts";
 
 /** Where the log lives: the one place that turns configuration into a backend. */
@@ -22,6 +24,7 @@ export const LogConfig = z.discriminatedUnion("backend", [
       .default(""),
     defaultPartitions: z.number().int().positive().optional(),
   }),
+  KafkaLogConfig,
 ]);
 export type LogConfig = z.input<typeof LogConfig>;
 
@@ -32,5 +35,7 @@ export const openLog = async (config: LogConfig): Promise<EventLog> => {
       return openEmbeddedLog({ path: resolve(parsed.path), defaultPartitions: parsed.defaultPartitions });
     case "eventstoredb":
       return openEventStoreDbLog(parsed);
+    case "kafka":
+      return openKafkaLog(parsed);
   }
 };

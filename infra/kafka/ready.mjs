@@ -47,7 +47,9 @@ while (Date.now() < deadline) {
   }
   try {
     const cluster = await probe();
-    console.error(`kafka: ready at ${bootstrap} (cluster ${cluster.clusterId}, controller ${cluster.controller})`);
+    console.error(
+      `kafka: ready at ${bootstrap} (cluster ${cluster.clusterId}, controller ${cluster.controller})`,
+    );
     process.exit(0);
   } catch (error) {
     lastError = error instanceof Error ? error.message : String(error);

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogConfig } from "../../streams/open.ts";
 import { eventStoreDbBackend } from "./eventstoredb.ts";
+import { kafkaBackend } from "./kafka.ts";
 
 /** A backend the contract suite runs against; `skipReason` says why it can't run here, if so. */
 export interface BackendUnderTest {
@@ -34,4 +35,4 @@ export const embeddedBackend: BackendUnderTest = {
 };
 
 /** Every backend the contract suite knows; the Kafka and EventStoreDB backends add themselves here. */
-export const backendsUnderTest: BackendUnderTest[] = [embeddedBackend, eventStoreDbBackend];
+export const backendsUnderTest: BackendUnderTest[] = [embeddedBackend, kafkaBackend, eventStoreDbBackend];

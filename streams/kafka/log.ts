@@ -1,0 +1,655 @@
+import { randomUUID } from "node:crypto";
+import {
+  type Admin,
+  type EachBatchPayload,
+  Kafka,
+  type Consumer as KafkaConsumer,
+  logLevel as KafkaLevel,
+  Partitioners,
+  type Producer,
+  type ProducerConfig,
+} from "kafkajs";
+import { Observable } from "rxjs";
+import type {
+  AppendRecord,
+  BatchHandler,
+  ConsumeOptions,
+  Consumer,
+  EventLog,
+  LogRecord,
+  Position,
+  ReadOptions,
+  RecordBatch,
+  TopicSpec,
+} from "../log.ts";
+import { brokerList, KafkaLogConfig, type KafkaLogSettings } from "./config.ts";
+import { kafkaLogCreator, type Logger, stderrLogger } from "./logger.ts";
+import {
+  logicalTopic,
+  physicalGroup,
+  physicalTopic,
+  scratchGroup,
+  topicNameProblem,
+  transactionalIdFor,
+} from "./names.ts";
+import { isReadComplete, mergedRecords, type ReadProgress, readTargets, recordProgress } from "./reading.ts";
+import { chunkBySize, positionsOf, routeRecords, toLogRecord, topicMessagesOf } from "./records.ts";
+
+/** Largest single send: under the broker's default message.max.bytes (1 MiB) per partition batch. */
+const maxSendBytes = 768 * 1024;
+
+/** A newer producer with the same transactional id took over this partition: the batch is not committed. */
+export class TransactionFencedError extends Error {
+  constructor(group: string, topic: string, partition: number, cause: unknown) {
+    super(
+      `another consumer of group ${group} took over ${topic}[${partition}] (its producer fenced this one); batch not committed`,
+      { cause },
+    );
+    this.name = "TransactionFencedError";
+  }
+}
+
+const fencedErrorTypes = new Set([
+  "INVALID_PRODUCER_EPOCH",
+  "PRODUCER_FENCED",
+  "INVALID_PRODUCER_ID_MAPPING",
+]);
+const isFenced = (error: unknown): boolean =>
+  fencedErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
+  (error instanceof Error && error.cause !== undefined && isFenced(error.cause));
+
+const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+export interface KafkaLogOptions {
+  /** Where kafkajs logs and the backend's own warnings go; default JSON lines on stderr. */
+  logger?: Logger;
+}
+
+/** The EventLog port on Apache Kafka, through kafkajs. */
+export class KafkaLog implements EventLog {
+  readonly backend = "kafka";
+  readonly settings: KafkaLogSettings;
+  readonly brokers: string[];
+  private readonly logger: Logger;
+  private readonly kafka: Kafka;
+  private readonly admin: Admin;
+  /** Idempotent (no duplicates on retry, order kept per partition); appends go through it one at a time. */
+  private readonly producer: Producer;
+  private readonly partitionCounts = new Map<string, number>();
+  private appendQueue: Promise<unknown> = Promise.resolve();
+  private readonly consumers = new Set<Consumer>();
+  private readonly tails = new Set<() => Promise<void>>();
+  private committer: Promise<Producer> | undefined;
+  private closed = false;
+
+  constructor(config: KafkaLogConfig, options: KafkaLogOptions = {}) {
+    this.settings = KafkaLogConfig.parse(config);
+    this.brokers = brokerList(this.settings.brokers);
+    this.logger = options.logger ?? stderrLogger();
+    this.kafka = new Kafka({
+      clientId: this.settings.clientId,
+      brokers: this.brokers,
+      logLevel: KafkaLevel.DEBUG,
+      logCreator: kafkaLogCreator(this.logger),
+      connectionTimeout: 3_000,
+      retry: { initialRetryTime: 100, retries: 8 },
+    });
+    this.admin = this.kafka.admin();
+    this.producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      // kafkajs's exactly-once advice: an idempotent producer retries for ever (appends wait for the broker).
+      retry: { initialRetryTime: 100, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
+    });
+  }
+
+  /** Connects the admin client and the producer; fails with the brokers it tried. */
+  async connect(): Promise<this> {
+    try {
+      await Promise.all([this.admin.connect(), this.producer.connect()]);
+    } catch (error) {
+      await this.close().catch(() => undefined);
+      throw new Error(
+        `cannot reach Kafka at ${this.brokers.join(",")}: ${describe(error)} (start the local broker with bash infra/kafka/start.sh, or set DSPEX_KAFKA_BROKERS)`,
+        { cause: error },
+      );
+    }
+    return this;
+  }
+
+  private physical = (topic: string): string => physicalTopic(this.settings.namespace, topic);
+
+  private checkTopicName(topic: string): void {
+    const problem = topicNameProblem(this.physical(topic));
+    if (problem) throw new TypeError(problem);
+  }
+
+  private async existingTopics(): Promise<Set<string>> {
+    return new Set(await this.admin.listTopics());
+  }
+
+  private async createTopics(specs: ReadonlyArray<{ topic: string; partitions: number }>): Promise<void> {
+    if (specs.length === 0) return;
+    await this.admin.createTopics({
+      waitForLeaders: true,
+      topics: specs.map(({ topic, partitions }) => ({
+        topic: this.physical(topic),
+        numPartitions: partitions,
+        replicationFactor: this.settings.replicationFactor,
+        configEntries: [{ name: "retention.ms", value: String(this.settings.retentionMs) }],
+      })),
+    });
+  }
+
+  /** Partition counts from the cluster's metadata, cached per logical topic. */
+  private async refreshPartitionCounts(topics: readonly string[]): Promise<void> {
+    if (topics.length === 0) return;
+    const { topics: metadata } = await this.admin.fetchTopicMetadata({ topics: topics.map(this.physical) });
+    for (const entry of metadata) {
+      const topic = logicalTopic(this.settings.namespace, entry.name);
+      if (topic !== undefined) this.partitionCounts.set(topic, entry.partitions.length);
+    }
+  }
+
+  /** Makes sure every topic exists (created with the defaults when `create`), and knows its partitions. */
+  private async knowTopics(topics: readonly string[], create: boolean): Promise<string[]> {
+    const unknown = [...new Set(topics)].filter((topic) => !this.partitionCounts.has(topic));
+    if (unknown.length === 0) return [...new Set(topics)];
+    for (const topic of unknown) this.checkTopicName(topic);
+    const existing = await this.existingTopics();
+    const missing = unknown.filter((topic) => !existing.has(this.physical(topic)));
+    if (create) {
+      await this.createTopics(
+        missing.map((topic) => ({ topic, partitions: this.settings.defaultPartitions })),
+      );
+      await this.refreshPartitionCounts(unknown);
+    } else {
+      await this.refreshPartitionCounts(unknown.filter((topic) => existing.has(this.physical(topic))));
+    }
+    return [...new Set(topics)].filter((topic) => this.partitionCounts.has(topic));
+  }
+
+  async ensureTopics(topics: TopicSpec[]): Promise<void> {
+    const wanted = new Map<string, number>();
+    for (const { topic, partitions } of topics) {
+      this.checkTopicName(topic);
+      wanted.set(topic, Math.max(wanted.get(topic) ?? 0, partitions ?? this.settings.defaultPartitions));
+    }
+    const existing = await this.existingTopics();
+    const [present, missing] = [[...wanted].filter(([t]) => existing.has(this.physical(t))), [] as string[]];
+    for (const [topic] of wanted) if (!existing.has(this.physical(topic))) missing.push(topic);
+    await this.createTopics(missing.map((topic) => ({ topic, partitions: wanted.get(topic)! })));
+    await this.refreshPartitionCounts(present.map(([topic]) => topic));
+    const grow = present.filter(([topic, count]) => (this.partitionCounts.get(topic) ?? 0) < count);
+    if (grow.length > 0) {
+      await this.admin.createPartitions({
+        topicPartitions: grow.map(([topic, count]) => ({ topic: this.physical(topic), count })),
+      });
+    }
+    await this.refreshPartitionCounts([...wanted.keys()]);
+  }
+
+  /** Runs appends one at a time: the idempotent producer's sequence numbers stay in order. */
+  private serially<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.appendQueue.then(task, task);
+    this.appendQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private routed(records: readonly AppendRecord[]) {
+    return routeRecords(records, (topic) => this.partitionCounts.get(topic)!, this.physical);
+  }
+
+  /** Atomic per partition (one produce request each), not across partitions: use commitWith for that. */
+  async append(records: AppendRecord[]): Promise<Position[]> {
+    if (records.length === 0) return [];
+    this.ensureOpen();
+    return this.serially(async () => {
+      await this.knowTopics(
+        records.map((r) => r.topic),
+        true,
+      );
+      const positions: Position[] = [];
+      for (const chunk of chunkBySize(this.routed(records), maxSendBytes)) {
+        const metadata = await this.producer.sendBatch({ topicMessages: topicMessagesOf(chunk), acks: -1 });
+        positions.push(...positionsOf(chunk, metadata));
+      }
+      return positions;
+    });
+  }
+
+  /** A consumer of the log's cluster with the backend's timeouts; read_committed always. */
+  private newConsumer(groupId: string): KafkaConsumer {
+    return this.kafka.consumer({
+      groupId,
+      sessionTimeout: this.settings.sessionTimeoutMs,
+      heartbeatInterval: Math.min(
+        this.settings.heartbeatIntervalMs,
+        Math.floor(this.settings.sessionTimeoutMs / 3),
+      ),
+      rebalanceTimeout: Math.max(this.settings.sessionTimeoutMs, 30_000),
+      maxWaitTimeInMs: this.settings.maxWaitMs,
+      allowAutoTopicCreation: false,
+      readUncommitted: false,
+    });
+  }
+
+  /** Best effort: a scratch group (read, tail) leaves nothing behind on the cluster. */
+  private async deleteScratchGroup(groupId: string): Promise<void> {
+    await this.admin
+      .deleteGroups([groupId])
+      .catch((error) =>
+        this.logger.log("debug", "could not delete a scratch consumer group", {
+          groupId,
+          error: describe(error),
+        }),
+      );
+  }
+
+  async read(topic: string, options: ReadOptions = {}): Promise<LogRecord[]> {
+    this.ensureOpen();
+    if ((await this.knowTopics([topic], false)).length === 0) return [];
+    const physical = this.physical(topic);
+    const offsets = await this.admin.fetchTopicOffsets(physical);
+    const targets = readTargets(offsets, options);
+    if ([...targets.values()].every((target) => target.done)) return [];
+    const groupId = scratchGroup(this.settings.namespace, "read", randomUUID());
+    const consumer = this.newConsumer(groupId);
+    const progress: ReadProgress = { targets, records: new Map() };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let timer: NodeJS.Timeout | undefined;
+        const stall = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            reject(
+              new Error(
+                `read of ${topic} made no progress for ${this.settings.readTimeoutMs} ms (at ${JSON.stringify(
+                  [...targets].map(([p, t]) => ({ partition: p, at: t.position, until: t.end })),
+                )})`,
+              ),
+            );
+          }, this.settings.readTimeoutMs);
+        };
+        const check = () => {
+          stall();
+          if (isReadComplete(progress)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+          recordProgress(progress, payload.partition, Number(payload.lastOffset) + 1, [], options.limit);
+          check();
+        });
+        consumer.on(consumer.events.CRASH, ({ payload }) => {
+          if (!payload.restart) {
+            clearTimeout(timer);
+            reject(payload.error);
+          }
+        });
+        check();
+        (async () => {
+          await consumer.connect();
+          await consumer.subscribe({ topics: [physical], fromBeginning: true });
+          await consumer.run({
+            eachBatch: async ({ batch }) => {
+              recordProgress(
+                progress,
+                batch.partition,
+                Number(batch.lastOffset()) + 1,
+                batch.messages.map((m) => toLogRecord(topic, batch.partition, m)),
+                options.limit,
+              );
+              check();
+            },
+          });
+          // Records before a target's start, or of a partition not asked for, are dropped anyway;
+          // seeking and pausing only spares fetching them.
+          const unwanted = [...targets].filter(([, target]) => target.done).map(([partition]) => partition);
+          if (unwanted.length > 0) consumer.pause([{ topic: physical, partitions: unwanted }]);
+          for (const [partition, target] of targets) {
+            if (!target.done && target.start > 0)
+              consumer.seek({ topic: physical, partition, offset: String(target.start) });
+          }
+        })().catch((error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+      });
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
+      await this.deleteScratchGroup(groupId);
+    }
+    return mergedRecords(progress, options.limit);
+  }
+
+  /** The producer that commits one input partition's batches, in transactions (one per group and partition). */
+  private transactionalProducer(group: string, topic: string, partition: number): Producer {
+    return this.kafka.producer(
+      this.transactionalOptions(transactionalIdFor(this.settings.namespace, group, topic, partition)),
+    );
+  }
+
+  private transactionalOptions(transactionalId: string): ProducerConfig {
+    return {
+      transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      transactionTimeout: this.settings.transactionTimeoutMs,
+      createPartitioner: Partitioners.DefaultPartitioner,
+      // Retry for ever, as kafkajs wants for exactly-once; CONCURRENT_TRANSACTIONS right after a commit
+      // clears within milliseconds, so start retrying soon.
+      retry: { initialRetryTime: 10, maxRetryTime: 2_000, retries: Number.MAX_SAFE_INTEGER },
+    };
+  }
+
+  /** Appends `outputs` and commits the input offset in one Kafka transaction. */
+  private async commitInTransaction(
+    producer: Producer,
+    where: { groupId: string; physicalTopic: string; partition: number; nextOffset: number },
+    outputs: readonly AppendRecord[],
+  ): Promise<Position[]> {
+    await this.knowTopics(
+      outputs.map((r) => r.topic),
+      true,
+    );
+    const transaction = await producer.transaction();
+    try {
+      const positions: Position[] = [];
+      for (const chunk of chunkBySize(this.routed(outputs), maxSendBytes)) {
+        const metadata = await transaction.sendBatch({ topicMessages: topicMessagesOf(chunk), acks: -1 });
+        positions.push(...positionsOf(chunk, metadata));
+      }
+      await transaction.sendOffsets({
+        consumerGroupId: where.groupId,
+        topics: [
+          {
+            topic: where.physicalTopic,
+            partitions: [{ partition: where.partition, offset: String(where.nextOffset) }],
+          },
+        ],
+      });
+      await transaction.commit();
+      return positions;
+    } catch (error) {
+      if (transaction.isActive()) await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  consume(options: ConsumeOptions, handler: BatchHandler): Consumer {
+    this.ensureOpen();
+    const { group, topics, from = "beginning", maxBatch = 500, autoCommit = true } = options;
+    const groupId = physicalGroup(this.settings.namespace, group);
+    const consumer = this.newConsumer(groupId);
+    const producers = new Map<string, Promise<Producer>>();
+    const producerKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+    const producerFor = (topic: string, partition: number): Promise<Producer> => {
+      const key = producerKey(topic, partition);
+      let producer = producers.get(key);
+      if (!producer) {
+        const created = this.transactionalProducer(group, topic, partition);
+        producer = created.connect().then(() => created);
+        producer.catch(() => producers.delete(key));
+        producers.set(key, producer);
+      }
+      return producer;
+    };
+    const dropProducer = (key: string) => {
+      const producer = producers.get(key);
+      producers.delete(key);
+      void producer?.then((p) => p.disconnect()).catch(() => undefined);
+    };
+
+    let stopping = false;
+    let failure: { error: unknown } | undefined;
+    let requestStop!: () => void;
+    const stopRequested = new Promise<void>((resolve) => {
+      requestStop = resolve;
+    });
+    const fail = (error: unknown) => {
+      failure ??= { error };
+      stopping = true;
+      requestStop();
+    };
+    options.signal?.addEventListener("abort", () => requestStop(), { once: true });
+    if (options.signal?.aborted) requestStop();
+
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      this.logger.log(payload.restart ? "warn" : "error", `consumer of group ${group} crashed`, {
+        error: describe(payload.error),
+        restart: payload.restart,
+      });
+      if (!payload.restart) fail(payload.error);
+    });
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      const assigned = new Set(
+        Object.entries(payload.memberAssignment).flatMap(([physical, partitions]) =>
+          partitions.map((partition) =>
+            producerKey(logicalTopic(this.settings.namespace, physical) ?? physical, partition),
+          ),
+        ),
+      );
+      for (const key of [...producers.keys()]) if (!assigned.has(key)) dropProducer(key);
+    });
+
+    const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+      const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
+      const { partition } = batch;
+      // A consumer that commits through transactions gets its producer ready while the handler runs.
+      if (!autoCommit) producerFor(topic, partition).catch(() => undefined);
+      const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
+      for (let start = 0; start < records.length; start += maxBatch) {
+        if (stopping || !isRunning() || isStale()) return;
+        const chunk = records.slice(start, start + maxBatch);
+        const nextOffset = chunk.at(-1)!.offset + 1;
+        let committedWithOutputs = false;
+        const recordBatch: RecordBatch = {
+          records: chunk,
+          commitWith: async (outputs) => {
+            committedWithOutputs = true;
+            const producer = await producerFor(topic, partition);
+            try {
+              return await this.commitInTransaction(
+                producer,
+                { groupId, physicalTopic: batch.topic, partition, nextOffset },
+                outputs,
+              );
+            } catch (error) {
+              if (!isFenced(error)) throw error;
+              dropProducer(producerKey(topic, partition));
+              throw new TransactionFencedError(group, topic, partition, error);
+            }
+          },
+        };
+        try {
+          await handler(recordBatch);
+        } catch (error) {
+          if (error instanceof TransactionFencedError) {
+            this.logger.log("warn", error.message);
+            return;
+          }
+          fail(error);
+          return;
+        }
+        if (!committedWithOutputs && autoCommit) {
+          await consumer.commitOffsets([{ topic: batch.topic, partition, offset: String(nextOffset) }]);
+        }
+        resolveOffset(String(nextOffset - 1));
+        await heartbeat();
+      }
+    };
+
+    const start = async () => {
+      await this.knowTopics(topics, true);
+      await consumer.connect();
+      await consumer.subscribe({ topics: topics.map(this.physical), fromBeginning: from === "beginning" });
+      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+    };
+    const shutdown = async () => {
+      stopping = true;
+      await consumer.disconnect().catch((error) =>
+        this.logger.log("warn", `consumer of group ${group} did not disconnect cleanly`, {
+          error: describe(error),
+        }),
+      );
+      await Promise.all(
+        [...producers.values()].map((p) =>
+          p.then((producer) => producer.disconnect()).catch(() => undefined),
+        ),
+      );
+      producers.clear();
+    };
+
+    const done = (async () => {
+      try {
+        await Promise.race([start(), stopRequested]);
+        await stopRequested;
+      } catch (error) {
+        fail(error);
+      }
+      await shutdown();
+      if (failure) throw failure.error;
+    })();
+    const handle: Consumer = {
+      done,
+      stop: async () => {
+        stopping = true;
+        requestStop();
+        await done.catch(() => undefined);
+        this.consumers.delete(handle);
+      },
+    };
+    this.consumers.add(handle);
+    done.catch(() => undefined).finally(() => this.consumers.delete(handle));
+    return handle;
+  }
+
+  tail(topics: string[], options: { from?: "beginning" | "end" } = {}): Observable<LogRecord> {
+    return new Observable<LogRecord>((subscriber) => {
+      const groupId = scratchGroup(this.settings.namespace, "tail", randomUUID());
+      const consumer = this.newConsumer(groupId);
+      let stopped = false;
+      const stop = async () => {
+        if (stopped) return;
+        stopped = true;
+        this.tails.delete(stop);
+        await consumer.disconnect().catch(() => undefined);
+        await this.deleteScratchGroup(groupId);
+      };
+      this.tails.add(stop);
+      consumer.on(consumer.events.CRASH, ({ payload }) => {
+        if (!payload.restart) subscriber.error(payload.error);
+      });
+      (async () => {
+        const known = await this.knowTopics(topics, true);
+        // Per partition, the next offset to emit: the end at subscription ("end") or 0. Records before it
+        // are dropped, so a fetch that raced the seek neither repeats nor skips anything.
+        const next = new Map<string, number>();
+        const id = (physical: string, partition: number) => `${physical}\u0000${partition}`;
+        if (options.from === "end") {
+          for (const topic of known) {
+            for (const { partition, offset } of await this.admin.fetchTopicOffsets(this.physical(topic)))
+              next.set(id(this.physical(topic), partition), Number(offset));
+          }
+        }
+        if (stopped) return;
+        await consumer.connect();
+        await consumer.subscribe({ topics: known.map(this.physical), fromBeginning: true });
+        await consumer.run({
+          eachBatch: async ({ batch }) => {
+            const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
+            const key = id(batch.topic, batch.partition);
+            for (const message of batch.messages) {
+              if (stopped) return;
+              if (Number(message.offset) < (next.get(key) ?? 0)) continue;
+              next.set(key, Number(message.offset) + 1);
+              subscriber.next(toLogRecord(topic, batch.partition, message));
+            }
+          },
+        });
+        for (const [key, offset] of next) {
+          const [physical, partition] = key.split("\u0000") as [string, string];
+          if (offset > 0)
+            consumer.seek({ topic: physical, partition: Number(partition), offset: String(offset) });
+        }
+      })().catch((error) => {
+        if (!stopped) subscriber.error(error);
+      });
+      return () => {
+        void stop();
+      };
+    });
+  }
+
+  /**
+   * Commits offsets for a group from outside its consumers, in a transaction of this log's own
+   * producer (Kafka accepts transactional offset commits whatever the group's state).
+   */
+  async commit(group: string, positions: Position[]): Promise<void> {
+    this.ensureOpen();
+    if (positions.length === 0) return;
+    const byTopic = new Map<string, Position[]>();
+    for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
+    this.committer ??= (async () => {
+      const producer = this.kafka.producer(
+        this.transactionalOptions(`dspex-tx.${this.settings.namespace}commit.${randomUUID()}`),
+      );
+      await producer.connect();
+      return producer;
+    })();
+    const producer = await this.committer;
+    const transaction = await producer.transaction();
+    try {
+      await transaction.sendOffsets({
+        consumerGroupId: physicalGroup(this.settings.namespace, group),
+        topics: [...byTopic].map(([topic, list]) => ({
+          topic: this.physical(topic),
+          partitions: list.map((p) => ({ partition: p.partition, offset: String(p.offset) })),
+        })),
+      });
+      await transaction.commit();
+    } catch (error) {
+      if (transaction.isActive()) await transaction.abort().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async committed(group: string, topic: string): Promise<Map<number, number>> {
+    this.ensureOpen();
+    if ((await this.knowTopics([topic], false)).length === 0) return new Map();
+    const [entry] = await this.admin.fetchOffsets({
+      groupId: physicalGroup(this.settings.namespace, group),
+      topics: [this.physical(topic)],
+    });
+    return new Map(
+      (entry?.partitions ?? [])
+        .filter(({ offset }) => Number(offset) >= 0)
+        .map(({ partition, offset }) => [partition, Number(offset)]),
+    );
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new Error("the Kafka log is closed");
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.consumers].map((c) => c.stop()));
+    await Promise.all([...this.tails].map((stop) => stop()));
+    await this.appendQueue;
+    const committer = this.committer?.then((producer) => producer.disconnect());
+    await Promise.all(
+      [this.producer.disconnect(), this.admin.disconnect(), committer].map((p) => p?.catch(() => undefined)),
+    );
+  }
+}
+
+/** Opens (and connects) a Kafka log; fails fast with a clear message when no broker answers. */
+export const openKafkaLog = (config: KafkaLogConfig, options?: KafkaLogOptions): Promise<KafkaLog> =>
+  new KafkaLog(config, options).connect();
