@@ -63,6 +63,11 @@ const describe = (error: unknown): string => (error instanceof Error ? error.mes
 export interface KafkaLogOptions {
   /** Where kafkajs logs and the backend's own warnings go; default JSON lines on stderr. */
   logger?: Logger;
+  /**
+   * Runs inside commitWith once the outputs and the input offsets are sent, just before the
+   * transaction commits. A test seam: the crash test kills the process here.
+   */
+  beforeTransactionCommit?: () => Promise<void> | void;
 }
 
 /** The EventLog port on Apache Kafka, through kafkajs. */
@@ -71,6 +76,7 @@ export class KafkaLog implements EventLog {
   readonly settings: KafkaLogSettings;
   readonly brokers: string[];
   private readonly logger: Logger;
+  private readonly beforeTransactionCommit: () => Promise<void> | void;
   private readonly kafka: Kafka;
   private readonly admin: Admin;
   /** Idempotent (no duplicates on retry, order kept per partition); appends go through it one at a time. */
@@ -86,6 +92,7 @@ export class KafkaLog implements EventLog {
     this.settings = KafkaLogConfig.parse(config);
     this.brokers = brokerList(this.settings.brokers);
     this.logger = options.logger ?? stderrLogger();
+    this.beforeTransactionCommit = options.beforeTransactionCommit ?? (() => undefined);
     this.kafka = new Kafka({
       clientId: this.settings.clientId,
       brokers: this.brokers,
@@ -238,14 +245,12 @@ export class KafkaLog implements EventLog {
 
   /** Best effort: a scratch group (read, tail) leaves nothing behind on the cluster. */
   private async deleteScratchGroup(groupId: string): Promise<void> {
-    await this.admin
-      .deleteGroups([groupId])
-      .catch((error) =>
-        this.logger.log("debug", "could not delete a scratch consumer group", {
-          groupId,
-          error: describe(error),
-        }),
-      );
+    await this.admin.deleteGroups([groupId]).catch((error) =>
+      this.logger.log("debug", "could not delete a scratch consumer group", {
+        groupId,
+        error: describe(error),
+      }),
+    );
   }
 
   async read(topic: string, options: ReadOptions = {}): Promise<LogRecord[]> {
@@ -373,6 +378,7 @@ export class KafkaLog implements EventLog {
           },
         ],
       });
+      await this.beforeTransactionCommit();
       await transaction.commit();
       return positions;
     } catch (error) {

@@ -1,0 +1,111 @@
+/**
+ * Consume-transform-produce on a real broker: a process killed between producing its outputs and
+ * committing its transaction leaves nothing visible; the next member of the group redoes the batch,
+ * and read_committed readers see every output exactly once.
+ */
+import { randomUUID } from "node:crypto";
+import { Kafka, logLevel } from "kafkajs";
+import { afterAll, describe, expect, it } from "vitest";
+import { type KafkaLog, openKafkaLog } from "../../streams/kafka/log.ts";
+import { physicalTopic } from "../../streams/kafka/names.ts";
+import type { AppendRecord, RecordBatch } from "../../streams/log.ts";
+import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
+import { killHard, spawnTs } from "../support/processes.ts";
+
+const childScript = new URL("./kafka-transaction-child.ts", import.meta.url).pathname;
+const found = kafkaForTests();
+if ("skipReason" in found) console.log(`[kafka-transactions] skipped: ${found.skipReason}`);
+
+/** Everything in a topic up to its high watermark, read by a plain kafkajs consumer (not the backend). */
+const readRaw = async (brokers: string, topic: string, isolation: "read_committed" | "read_uncommitted") => {
+  const kafka = new Kafka({
+    clientId: "dspex-test-reader",
+    brokers: brokers.split(","),
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  const [end] = await admin.fetchTopicOffsets(topic);
+  await admin.disconnect();
+  const highWatermark = Number(end!.high);
+  const consumer = kafka.consumer({
+    groupId: `dspex-test-${randomUUID()}`,
+    readUncommitted: isolation === "read_uncommitted",
+    maxWaitTimeInMs: 200,
+  });
+  const values: string[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await new Promise<void>((resolve) => {
+    consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+      if (Number(payload.lastOffset) + 1 >= highWatermark) resolve();
+    });
+    void consumer.run({
+      eachMessage: async ({ message }) => {
+        values.push(message.value!.toString());
+      },
+    });
+  });
+  await consumer.disconnect();
+  return values;
+};
+
+const transform = (batch: RecordBatch, output: string): AppendRecord[] =>
+  batch.records.map((r) => ({ topic: output, key: r.key, value: `out-${r.value.toString()}` }));
+
+describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-produce)", () => {
+  const logs: KafkaLog[] = [];
+  afterAll(async () => {
+    await Promise.all(logs.map((log) => log.close()));
+  });
+
+  it("shows the output of a process killed between produce and commit exactly once to read_committed readers", async () => {
+    const brokers = "brokers" in found ? found.brokers : "";
+    const config = freshKafkaConfig();
+    const log = await openKafkaLog(config);
+    logs.push(log);
+    const [input, output, group] = ["in", "out", "transformer"];
+    await log.ensureTopics([
+      { topic: input, partitions: 1 },
+      { topic: output, partitions: 1 },
+    ]);
+    await log.append(["1", "2", "3"].map((value) => ({ topic: input, key: "k", value })));
+
+    const child = spawnTs(childScript, [JSON.stringify(config), JSON.stringify({ input, output, group })]);
+    await child.waitFor((lines) => lines.includes("produced, not committed"), 60_000);
+    await killHard(child.child);
+
+    const physicalOutput = physicalTopic(config.namespace!, output);
+    // The dead process's outputs are in the log, inside a transaction that never committed...
+    expect(await readRaw(brokers, physicalOutput, "read_uncommitted")).toEqual(["out-1", "out-2", "out-3"]);
+    // ...so read_committed readers see none of them, and the input offsets were not committed either.
+    expect(await log.read(output)).toEqual([]);
+    expect(await log.committed(group, input)).toEqual(new Map());
+
+    // The next member of the group redoes the batch; its producer (same transactional id) fences the
+    // dead one, whose transaction the broker aborts.
+    await new Promise<void>((resolve, reject) => {
+      const consumer = log.consume({ group, topics: [input], autoCommit: false }, async (batch) => {
+        await batch.commitWith(transform(batch, output));
+        if (batch.records.at(-1)!.offset === 2) {
+          resolve();
+          void consumer.stop();
+        }
+      });
+      consumer.done.catch(reject);
+    });
+
+    expect((await log.read(output)).map((r) => r.value.toString())).toEqual(["out-1", "out-2", "out-3"]);
+    expect(await log.committed(group, input)).toEqual(new Map([[0, 3]]));
+    expect(await readRaw(brokers, physicalOutput, "read_committed")).toEqual(["out-1", "out-2", "out-3"]);
+    // Both attempts are stored; only the committed one is visible.
+    expect(await readRaw(brokers, physicalOutput, "read_uncommitted")).toEqual([
+      "out-1",
+      "out-2",
+      "out-3",
+      "out-1",
+      "out-2",
+      "out-3",
+    ]);
+  }, 120_000);
+});
