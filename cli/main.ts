@@ -2,6 +2,8 @@
 import { Command } from "commander";
 import { demoCommand } from "./commands/demo.ts";
 import { doctorCommand } from "./commands/doctor.ts";
+import { evaluateCommand } from "./commands/evaluate.ts";
+import { optimizeCommand } from "./commands/optimize.ts";
 import { publishCommand } from "./commands/publish.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
@@ -21,5 +23,7 @@ program.addCommand(doctorCommand);
 program.addCommand(publishCommand);
 program.addCommand(tailCommand);
 program.addCommand(statusCommand);
+program.addCommand(evaluateCommand);
+program.addCommand(optimizeCommand);
 
 await program.parseAsync(process.argv);
