@@ -7,6 +7,7 @@ import { optimizeCommand } from "./commands/optimize.ts";
 import { publishCommand } from "./commands/publish.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
+import { withLogOptions } from "./log.ts";
 
 // `dspex tail | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -18,12 +19,23 @@ const program = new Command("dspex")
   .description("event-sourced orchestration for DSPy programs")
   .showHelpAfterError("(run with --help for usage)");
 
-program.addCommand(demoCommand);
-program.addCommand(doctorCommand);
-program.addCommand(publishCommand);
-program.addCommand(tailCommand);
-program.addCommand(statusCommand);
-program.addCommand(evaluateCommand);
-program.addCommand(optimizeCommand);
+for (const command of [
+  demoCommand,
+  publishCommand,
+  tailCommand,
+  statusCommand,
+  evaluateCommand,
+  optimizeCommand,
+  doctorCommand,
+]) {
+  program.addCommand(withLogOptions(command));
+}
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  console.error(`dspex: ${(error as Error).message}`);
+  if (process.env.DSPEX_DEBUG) console.error((error as Error).stack);
+  else console.error("(set DSPEX_DEBUG=1 for the stack trace)");
+  process.exitCode = 1;
+}

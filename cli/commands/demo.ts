@@ -1,19 +1,18 @@
 import { Command } from "commander";
 import { exampleEvents } from "../../streams/examples.ts";
-import { openLog } from "../../streams/open.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
 import { allTopics } from "../../streams/topics.ts";
+import { describeLog, type LogOptions, openCommandLog } from "../log.ts";
 
 /** The main job. For now: append the catalog's example events to the embedded log and replay them. */
 export const demoCommand = new Command("demo")
   .description("run the main job on the embedded log (no services needed)")
-  .option("--log <path>", "embedded log file", ".dspex/demo.db")
-  .action(async (options: { log: string }) => {
-    const log = await openLog({ backend: "embedded", path: options.log });
+  .action(async (options: LogOptions) => {
+    const { log, config } = await openCommandLog(options);
     try {
       const events = exampleEvents();
       await appendEvents(log, events);
-      console.log(`appended ${events.length} events to ${options.log}; replaying:`);
+      console.log(`appended ${events.length} events to ${describeLog(config)}; replaying:`);
       for (const topic of allTopics) {
         for (const result of await readEvents(log, topic)) {
           const { record } = result;

@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { Socket } from "node:net";
 import { promisify } from "node:util";
 import { Command } from "commander";
-import { type DspexConfig, loadConfig } from "../config.ts";
+import type { DspexConfig } from "../config.ts";
+import { configOf, type LogOptions } from "../log.ts";
 
 const run = promisify(execFile);
 
@@ -126,9 +127,8 @@ function firstLine(error: unknown): string {
 
 export const doctorCommand = new Command("doctor")
   .description("check node, python, dspy, the offline model and the broker, and say how to fix each")
-  .option("--config <path>", "config file", "dspex.config.json")
-  .action(async (options: { config: string }) => {
-    const config = loadConfig(options.config);
+  .action(async (options: LogOptions) => {
+    const config = configOf(options);
     let failures = 0;
     for (const check of checks) {
       const result = await check(config);

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { startEvaluations, streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { newId } from "../../streams/ids.ts";
-import { openLog } from "../../streams/open.ts";
+import { openCommandLog } from "../log.ts";
 import { jsonParams, readExamples } from "./optimize.ts";
 
 export const evaluateCommand = new Command("evaluate")
@@ -18,9 +18,8 @@ export const evaluateCommand = new Command("evaluate")
   .option("--failure-score <n>", "what a failed example scores", Number, 0)
   .option("--with-pipeline", "also run the pipeline in this process (embedded log, no daemon)")
   .option("--json", "print the per-example results as JSON")
-  .option("--log <path>", "embedded log file", ".dspex/log.db")
   .action(async (programId: string, options) => {
-    const log = await openLog({ backend: "embedded", path: options.log });
+    const { log } = await openCommandLog(options);
     const evaluations = startEvaluations(log);
     const pipeline = options.withPipeline ? startPipeline(log) : undefined;
     try {

@@ -7,7 +7,7 @@ import { optimizeOnLog, startEvaluations } from "../../processors/optimizers/str
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { type Example, Example as ExampleSchema, type JsonRecord } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
-import { openLog } from "../../streams/open.ts";
+import { openCommandLog } from "../log.ts";
 
 /** Examples from a JSONL file: one `{id?, inputs, expected}` per line; ids default to `<file>:<line>`. */
 export const readExamples = (path: string): Example[] =>
@@ -61,9 +61,8 @@ export const optimizeCommand = new Command("optimize")
   .option("--params <json>", "optimizer parameters, e.g. '{\"maxBootstrappedDemos\":4}'", jsonParams, {})
   .option("--id <optimizationId>", "resume this optimization (default: a new id)")
   .option("--with-pipeline", "also run the pipeline in this process (embedded log, no daemon)")
-  .option("--log <path>", "embedded log file", ".dspex/log.db")
   .action(async (programId: string, options) => {
-    const log = await openLog({ backend: "embedded", path: options.log });
+    const { log } = await openCommandLog(options);
     const evaluations = startEvaluations(log);
     const pipeline = options.withPipeline ? startPipeline(log) : undefined;
     const bar = new SingleBar({

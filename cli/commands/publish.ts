@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { createClient } from "../../streams/client.ts";
 import type { ExecutionPolicy, JsonRecord } from "../../streams/events/index.ts";
-import { openLog } from "../../streams/open.ts";
+import { describeLog, openCommandLog } from "../log.ts";
 
 /** `field=value`: the value as JSON when it parses, else as a string. */
 const assignment = (text: string, previous: JsonRecord = {}): JsonRecord => {
@@ -46,9 +46,8 @@ export const publishCommand = new Command("publish")
   .option("--request-id <id>", "the request id (reuse it to make publishing idempotent)")
   .option("-w, --wait", "wait for the result and print it")
   .option("--timeout <ms>", "how long --wait waits", positive, 120_000)
-  .option("--log <path>", "embedded log file", ".dspex/log.db")
   .action(async (programId: string, options) => {
-    const log = await openLog({ backend: "embedded", path: options.log });
+    const { log, config } = await openCommandLog(options);
     try {
       const client = createClient(log);
       const draft = {
@@ -67,7 +66,7 @@ export const publishCommand = new Command("publish")
       const result = await client.execute(draft, { timeoutMs: options.timeout }).catch((error: Error) => {
         throw new Error(
           error.name === "TimeoutError"
-            ? `no result within ${options.timeout} ms: is a pipeline running on ${options.log}?`
+            ? `no result within ${options.timeout} ms: is a pipeline running on ${describeLog(config)}?`
             : error.message,
         );
       });

@@ -1,17 +1,16 @@
 import { Command } from "commander";
 import { foldExecutionStatus, unknownExecution } from "../../processors/pipeline/status.ts";
 import { executionIdOf } from "../../streams/client.ts";
-import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
+import { describeLog, openCommandLog } from "../log.ts";
 
 export const statusCommand = new Command("status")
   .description("show an execution's stages, attempts, timings and result")
   .argument("<id>", "an execution id or a request id")
   .option("--json", "print the status as JSON")
-  .option("--log <path>", "embedded log file", ".dspex/log.db")
   .action(async (id: string, options) => {
-    const log = await openLog({ backend: "embedded", path: options.log });
+    const { log, config } = await openCommandLog(options);
     try {
       const events = [
         ...(await readEvents(log, Topics.executions)),
@@ -26,7 +25,7 @@ export const statusCommand = new Command("status")
           : asExecution;
       if (options.json) return console.log(JSON.stringify(status, null, 2));
       if (status.status === "unknown" || (status.status === "running" && !status.programId)) {
-        console.error(`no execution ${id} in ${options.log}`);
+        console.error(`no execution ${id} in ${describeLog(config)}`);
         process.exitCode = 1;
         return;
       }

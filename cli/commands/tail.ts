@@ -2,8 +2,8 @@ import { Command, InvalidArgumentError } from "commander";
 import { filter, identity, take } from "rxjs";
 import { decodeRecord } from "../../streams/codec.ts";
 import type { LogRecord } from "../../streams/log.ts";
-import { openLog } from "../../streams/open.ts";
 import { allTopics } from "../../streams/topics.ts";
+import { openCommandLog } from "../log.ts";
 
 const summary = (record: LogRecord): string => {
   const decoded = decodeRecord(record);
@@ -28,12 +28,11 @@ export const tailCommand = new Command("tail")
   .option("--key <key>", "only records with this key")
   .option("--json", "print whole envelopes as JSON lines")
   .option("-n, --limit <count>", "exit after this many events", Number)
-  .option("--log <path>", "embedded log file", ".dspex/log.db")
   .action(async (names: string[], options) => {
     if (options.from !== "beginning" && options.from !== "end")
       throw new InvalidArgumentError("--from must be beginning or end");
     const topics = names.length > 0 ? names.map(topicName) : [...allTopics];
-    const log = await openLog({ backend: "embedded", path: options.log });
+    const { log } = await openCommandLog(options);
     const events = log.tail(topics, { from: options.from }).pipe(
       filter((record) => !options.type || record.headers["dspex-type"] === options.type),
       filter((record) => !options.key || record.key === options.key),
