@@ -7,7 +7,6 @@ import { optimizeCommand } from "./commands/optimize.ts";
 import { publishCommand } from "./commands/publish.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
-import { withLogOptions } from "./log.ts";
 
 // `dspex tail | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -28,7 +27,7 @@ for (const command of [
   optimizeCommand,
   doctorCommand,
 ]) {
-  program.addCommand(withLogOptions(command));
+  program.addCommand(command);
 }
 
 try {

@@ -2,10 +2,10 @@ import { Command } from "commander";
 import { exampleEvents } from "../../streams/examples.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
 import { allTopics } from "../../streams/topics.ts";
-import { describeLog, type LogOptions, openCommandLog } from "../log.ts";
+import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
 
 /** The main job. For now: append the catalog's example events to the embedded log and replay them. */
-export const demoCommand = new Command("demo")
+export const demoCommand = withLogOptions(new Command("demo"))
   .description("run the main job on the embedded log (no services needed)")
   .action(async (options: LogOptions) => {
     const { log, config } = await openCommandLog(options);

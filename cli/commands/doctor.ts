@@ -4,7 +4,7 @@ import { Socket } from "node:net";
 import { promisify } from "node:util";
 import { Command } from "commander";
 import type { DspexConfig } from "../config.ts";
-import { configOf, type LogOptions } from "../log.ts";
+import { configOf, type LogOptions, withLogOptions } from "../log.ts";
 
 const run = promisify(execFile);
 
@@ -125,7 +125,7 @@ function firstLine(error: unknown): string {
   return text.split("\n").filter(Boolean).at(-1) ?? text;
 }
 
-export const doctorCommand = new Command("doctor")
+export const doctorCommand = withLogOptions(new Command("doctor"))
   .description("check node, python, dspy, the offline model and the broker, and say how to fix each")
   .action(async (options: LogOptions) => {
     const config = configOf(options);

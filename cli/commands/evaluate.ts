@@ -2,10 +2,10 @@ import { Command } from "commander";
 import { startEvaluations, streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { newId } from "../../streams/ids.ts";
-import { openCommandLog } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 import { jsonParams, readExamples } from "./optimize.ts";
 
-export const evaluateCommand = new Command("evaluate")
+export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .description(
     "evaluate a program on examples: a fan-out of executions, scored by a metric, failures included",
   )

@@ -7,7 +7,7 @@ import { optimizeOnLog, startEvaluations } from "../../processors/optimizers/str
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { type Example, Example as ExampleSchema, type JsonRecord } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
-import { openCommandLog } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 
 /** Examples from a JSONL file: one `{id?, inputs, expected}` per line; ids default to `<file>:<line>`. */
 export const readExamples = (path: string): Example[] =>
@@ -42,7 +42,7 @@ const positiveInt = (text: string) => {
   return value;
 };
 
-export const optimizeCommand = new Command("optimize")
+export const optimizeCommand = withLogOptions(new Command("optimize"))
   .description(
     "optimize a program's variables on a trainset, judged on a devset; the winner lands as VariableChanged",
   )

@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { createClient } from "../../streams/client.ts";
 import type { ExecutionPolicy, JsonRecord } from "../../streams/events/index.ts";
-import { describeLog, openCommandLog } from "../log.ts";
+import { describeLog, openCommandLog, withLogOptions } from "../log.ts";
 
 /** `field=value`: the value as JSON when it parses, else as a string. */
 const assignment = (text: string, previous: JsonRecord = {}): JsonRecord => {
@@ -31,7 +31,7 @@ const positive = (text: string) => {
   return value;
 };
 
-export const publishCommand = new Command("publish")
+export const publishCommand = withLogOptions(new Command("publish"))
   .description("publish an ExecutionRequested for a program; with --wait, print its result")
   .argument("<programId>", "the registered program to run")
   .option("-i, --input <field=value>", "an input field (repeatable; JSON values allowed)", assignment)

@@ -3,9 +3,9 @@ import { foldExecutionStatus, unknownExecution } from "../../processors/pipeline
 import { executionIdOf } from "../../streams/client.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { describeLog, openCommandLog } from "../log.ts";
+import { describeLog, openCommandLog, withLogOptions } from "../log.ts";
 
-export const statusCommand = new Command("status")
+export const statusCommand = withLogOptions(new Command("status"))
   .description("show an execution's stages, attempts, timings and result")
   .argument("<id>", "an execution id or a request id")
   .option("--json", "print the status as JSON")

@@ -3,7 +3,7 @@ import { filter, identity, take } from "rxjs";
 import { decodeRecord } from "../../streams/codec.ts";
 import type { LogRecord } from "../../streams/log.ts";
 import { allTopics } from "../../streams/topics.ts";
-import { openCommandLog } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 
 const summary = (record: LogRecord): string => {
   const decoded = decodeRecord(record);
@@ -20,7 +20,7 @@ const topicName = (name: string) => {
   return topic;
 };
 
-export const tailCommand = new Command("tail")
+export const tailCommand = withLogOptions(new Command("tail"))
   .description("follow topics of the log live (all of them by default), one line per event")
   .argument("[topics...]", "topics, with or without the dspex. prefix")
   .option("--from <where>", "beginning or end", "end")
