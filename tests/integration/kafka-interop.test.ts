@@ -38,7 +38,7 @@ const findPython = (): { python: string } | { skipReason: string } => {
 };
 
 /** Produces one request as docs/wire-format.md says, then reads the first result (read_committed). */
-const pythonClient = String.raw`
+const pythonClient = `
 import datetime, json, sys, time, uuid
 import jsonschema
 from confluent_kafka import Consumer, Producer
