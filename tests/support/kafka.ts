@@ -10,6 +10,7 @@
  * globalSetup loads it too.)
  */
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
@@ -98,8 +99,32 @@ const findKafka = async (): Promise<Started> => {
   return startLocalBroker();
 };
 
+/** Every test log's namespace starts with this run's prefix, so the teardown removes what the run created. */
+const testNamespacePrefix = (runId: string) => `dspex-test-${runId}-`;
+
+/** Deletes this run's topics (they keep everything: retention.ms=-1), leaving other runs' alone. */
+const deleteRunTopics = async (brokers: string, runId: string): Promise<void> => {
+  const { Kafka, logLevel } = await import("kafkajs");
+  const admin = new Kafka({
+    clientId: "dspex-test-cleanup",
+    brokers: brokers.split(","),
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  try {
+    await admin.connect();
+    const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(testNamespacePrefix(runId)));
+    if (topics.length > 0) await admin.deleteTopics({ topics });
+  } catch (error) {
+    console.warn(`[kafka] could not delete this run's topics: ${message(error)}`);
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+};
+
 /** For tests/global-setup.ts: finds or starts a broker, shares it with the workers, returns the teardown. */
 export const setupKafka = async (project: TestProject): Promise<() => Promise<void>> => {
+  const runId = randomUUID().slice(0, 8);
+  process.env.DSPEX_TEST_RUN_ID = runId;
   const { found, stop } = await findKafka();
   if ("brokers" in found) {
     process.env.DSPEX_KAFKA_BROKERS = found.brokers;
@@ -110,7 +135,10 @@ export const setupKafka = async (project: TestProject): Promise<() => Promise<vo
     console.log(`[kafka] skipped: ${found.skipReason}`);
   }
   project.provide("dspexKafka", found);
-  return stop;
+  return async () => {
+    if ("brokers" in found) await deleteRunTopics(found.brokers, runId);
+    await stop();
+  };
 };
 
 /** In a test worker: the broker globalSetup found, or why there is none. */
@@ -137,7 +165,7 @@ export const freshKafkaConfig = (
 ): KafkaLogConfig & { backend: "kafka" } => ({
   backend: "kafka",
   brokers: kafkaBrokersForTests(),
-  namespace: `t${Date.now().toString(36)}${process.pid.toString(36)}${(logs++).toString(36)}.`,
+  namespace: `${testNamespacePrefix(process.env.DSPEX_TEST_RUN_ID ?? "adhoc")}${process.pid.toString(36)}${(logs++).toString(36)}.`,
   // Short enough that a killed member's partitions move on within a test; every broker allows 6 s.
   sessionTimeoutMs: 6_000,
   heartbeatIntervalMs: 500,
