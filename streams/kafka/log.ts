@@ -185,9 +185,10 @@ export class KafkaLog implements EventLog {
       wanted.set(topic, Math.max(wanted.get(topic) ?? 0, partitions ?? this.settings.defaultPartitions));
     }
     const existing = await this.existingTopics();
-    const [present, missing] = [[...wanted].filter(([t]) => existing.has(this.physical(t))), [] as string[]];
-    for (const [topic] of wanted) if (!existing.has(this.physical(topic))) missing.push(topic);
-    await this.createTopics(missing.map((topic) => ({ topic, partitions: wanted.get(topic)! })));
+    const isPresent = ([topic]: [string, number]) => existing.has(this.physical(topic));
+    const present = [...wanted].filter(isPresent);
+    const missing = [...wanted].filter((entry) => !isPresent(entry));
+    await this.createTopics(missing.map(([topic, partitions]) => ({ topic, partitions })));
     await this.refreshPartitionCounts(present.map(([topic]) => topic));
     const grow = present.filter(([topic, count]) => (this.partitionCounts.get(topic) ?? 0) < count);
     if (grow.length > 0) {
@@ -198,7 +199,10 @@ export class KafkaLog implements EventLog {
     await this.refreshPartitionCounts([...wanted.keys()]);
   }
 
-  /** Runs appends one at a time: the idempotent producer's sequence numbers stay in order. */
+  /**
+   * Runs appends one at a time, so concurrent appends keep their call order per key (kafkajs also
+   * serialises an idempotent producer's requests per broker).
+   */
   private serially<T>(task: () => Promise<T>): Promise<T> {
     const run = this.appendQueue.then(task, task);
     this.appendQueue = run.catch(() => undefined);
