@@ -516,12 +516,11 @@ export class KafkaLog implements EventLog {
     };
 
     const done = (async () => {
-      try {
-        await Promise.race([start(), stopRequested]);
-        await stopRequested;
-      } catch (error) {
-        fail(error);
-      }
+      // A stop during start waits for start to settle: disconnecting a half-connected kafkajs consumer
+      // could leave it running.
+      const started = start().catch(fail);
+      await stopRequested;
+      await started;
       await shutdown();
       if (failure) throw failure.error;
     })();
