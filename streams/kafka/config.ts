@@ -9,6 +9,16 @@ export const KafkaLogConfig = z.object({
   /** Bootstrap servers, as a list or "host:port,host:port"; default DSPEX_KAFKA_BROKERS, then 127.0.0.1:19092. */
   brokers: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   clientId: z.string().min(1).default("dspex"),
+  /** TLS to the brokers (the system's CA store). */
+  ssl: z.boolean().default(false),
+  /** SASL authentication; the password is read from the environment variable `passwordEnv`, never from config. */
+  sasl: z
+    .object({
+      mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
+      username: z.string().min(1),
+      passwordEnv: z.string().min(1),
+    })
+    .optional(),
   /** Prefix of every topic, consumer group and transactional id: several logs can share one cluster. */
   namespace: z
     .string()
@@ -44,4 +54,20 @@ export const brokerList = (
     .filter((broker) => broker.length > 0);
   if (list.length === 0) throw new Error("no Kafka brokers given (set DSPEX_KAFKA_BROKERS=host:port)");
   return list;
+};
+
+export type SaslSettings = NonNullable<KafkaLogSettings["sasl"]>;
+
+/** kafkajs's SASL options, with the password taken from the environment; a missing one is a clear error. */
+export const saslOptions = (
+  sasl: SaslSettings | undefined,
+  environment: NodeJS.ProcessEnv = process.env,
+): { mechanism: SaslSettings["mechanism"]; username: string; password: string } | undefined => {
+  if (!sasl) return undefined;
+  const password = environment[sasl.passwordEnv];
+  if (!password)
+    throw new Error(
+      `Kafka SASL: the password variable ${sasl.passwordEnv} is not set (sasl.passwordEnv names it)`,
+    );
+  return { mechanism: sasl.mechanism, username: sasl.username, password };
 };

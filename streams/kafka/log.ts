@@ -8,6 +8,7 @@ import {
   Partitioners,
   type Producer,
   type ProducerConfig,
+  type SASLOptions,
 } from "kafkajs";
 import { Observable } from "rxjs";
 import type {
@@ -22,7 +23,7 @@ import type {
   RecordBatch,
   TopicSpec,
 } from "../log.ts";
-import { brokerList, KafkaLogConfig, type KafkaLogSettings } from "./config.ts";
+import { brokerList, KafkaLogConfig, type KafkaLogSettings, saslOptions } from "./config.ts";
 import { kafkaLogCreator, type Logger, stderrLogger } from "./logger.ts";
 import {
   logicalTopic,
@@ -96,6 +97,8 @@ export class KafkaLog implements EventLog {
     this.kafka = new Kafka({
       clientId: this.settings.clientId,
       brokers: this.brokers,
+      ssl: this.settings.ssl,
+      sasl: saslOptions(this.settings.sasl) as SASLOptions | undefined,
       logLevel: KafkaLevel.DEBUG,
       logCreator: kafkaLogCreator(this.logger),
       connectionTimeout: 3_000,
