@@ -13,22 +13,13 @@ import {
 import { parseEvent } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import { derivedId } from "../../streams/ids.ts";
+import { findPython } from "../support/python.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const vector = JSON.parse(
   readFileSync(join(root, "tests/vectors/events/StepDispatched.v1.json"), "utf8"),
 ) as Envelope<"StepDispatched", Record<string, unknown>>;
 
-/** The venv of infra/python/setup.sh, if it is there and has dspex_consumers. */
-const findPython = (): { python?: string; reason?: string } => {
-  const python = process.env.DSPEX_PYTHON ?? join(root, ".venv/bin/python");
-  if (!existsSync(python))
-    return { reason: `no Python venv at ${python}: run \`bash infra/python/setup.sh\`` };
-  const probe = spawnSync(python, ["-c", "import dspex_consumers"], { encoding: "utf8" });
-  if (probe.status !== 0)
-    return { reason: `${python} cannot import dspex_consumers: ${probe.stderr.trim()}` };
-  return { python };
-};
 const found = findPython();
 if (!found.python) console.warn(`skipping the Python worker pool tests: ${found.reason}`);
 

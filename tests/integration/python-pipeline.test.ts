@@ -1,0 +1,87 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPipeline } from "../../processors/pipeline/pipeline.ts";
+import { startWorkerPool, type WorkerPool } from "../../processors/workers/pool.ts";
+import { startStepRunner } from "../../processors/workers/step-runner.ts";
+import { dspy, native, program, v } from "../../programs/index.ts";
+import { createClient } from "../../streams/client.ts";
+import type { EventLog } from "../../streams/log.ts";
+import { openLog } from "../../streams/open.ts";
+import { readEvents } from "../../streams/store.ts";
+import { Topics } from "../../streams/topics.ts";
+import { temporaryFolder } from "../support/backends.ts";
+import { findPython } from "../support/python.ts";
+
+const found = findPython();
+if (!found.python) console.warn(`skipping the Python pipeline tests: ${found.reason}`);
+
+const triage = program("py-triage")
+  .input("message: str")
+  .variable("model", v.model(["dspex/test"]))
+  .stage(
+    "faq",
+    native.retrieve("message -> passages: list[str]", {
+      corpus: ["refunds take 5 days", "reset your password"],
+      k: 1,
+    }),
+  )
+  .stage("classify", dspy.predict("message -> category: Literal['billing', 'account']"))
+  .stage("draft", dspy.chainOfThought("message, category, passages: list[str] -> reply"), {
+    dependsOn: ["faq", "classify"],
+  })
+  .output("category", "classify.category")
+  .output("reply", "draft.reply");
+
+describe.skipIf(!found.python)(
+  "a pipeline mixing native and DSPy stages, run by Python stdio workers",
+  () => {
+    let log: EventLog;
+    let pool: WorkerPool;
+    let stop: () => Promise<void>;
+
+    beforeAll(async () => {
+      log = await openLog({ backend: "embedded", path: join(temporaryFolder("dspex-py-"), "log.db") });
+      pool = startWorkerPool({ python: found.python!, workers: 2 });
+      const runner = startStepRunner(log, pool);
+      const pipeline = startPipeline(log);
+      await Promise.all([pool.ready(), pipeline.ready]);
+      await createClient(log).register(triage.build());
+      stop = async () => {
+        await pipeline.stop();
+        await runner.stop();
+        await pool.close();
+        await log.close();
+      };
+    }, 180_000);
+    afterAll(() => stop?.());
+
+    it("completes with typed outputs from every stage and one result per request", async () => {
+      const client = createClient(log);
+      const results = await Promise.all(
+        ["I was charged twice", "I forgot my password", "Where is my invoice?"].map((message, i) =>
+          client.execute(
+            { requestId: `py-${i}`, programId: "py-triage", inputs: { message } },
+            { timeoutMs: 120_000 },
+          ),
+        ),
+      );
+      for (const result of results) {
+        expect(result.type).toBe("ExecutionCompleted");
+        if (result.type !== "ExecutionCompleted") continue;
+        expect(["billing", "account"]).toContain(result.data.outputs.category);
+        expect(typeof result.data.outputs.reply).toBe("string");
+        expect(Object.keys(result.data.stages).sort()).toEqual(["classify", "draft", "faq"]);
+        expect(result.data.usage.calls).toBeGreaterThanOrEqual(2);
+      }
+      const final = (await readEvents(log, Topics.results)).filter(
+        (r) => "event" in r && r.event.type === "ExecutionCompleted",
+      );
+      expect(final).toHaveLength(3);
+      const workers = (await readEvents(log, Topics.stepResults)).flatMap((r) =>
+        "event" in r && r.event.type === "StepCompleted" ? [r.event.data.worker] : [],
+      );
+      expect(workers).toHaveLength(6);
+      for (const worker of workers) expect(worker).toMatch(/^py-\d+-\d+$/);
+    }, 180_000);
+  },
+);
