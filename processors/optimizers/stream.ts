@@ -1,12 +1,10 @@
 import { filter, firstValueFrom, map, timeout } from "rxjs";
-import { evolve, type RegistryEvent, type VariableState } from "../../programs/registry.ts";
+import { readRegistry } from "../../programs/register.ts";
+
+export { readRegistry };
+
 import { decodeRecord, Headers } from "../../streams/codec.ts";
-import {
-  type DspexEvent,
-  EvaluationRequested,
-  type EventOf,
-  type ProgramDefinition,
-} from "../../streams/events/index.ts";
+import { type DspexEvent, EvaluationRequested, type EventOf } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
@@ -22,32 +20,8 @@ import { type OptimizerName, strategyFor } from "./index.ts";
 import { setupOf } from "./setup.ts";
 import type { Reflector } from "./strategy.ts";
 
-const registryTypes = new Set([
-  "VariableDeclared",
-  "VariableChanged",
-  "VariableChangeRejected",
-  "VariableLeaseRequested",
-  "VariableLeaseGranted",
-  "VariableLeaseReleased",
-]);
-
 const eventsOf = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
   (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
-
-/** Programs and variable states, folded from `dspex.variables`. */
-export const readRegistry = async (log: EventLog) => {
-  const programs = new Map<string, ProgramDefinition>();
-  const variables = new Map<string, VariableState>();
-  for (const event of await eventsOf(log, Topics.variables)) {
-    if (event.type === "ProgramRegistered") programs.set(event.data.programId, event.data);
-    else if (registryTypes.has(event.type)) {
-      const data = event.data as { variableId: string };
-      const next = evolve(variables.get(data.variableId), event as RegistryEvent);
-      if (next) variables.set(data.variableId, next);
-    }
-  }
-  return { programs, variables };
-};
 
 /** Evaluations through the log: `EvaluationRequested` out, the evaluation processor's `EvaluationCompleted` back. */
 export const streamEvaluator = (log: EventLog, options: { timeoutMs?: number } = {}): Evaluator => ({
