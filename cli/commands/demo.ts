@@ -1,26 +1,203 @@
+import { existsSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { SingleBar } from "cli-progress";
 import { Command } from "commander";
-import { exampleEvents } from "../../streams/examples.ts";
-import { appendEvents, readEvents } from "../../streams/store.ts";
-import { allTopics } from "../../streams/topics.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { optimizeOnLog, startEvaluations, streamEvaluator } from "../../processors/optimizers/stream.ts";
+import { startPipeline } from "../../processors/pipeline/pipeline.ts";
+import { startWorkerPool } from "../../processors/workers/pool.ts";
+import { startStepRunner } from "../../processors/workers/step-runner.ts";
+import { readRegistry, registerProgram } from "../../programs/register.ts";
+import {
+  executionsProjection,
+  projectionRunner,
+  stateHash,
+  variablesProjection,
+} from "../../projections/index.ts";
+import { newId } from "../../streams/ids.ts";
+import type { EventLog } from "../../streams/log.ts";
+import type { DspexConfig } from "../config.ts";
+import { devset, trainset } from "../demo/dataset.ts";
+import { triageProgram } from "../demo/triage.ts";
+import { configOf, describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
 
-/** The main job. For now: append the catalog's example events to the embedded log and replay them. */
-export const demoCommand = withLogOptions(new Command("demo"))
-  .description("run the main job on the embedded log (no services needed)")
-  .action(async (options: LogOptions) => {
-    const { log, config } = await openCommandLog(options);
-    try {
-      const events = exampleEvents();
-      await appendEvents(log, events);
-      console.log(`appended ${events.length} events to ${describeLog(config)}; replaying:`);
-      for (const topic of allTopics) {
-        for (const result of await readEvents(log, topic)) {
-          const { record } = result;
-          const what = "event" in result ? result.event.type : `undecodable: ${result.error}`;
-          console.log(`  ${record.topic}[${record.partition}]@${record.offset}  key=${record.key}  ${what}`);
-        }
-      }
-    } finally {
-      await log.close();
+const step = (text: string) => console.log(`\n▸ ${text}`);
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+const pythonOf = (config: DspexConfig): string => {
+  const python = config.python.executable ?? join(process.cwd(), ".venv/bin/python");
+  if (!existsSync(python)) {
+    throw new Error(
+      `no Python environment at ${python}: run \`bash infra/python/setup.sh --offline-model\` (npm run main does)`,
+    );
+  }
+  return python;
+};
+
+const short = (value: unknown, width = 60): string => {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+};
+
+/** Variables, their versions and history, from the registry projection. */
+const printRegistry = async (log: EventLog) => {
+  const { variables } = await readRegistry(log);
+  for (const [id, state] of [...variables].sort(([a], [b]) => a.localeCompare(b))) {
+    console.log(`  ${id}  v${state.version} = ${short(state.value)}`);
+    for (const change of state.history) {
+      console.log(`      v${change.version} by ${change.actor}: ${short(change.reason, 70)}`);
     }
+  }
+};
+
+/** Folds the log twice — as it was followed live, and from scratch — and compares the states. */
+const replayCheck = async (log: EventLog, live: ReturnType<typeof projectionRunner>) => {
+  await live.catchUp();
+  const started = Date.now();
+  const rebuilt = projectionRunner({
+    name: "replay-check",
+    log,
+    projections: [variablesProjection, executionsProjection],
   });
+  const events = await rebuilt.rebuild();
+  const hashOf = (runner: ReturnType<typeof projectionRunner>) =>
+    stateHash({ variables: [...runner.state("variables")], executions: [...runner.state("executions")] });
+  return { live: hashOf(live), rebuilt: hashOf(rebuilt), events, ms: Date.now() - started };
+};
+
+/**
+ * The main job: support triage on the embedded log with real Python workers — register the program,
+ * evaluate, optimize the classifier's demos, evaluate again, show the registry and prove replay.
+ */
+export const demoCommand = withLogOptions(new Command("demo"))
+  .description("the main job: evaluate, optimize and re-evaluate a bundled support-triage program end to end")
+  .option("--model <id>", "LM for the DSPy stages: dspex/offline (default), dspex/test, or a LiteLLM id")
+  .option("--workers <n>", "Python workers", (text) => Number.parseInt(text, 10))
+  .option("--optimizer <name>", "bootstrap, simba, bayes or random", "bootstrap")
+  .option("--keep", "keep the previous demo log instead of starting a fresh one")
+  .action(
+    async (options: LogOptions & { model?: string; workers?: number; optimizer: string; keep?: boolean }) => {
+      const began = Date.now();
+      const config = configOf({ ...options, log: options.log ?? ".dspex/demo.db" });
+      if (config.backend === "embedded" && !options.keep) {
+        for (const suffix of ["", "-wal", "-shm"])
+          rmSync(`${config.embedded.path}${suffix}`, { force: true });
+      }
+      const model = options.model ?? config.lm.model;
+      const workers = options.workers ?? config.python.workers;
+      const python = pythonOf(config);
+      const { log } = await openCommandLog({ ...options, log: config.embedded.path });
+      console.log(`dspex main job on ${describeLog(config)}, model ${model}, ${workers} Python workers`);
+
+      const pool = startWorkerPool({
+        python,
+        workers,
+        env: { ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: "True" },
+      });
+      const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
+      const pipeline = startPipeline(log);
+      const evaluations = startEvaluations(log);
+      const live = projectionRunner({
+        name: "demo",
+        log,
+        projections: [variablesProjection, executionsProjection],
+      });
+      const following = live.follow();
+      try {
+        step("starting the pipeline, the evaluation processor and the Python workers (loading DSPy)");
+        let started = Date.now();
+        await Promise.all([pool.ready(300_000), pipeline.ready, evaluations.ready]);
+        console.log(`  ready in ${seconds(started)}`);
+
+        const program = triageProgram(model).build();
+        await registerProgram(log, program);
+        step(
+          `registered ${program.programId}: ${program.stages.map((s) => `${s.id} (${s.module})`).join(" → ")}`,
+        );
+
+        const metric = { name: "exact_match", field: "category", params: {} };
+        step(
+          `optimizing with ${options.optimizer}: baseline on ${devset.length} dev examples, search on ${trainset.length} train examples, winner on dev`,
+        );
+        started = Date.now();
+        const bar = new SingleBar({
+          format: "  trial {value}/{total} | {phase} | best {best} | LM calls {calls}/{planned}",
+          hideCursor: true,
+        });
+        let barStarted = false;
+        const result = await optimizeOnLog(
+          log,
+          {
+            optimizationId: newId(),
+            programId: program.programId,
+            optimizer: options.optimizer as "bootstrap",
+            variables: [],
+            trainset,
+            devset,
+            metric,
+            budget: { maxTrials: 6 },
+            seed: 7,
+            params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
+          },
+          {
+            concurrency: workers * 2,
+            onProgress(p) {
+              const payload = {
+                phase: p.phase,
+                best: p.bestScore.toFixed(3),
+                calls: p.calls,
+                planned: p.plannedCalls,
+              };
+              if (!barStarted) bar.start(p.plannedTrials, p.trial + 1, payload);
+              else bar.update(p.trial + 1, payload);
+              barStarted = true;
+            },
+          },
+        );
+        if (barStarted) bar.stop();
+        const optimizeTime = seconds(started);
+
+        step("evaluating the registry's current configuration on the dev set");
+        started = Date.now();
+        const after = await streamEvaluator(log).evaluate({
+          evaluationId: newId(),
+          programId: program.programId,
+          examples: devset,
+          metric,
+          overrides: {},
+          concurrency: workers * 2,
+          failureScore: 0,
+        });
+
+        step("before / after (dev set, exact match on the category)");
+        console.table([
+          { run: "baseline", "dev score": result.baselineScore.toFixed(3) },
+          { run: `${options.optimizer} winner`, "dev score": result.candidateScore.toFixed(3) },
+          { run: "registry after adoption", "dev score": after.score.toFixed(3) },
+        ]);
+        console.log(
+          `  ${result.accepted ? "adopted" : "not adopted (no better than the baseline)"}; ${result.trials} trials, ` +
+            `${result.calls + after.usage.calls} LM calls, optimization ${optimizeTime}, evaluation ${seconds(started)}`,
+        );
+
+        step("the variable registry (value, version, history)");
+        await printRegistry(log);
+
+        step("replay check: projections rebuilt from the log vs. followed live");
+        const check = await replayCheck(log, live);
+        console.log(
+          `  live    ${check.live}\n  rebuilt ${check.rebuilt}  (${check.events} events in ${check.ms} ms)`,
+        );
+        if (check.live !== check.rebuilt)
+          throw new Error("replay check failed: the rebuilt state differs from the live one");
+        console.log("  ✓ identical");
+        console.log(`\ndone in ${seconds(began)}`);
+      } finally {
+        following.unsubscribe();
+        await pipeline.stop();
+        await evaluations.stop();
+        await runner.stop();
+        await pool.close();
+        await log.close();
+      }
+    },
+  );
