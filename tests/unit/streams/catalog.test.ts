@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { withCatalog } from "../../../streams/catalog-doc.ts";
 import { decodeBytes, encodeEvent, parseEvent, upcast } from "../../../streams/codec.ts";
 import { catalog, ExecutionRequested, StepDispatched } from "../../../streams/events/index.ts";
 import { exampleEvents } from "../../../streams/examples.ts";
@@ -18,6 +19,11 @@ describe("the event catalog", () => {
     expect(readdirSync(schemaFolder).sort()).toEqual([...expected.keys()].sort());
     for (const [name, content] of expected)
       expect(readFileSync(join(schemaFolder, name), "utf8"), name).toBe(content);
+  });
+
+  it("has the generated topic table and event catalog in the README (run `npm run schemas` if not)", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    expect(withCatalog(readme)).toBe(readme);
   });
 
   it("reads every event fixture ever written with today's code", () => {
