@@ -59,6 +59,34 @@ const isFenced = (error: unknown): boolean =>
   fencedErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
   (error instanceof Error && error.cause !== undefined && isFenced(error.cause));
 
+/** Errors that clear up by themselves, e.g. just after a topic is created or while a leader moves. */
+const transientErrorTypes = new Set([
+  "NOT_LEADER_FOR_PARTITION",
+  "LEADER_NOT_AVAILABLE",
+  "UNKNOWN_TOPIC_OR_PARTITION",
+  "REQUEST_TIMED_OUT",
+  "COORDINATOR_LOAD_IN_PROGRESS",
+  "COORDINATOR_NOT_AVAILABLE",
+  "NOT_COORDINATOR",
+]);
+const isTransient = (error: unknown): boolean =>
+  (error as { retriable?: boolean } | undefined)?.retriable === true ||
+  transientErrorTypes.has((error as { type?: string } | undefined)?.type ?? "");
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Retries `call` on transient errors (up to about 5 s), then lets the error through. */
+const withRetries = async <T>(call: () => Promise<T>): Promise<T> => {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (!isTransient(error) || attempt >= 12) throw error;
+      await sleep(Math.min(25 * 2 ** attempt, 1_000));
+    }
+  }
+};
+
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 export interface KafkaLogOptions {
@@ -83,6 +111,8 @@ export class KafkaLog implements EventLog {
   /** Idempotent (no duplicates on retry, order kept per partition); appends go through it one at a time. */
   private readonly producer: Producer;
   private readonly partitionCounts = new Map<string, number>();
+  /** When a topic or partition was last found missing. */
+  private readonly missChecked = new Map<string, number>();
   private appendQueue: Promise<unknown> = Promise.resolve();
   private readonly consumers = new Set<Consumer>();
   private readonly tails = new Set<() => Promise<void>>();
@@ -156,7 +186,9 @@ export class KafkaLog implements EventLog {
   /** Partition counts from the cluster's metadata, cached per logical topic. */
   private async refreshPartitionCounts(topics: readonly string[]): Promise<void> {
     if (topics.length === 0) return;
-    const { topics: metadata } = await this.admin.fetchTopicMetadata({ topics: topics.map(this.physical) });
+    const { topics: metadata } = await withRetries(() =>
+      this.admin.fetchTopicMetadata({ topics: topics.map(this.physical) }),
+    );
     for (const entry of metadata) {
       const topic = logicalTopic(this.settings.namespace, entry.name);
       if (topic !== undefined) this.partitionCounts.set(topic, entry.partitions.length);
@@ -179,6 +211,24 @@ export class KafkaLog implements EventLog {
       await this.refreshPartitionCounts(unknown.filter((topic) => existing.has(this.physical(topic))));
     }
     return [...new Set(topics)].filter((topic) => this.partitionCounts.has(topic));
+  }
+
+  /**
+   * Whether the topic (and the partition, if given) exists. A miss is answered from the cache for a
+   * second before asking the cluster again: readers probe many partitions that don't exist.
+   */
+  private async holds(topic: string, partition?: number): Promise<boolean> {
+    const inCache = () => {
+      const count = this.partitionCounts.get(topic);
+      return count !== undefined && (partition === undefined || partition < count);
+    };
+    if (inCache()) return true;
+    const checked = this.missChecked.get(topic);
+    if (checked !== undefined && Date.now() - checked < 1_000) return false;
+    this.partitionCounts.delete(topic);
+    await this.knowTopics([topic], false);
+    this.missChecked.set(topic, Date.now());
+    return inCache();
   }
 
   async ensureTopics(topics: TopicSpec[]): Promise<void> {
@@ -262,9 +312,9 @@ export class KafkaLog implements EventLog {
 
   async read(topic: string, options: ReadOptions = {}): Promise<LogRecord[]> {
     this.ensureOpen();
-    if ((await this.knowTopics([topic], false)).length === 0) return [];
+    if (!(await this.holds(topic, options.partition))) return [];
     const physical = this.physical(topic);
-    const offsets = await this.admin.fetchTopicOffsets(physical);
+    const offsets = await withRetries(() => this.admin.fetchTopicOffsets(physical));
     const targets = readTargets(offsets, options);
     if ([...targets.values()].every((target) => target.done)) return [];
     const groupId = scratchGroup(this.settings.namespace, "read", randomUUID());
@@ -565,7 +615,9 @@ export class KafkaLog implements EventLog {
         const id = (physical: string, partition: number) => `${physical}\u0000${partition}`;
         if (options.from === "end") {
           for (const topic of known) {
-            for (const { partition, offset } of await this.admin.fetchTopicOffsets(this.physical(topic)))
+            for (const { partition, offset } of await withRetries(() =>
+              this.admin.fetchTopicOffsets(this.physical(topic)),
+            ))
               next.set(id(this.physical(topic), partition), Number(offset));
           }
         }
@@ -633,11 +685,13 @@ export class KafkaLog implements EventLog {
 
   async committed(group: string, topic: string): Promise<Map<number, number>> {
     this.ensureOpen();
-    if ((await this.knowTopics([topic], false)).length === 0) return new Map();
-    const [entry] = await this.admin.fetchOffsets({
-      groupId: physicalGroup(this.settings.namespace, group),
-      topics: [this.physical(topic)],
-    });
+    if (!(await this.holds(topic))) return new Map();
+    const [entry] = await withRetries(() =>
+      this.admin.fetchOffsets({
+        groupId: physicalGroup(this.settings.namespace, group),
+        topics: [this.physical(topic)],
+      }),
+    );
     return new Map(
       (entry?.partitions ?? [])
         .filter(({ offset }) => Number(offset) >= 0)
