@@ -122,6 +122,8 @@ export const demoCommand = withLogOptions(new Command("demo"))
         const bar = new SingleBar({
           format: "  trial {value}/{total} | {phase} | best {best} | LM calls {calls}/{planned}",
           hideCursor: true,
+          noTTYOutput: true,
+          notTTYSchedule: 5000,
         });
         let barStarted = false;
         const result = await optimizeOnLog(

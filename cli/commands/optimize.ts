@@ -68,6 +68,8 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
     const bar = new SingleBar({
       format: "trial {value}/{total} | {phase} | best {best} | calls {calls}/{plannedCalls}",
       hideCursor: true,
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
     });
     let barStarted = false;
     try {
