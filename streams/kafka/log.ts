@@ -593,6 +593,7 @@ export class KafkaLog implements EventLog {
 
   tail(topics: string[], options: { from?: "beginning" | "end" } = {}): Observable<LogRecord> {
     return new Observable<LogRecord>((subscriber) => {
+      const subscribedAt = Date.now();
       const groupId = scratchGroup(this.settings.namespace, "tail", randomUUID());
       const consumer = this.newConsumer(groupId);
       let stopped = false;
@@ -614,9 +615,11 @@ export class KafkaLog implements EventLog {
         const next = new Map<string, number>();
         const id = (physical: string, partition: number) => `${physical}\u0000${partition}`;
         if (options.from === "end") {
+          // "The end" is the moment of subscription, not of this (later) lookup: the first offset
+          // stored at or after it, so a record appended while the tail gets ready is not skipped.
           for (const topic of known) {
             for (const { partition, offset } of await withRetries(() =>
-              this.admin.fetchTopicOffsets(this.physical(topic)),
+              this.admin.fetchTopicOffsetsByTimestamp(this.physical(topic), subscribedAt),
             ))
               next.set(id(this.physical(topic), partition), Number(offset));
           }
