@@ -25,6 +25,7 @@ import type {
 } from "../log.ts";
 import { brokerList, KafkaLogConfig, type KafkaLogSettings, saslOptions } from "./config.ts";
 import { kafkaLogCreator, type Logger, stderrLogger } from "./logger.ts";
+import { nextRun, type PendingRecords } from "./merge.ts";
 import {
   logicalTopic,
   physicalGroup,
@@ -35,6 +36,17 @@ import {
 } from "./names.ts";
 import { isReadComplete, mergedRecords, type ReadProgress, readTargets, recordProgress } from "./reading.ts";
 import { chunkBySize, positionsOf, routeRecords, toLogRecord, topicMessagesOf } from "./records.ts";
+
+/** Partitions whose fetched batches are merged by time before they reach the handler. */
+const maxGatheredPartitions = 64;
+
+/** A partition's batch from kafkajs, waiting to be handed over in time order. */
+interface Fetched extends PendingRecords {
+  topic: string;
+  partition: number;
+  payload: EachBatchPayload;
+  settle: (error?: unknown) => void;
+}
 
 /** Largest single send: under the broker's default message.max.bytes (1 MiB) per partition batch. */
 const maxSendBytes = 768 * 1024;
@@ -500,58 +512,127 @@ export class KafkaLog implements EventLog {
       for (const key of [...producers.keys()]) if (!assigned.has(key)) dropProducer(key);
     });
 
-    const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
-      const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
-      const { partition } = batch;
-      // A consumer that commits through transactions gets its producer ready while the handler runs.
-      if (!autoCommit) producerFor(topic, partition).catch(() => undefined);
-      const records = batch.messages.map((m) => toLogRecord(topic, partition, m));
-      for (let start = 0; start < records.length; start += maxBatch) {
-        if (stopping || !isRunning() || isStale()) return;
-        const chunk = records.slice(start, start + maxBatch);
-        const nextOffset = chunk.at(-1)!.offset + 1;
-        let committedWithOutputs = false;
-        const recordBatch: RecordBatch = {
-          records: chunk,
-          commitWith: async (outputs) => {
-            committedWithOutputs = true;
-            const producer = await producerFor(topic, partition);
-            try {
-              return await this.commitInTransaction(
-                producer,
-                { groupId, physicalTopic: batch.topic, partition, nextOffset },
-                outputs,
-              );
-            } catch (error) {
-              if (!isFenced(error)) throw error;
-              dropProducer(producerKey(topic, partition));
-              throw new TransactionFencedError(group, topic, partition, error);
-            }
-          },
-        };
-        try {
-          await handler(recordBatch);
-        } catch (error) {
-          if (error instanceof TransactionFencedError) {
-            this.logger.log("warn", error.message);
-            return;
+    /** Hands one partition's run of records to the handler, then commits it; false when the consumer stops. */
+    const handRun = async (fetched: Fetched, run: LogRecord[]): Promise<boolean> => {
+      const { topic, partition, payload } = fetched;
+      const nextOffset = run.at(-1)!.offset + 1;
+      let committedWithOutputs = false;
+      const recordBatch: RecordBatch = {
+        records: run,
+        commitWith: async (outputs) => {
+          committedWithOutputs = true;
+          const producer = await producerFor(topic, partition);
+          try {
+            return await this.commitInTransaction(
+              producer,
+              { groupId, physicalTopic: payload.batch.topic, partition, nextOffset },
+              outputs,
+            );
+          } catch (error) {
+            if (!isFenced(error)) throw error;
+            dropProducer(producerKey(topic, partition));
+            throw new TransactionFencedError(group, topic, partition, error);
           }
-          fail(error);
+        },
+      };
+      try {
+        await handler(recordBatch);
+      } catch (error) {
+        if (error instanceof TransactionFencedError) {
+          this.logger.log("warn", error.message);
+          return false;
+        }
+        fail(error);
+        return false;
+      }
+      if (!committedWithOutputs && autoCommit) {
+        await consumer.commitOffsets([{ topic: payload.batch.topic, partition, offset: String(nextOffset) }]);
+      }
+      payload.resolveOffset(String(nextOffset - 1));
+      await payload.heartbeat();
+      return true;
+    };
+
+    // kafkajs hands over one partition at a time, in an order of its own (KIP-74 shuffles them). The
+    // batches of one fetch are gathered here and handed over merged by append time instead (see merge.ts).
+    const topicRank = new Map(topics.map((topic, rank) => [topic, rank]));
+    const gathered: Fetched[] = [];
+    let draining = false;
+    const settleAll = () => {
+      for (const fetched of gathered.splice(0)) fetched.settle();
+    };
+    const drain = async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      for (;;) {
+        for (const fetched of [...gathered]) {
+          if (fetched.payload.isRunning() && !fetched.payload.isStale()) continue;
+          gathered.splice(gathered.indexOf(fetched), 1);
+          fetched.settle();
+        }
+        if (stopping) break;
+        const next = nextRun(gathered, maxBatch);
+        if (!next) break;
+        const fetched = gathered[next.index]!;
+        const run = fetched.records.slice(fetched.handed, fetched.handed + next.count);
+        let carryOn: boolean;
+        try {
+          carryOn = await handRun(fetched, run);
+        } catch (error) {
+          // A commit refused by a rebalance: kafkajs rejoins; everything not resolved is fetched again.
+          gathered.splice(gathered.indexOf(fetched), 1);
+          fetched.settle(error);
+          settleAll();
           return;
         }
-        if (!committedWithOutputs && autoCommit) {
-          await consumer.commitOffsets([{ topic: batch.topic, partition, offset: String(nextOffset) }]);
+        if (!carryOn) break;
+        fetched.handed += run.length;
+        if (fetched.handed >= fetched.records.length) {
+          gathered.splice(gathered.indexOf(fetched), 1);
+          fetched.settle();
         }
-        resolveOffset(String(nextOffset - 1));
-        await heartbeat();
       }
+      settleAll();
     };
+    const startDraining = () => {
+      if (draining) return;
+      draining = true;
+      drain()
+        .catch(fail)
+        .finally(() => {
+          draining = false;
+          if (gathered.length > 0) startDraining();
+        });
+    };
+    const eachBatch = (payload: EachBatchPayload) =>
+      new Promise<void>((resolve, reject) => {
+        const { batch } = payload;
+        const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
+        // A consumer that commits through transactions gets its producer ready while the handler runs.
+        if (!autoCommit) producerFor(topic, batch.partition).catch(() => undefined);
+        const records = batch.messages.map((m) => toLogRecord(topic, batch.partition, m));
+        if (records.length === 0 || stopping) return resolve();
+        gathered.push({
+          topic,
+          partition: batch.partition,
+          records,
+          handed: 0,
+          topicRank: topicRank.get(topic) ?? topics.length,
+          payload,
+          settle: (error?: unknown) => (error === undefined ? resolve() : reject(error)),
+        });
+        startDraining();
+      });
 
     const start = async () => {
       await this.knowTopics(topics, true);
       await consumer.connect();
       await consumer.subscribe({ topics: topics.map(this.physical), fromBeginning: from === "beginning" });
-      await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: maxGatheredPartitions,
+        eachBatch,
+      });
     };
     const shutdown = async () => {
       stopping = true;

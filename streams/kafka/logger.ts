@@ -50,6 +50,7 @@ const expectedKafkaErrors = [
   "another concurrent operation on the same transaction",
   "There is no leader for this topic-partition",
   "The group is rebalancing",
+  "This server is not the leader for that topic-partition",
   "This server does not host this topic-partition",
 ];
 
