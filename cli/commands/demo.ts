@@ -1,4 +1,5 @@
 import { existsSync, rmSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { SingleBar } from "cli-progress";
 import { Command } from "commander";
@@ -91,7 +92,12 @@ export const demoCommand = withLogOptions(new Command("demo"))
       const pool = startWorkerPool({
         python,
         workers,
-        env: { ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: "True" },
+        // Each worker's llama.cpp gets its share of the cores: more threads than cores only thrash.
+        env: {
+          ...process.env,
+          LITELLM_LOCAL_MODEL_COST_MAP: "True",
+          DSPEX_OFFLINE_THREADS: String(Math.max(1, Math.floor(availableParallelism() / workers))),
+        },
       });
       const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
       const pipeline = startPipeline(log);

@@ -21,7 +21,7 @@ export const triageProgram = (model: string) =>
     )
     .stage("draft", dspy.predict("message, category, passages: list[str] -> reply"), {
       dependsOn: ["faq", "classify"],
-      variables: { maxTokens: v.maxTokens(96) },
+      variables: { maxTokens: v.maxTokens(48) },
     })
     .output("category", "classify.category")
     .output("reply", "draft.reply");
