@@ -1,4 +1,5 @@
 /** `npm run bench` runs every suite; `npm run bench -- <suite> [...]` runs the named ones. */
+import { consumersSuite } from "./consumers.ts";
 import { kafkaSuite } from "./kafka.ts";
 import { logSuite } from "./log.ts";
 import { optimizersSuite } from "./optimizers.ts";
@@ -6,7 +7,7 @@ import { pipelineSuite } from "./pipeline.ts";
 import { programsSuite } from "./programs.ts";
 import { figures, type Suite } from "./report.ts";
 
-const suites: Suite[] = [logSuite, kafkaSuite, programsSuite, pipelineSuite, optimizersSuite];
+const suites: Suite[] = [logSuite, kafkaSuite, programsSuite, pipelineSuite, optimizersSuite, consumersSuite];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !suites.some((s) => s.name === name));

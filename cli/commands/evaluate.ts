@@ -2,8 +2,9 @@ import { Command } from "commander";
 import { startEvaluations, streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { newId } from "../../streams/ids.ts";
+import { jsonObject } from "../arguments.ts";
 import { openCommandLog, withLogOptions } from "../log.ts";
-import { jsonParams, readExamples } from "./optimize.ts";
+import { readExamples } from "./optimize.ts";
 
 export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .description(
@@ -13,7 +14,7 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .requiredOption("--dataset <file>", "examples (JSONL: {id?, inputs, expected})", readExamples)
   .option("--metric <name>", "exact_match, f1, contains, numeric, or a registered one", "exact_match")
   .option("--field <name>", "the output field the metric compares")
-  .option("--overrides <json>", "variable values for this evaluation only", jsonParams, {})
+  .option("--overrides <json>", "variable values for this evaluation only", jsonObject, {})
   .option("--concurrency <n>", "executions in flight at most", Number, 4)
   .option("--failure-score <n>", "what a failed example scores", Number, 0)
   .option("--with-pipeline", "also run the pipeline in this process (embedded log, no daemon)")

@@ -5,8 +5,9 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { optimizers } from "../../processors/optimizers/index.ts";
 import { optimizeOnLog, startEvaluations } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { type Example, Example as ExampleSchema, type JsonRecord } from "../../streams/events/index.ts";
+import { type Example, Example as ExampleSchema } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
+import { jsonObject, positiveInteger } from "../arguments.ts";
 import { openCommandLog, withLogOptions } from "../log.ts";
 
 /** Examples from a JSONL file: one `{id?, inputs, expected}` per line; ids default to `<file>:<line>`. */
@@ -28,20 +29,6 @@ export const readExamples = (path: string): Example[] =>
       return parsed.data;
     });
 
-export const jsonParams = (text: string): JsonRecord => {
-  try {
-    const value = JSON.parse(text);
-    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
-  } catch {}
-  throw new InvalidArgumentError(`expected a JSON object, got ${JSON.stringify(text)}`);
-};
-
-const positiveInt = (text: string) => {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) throw new InvalidArgumentError("expected a positive integer");
-  return value;
-};
-
 export const optimizeCommand = withLogOptions(new Command("optimize"))
   .description(
     "optimize a program's variables on a trainset, judged on a devset; the winner lands as VariableChanged",
@@ -55,10 +42,10 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
   .option("--metric <name>", "exact_match, f1, contains, numeric, or a registered one", "exact_match")
   .option("--field <name>", "the output field the metric compares")
   .option("--variables <ids...>", "variables to optimize (default: all of the program's)")
-  .option("--max-trials <n>", "budget: search trials at most", positiveInt)
-  .option("--max-calls <n>", "budget: LM calls at most", positiveInt)
+  .option("--max-trials <n>", "budget: search trials at most", positiveInteger)
+  .option("--max-calls <n>", "budget: LM calls at most", positiveInteger)
   .option("--seed <n>", "random seed (a run is reproducible from it)", Number, 0)
-  .option("--params <json>", "optimizer parameters, e.g. '{\"maxBootstrappedDemos\":4}'", jsonParams, {})
+  .option("--params <json>", "optimizer parameters, e.g. '{\"maxBootstrappedDemos\":4}'", jsonObject, {})
   .option("--id <optimizationId>", "resume this optimization (default: a new id)")
   .option("--with-pipeline", "also run the pipeline in this process (embedded log, no daemon)")
   .action(async (programId: string, options) => {

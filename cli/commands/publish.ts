@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { createClient } from "../../streams/client.ts";
 import type { ExecutionPolicy, JsonRecord } from "../../streams/events/index.ts";
+import { jsonObject, positiveNumber } from "../arguments.ts";
 import { describeLog, openCommandLog, withLogOptions } from "../log.ts";
 
 /** `field=value`: the value as JSON when it parses, else as a string. */
@@ -17,20 +18,6 @@ const assignment = (text: string, previous: JsonRecord = {}): JsonRecord => {
   return { ...previous, [text.slice(0, eq)]: value };
 };
 
-const jsonObject = (text: string): JsonRecord => {
-  try {
-    const value = JSON.parse(text);
-    if (typeof value === "object" && value !== null && !Array.isArray(value)) return value;
-  } catch {}
-  throw new InvalidArgumentError(`expected a JSON object, got ${JSON.stringify(text)}`);
-};
-
-const positive = (text: string) => {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new InvalidArgumentError("expected a positive number");
-  return value;
-};
-
 export const publishCommand = withLogOptions(new Command("publish"))
   .description("publish an ExecutionRequested for a program; with --wait, print its result")
   .argument("<programId>", "the registered program to run")
@@ -45,7 +32,7 @@ export const publishCommand = withLogOptions(new Command("publish"))
   .option("--session <id>", "session id: the affinity key of every step")
   .option("--request-id <id>", "the request id (reuse it to make publishing idempotent)")
   .option("-w, --wait", "wait for the result and print it")
-  .option("--timeout <ms>", "how long --wait waits", positive, 120_000)
+  .option("--timeout <ms>", "how long --wait waits", positiveNumber, 120_000)
   .action(async (programId: string, options) => {
     const { log, config } = await openCommandLog(options);
     try {

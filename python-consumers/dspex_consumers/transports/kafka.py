@@ -94,11 +94,22 @@ class KafkaWorker:
                     self._on_error(message.error())
                     continue
                 self._handle(message)
-                self.consumer.commit(message=message, asynchronous=False)
+                self._commit(message)
         finally:
             self.producer.flush(30)
             self.consumer.close()  # commits nothing more, leaves the group now: no wait for a session timeout
         return 0
+
+    def _commit(self, message: Message) -> None:
+        """Commits after the result is out; a commit that loses a rebalance race is not fatal: the new
+        owner of the partition runs the step again and its result ids are the same (deduplicated)."""
+        try:
+            self.consumer.commit(message=message, asynchronous=False)
+        except KafkaException as error:
+            if error.args and error.args[0].fatal():
+                raise
+            log.warning("kafka: commit of %s[%d]@%d lost to a rebalance: %s", message.topic(),
+                        message.partition(), message.offset(), error)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():
