@@ -15,9 +15,10 @@ const earlier = (a: PendingRecords, b: PendingRecords): number =>
 
 /**
  * The next run to hand over when several partitions were fetched together: the partition whose next
- * record is the oldest, and as many of its records as come no later than every other partition's next
- * record (at most `maxBatch`). Handing runs over in this order merges the partitions by append time —
- * topics too: a program registered before a request is seen before it, as on the embedded log.
+ * record is the oldest, and as many of its records as come no later than the next record of every other
+ * topic (at most `maxBatch`). Handing runs over in this order merges topics by append time — a program
+ * registered before a request is seen before it, as on the embedded log — while partitions of one topic,
+ * ordered per key anyway, keep their whole batches.
  */
 export const nextRun = (
   pending: readonly PendingRecords[],
@@ -25,7 +26,9 @@ export const nextRun = (
 ): { index: number; count: number } | undefined => {
   const waiting = pending.map((p, index) => ({ p, index })).filter(({ p }) => p.handed < p.records.length);
   if (waiting.length === 0) return undefined;
-  const [first, ...others] = waiting.sort((a, b) => earlier(a.p, b.p));
+  const [first, ...rest] = waiting.sort((a, b) => earlier(a.p, b.p));
+  // Partitions of one topic are independent (order is per key); only other topics bound the run.
+  const others = rest.filter(({ p }) => p.topicRank !== first!.p.topicRank);
   const bound = others.length === 0 ? undefined : others.map(({ p }) => p).sort(earlier)[0]!;
   let count = 1;
   while (
