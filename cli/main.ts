@@ -5,8 +5,10 @@ import { doctorCommand } from "./commands/doctor.ts";
 import { evaluateCommand } from "./commands/evaluate.ts";
 import { optimizeCommand } from "./commands/optimize.ts";
 import { publishCommand } from "./commands/publish.ts";
+import { replayCommand } from "./commands/replay.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
+import { varsCommand } from "./commands/vars.ts";
 
 // `dspex tail | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -25,6 +27,8 @@ for (const command of [
   statusCommand,
   evaluateCommand,
   optimizeCommand,
+  varsCommand,
+  replayCommand,
   doctorCommand,
 ]) {
   program.addCommand(command);
