@@ -18,8 +18,9 @@ fi
 
 if [[ -z ${DSPEX_KAFKA_BROKERS:-} && -f infra/kafka/start.sh ]]; then
   section "kafka"
+  # Stop at the end only a broker this run started (not one that was already up).
+  if ! bash infra/kafka/status.sh >/dev/null; then started_kafka=1; fi
   bash infra/kafka/start.sh
-  started_kafka=1
   DSPEX_KAFKA_BROKERS=$(bash infra/kafka/status.sh --brokers)
   export DSPEX_KAFKA_BROKERS
 fi
