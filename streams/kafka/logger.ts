@@ -51,6 +51,7 @@ const expectedKafkaErrors = [
   "There is no leader for this topic-partition",
   "The group is rebalancing",
   "This server is not the leader for that topic-partition",
+  "Topic creation errors",
   "This server does not host this topic-partition",
 ];
 
