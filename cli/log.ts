@@ -36,7 +36,13 @@ export const logConfigOf = (config: DspexConfig): LogConfig => {
     case "embedded":
       return { backend: "embedded", path: config.embedded.path };
     case "kafka":
-      return { backend: "kafka", brokers: config.kafka.brokers, clientId: config.kafka.clientId };
+      return {
+        backend: "kafka",
+        brokers: config.kafka.brokers,
+        clientId: config.kafka.clientId,
+        ssl: config.kafka.ssl,
+        sasl: config.kafka.sasl,
+      };
     case "eventstoredb":
       return { backend: "eventstoredb", url: config.eventstoredb.url };
   }

@@ -74,8 +74,10 @@ const committedInputs = async (log: EventLog, processor: Processor<unknown>) => 
   for (const [rank, topic] of processor.topics.entries()) {
     for (const [partition, next] of await log.committed(processor.name, topic)) {
       if (next <= 0) continue;
+      // Offsets are positions, not counts: on Kafka transaction markers take offsets too.
       for (const read of await readEvents(log, topic, { partition, fromOffset: 0, limit: next }))
-        if ("event" in read) inputs.push({ record: read.record, event: read.event, rank });
+        if ("event" in read && read.record.offset < next)
+          inputs.push({ record: read.record, event: read.event, rank });
     }
   }
   return inputs.sort(

@@ -213,37 +213,28 @@ describe.each(backendsUnderTest)("pipeline on the $name log", (backend) => {
     expect(results.map((r) => r.type)).toEqual(["ExecutionCompleted"]);
   });
 
-  // Known gap on Kafka (open in issue 5): after the simulated crash the restarted pipeline never writes
-  // the results within 45 s; the Kafka exactly-once path itself is proven by kafka-transactions.test.ts.
-  it.skipIf(backend.name === "kafka")(
-    "exactly once across a crash mid-batch: the restarted pipeline rebuilds its state and writes one result per request",
-    async () => {
-      const log = await openLog(backend.freshConfig());
-      cleanups.push(() => log.close());
-      const client = createClient(log);
-      await client.register(qa);
-      const executor = startTestExecutor(log);
-      cleanups.push(() => executor.stop());
-      const crashing = startPipeline(crashingLog(log, "dspex-pipeline"));
-      const requests = await Promise.all(
-        Array.from({ length: 5 }, (_, i) =>
-          client.publish({ programId: "qa", inputs: { question: `q${i}` } }),
-        ),
-      );
-      await expect(crashing.done).rejects.toThrow("simulated crash before commit");
-      const restarted: RunningProcessor<unknown> = startPipeline(log);
-      cleanups.push(() => restarted.stop());
-      await waitFor(async () => (await resultsOf(log)).length >= requests.length);
-      await new Promise((wake) => setTimeout(wake, 200));
-      const results = await resultsOf(log);
-      expect(results.map((r) => r.type)).toEqual(requests.map(() => "ExecutionCompleted"));
-      expect(new Set(results.map((r) => r.data.requestId))).toEqual(
-        new Set(requests.map((r) => r.requestId)),
-      );
-      const dispatched = (await readEvents(log, Topics.steps)).map((r) => ("event" in r ? r.event.id : ""));
-      expect(new Set(dispatched).size).toBe(dispatched.length);
-    },
-  );
+  it("exactly once across a crash mid-batch: the restarted pipeline rebuilds its state and writes one result per request", async () => {
+    const log = await openLog(backend.freshConfig());
+    cleanups.push(() => log.close());
+    const client = createClient(log);
+    await client.register(qa);
+    const executor = startTestExecutor(log);
+    cleanups.push(() => executor.stop());
+    const crashing = startPipeline(crashingLog(log, "dspex-pipeline"));
+    const requests = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => client.publish({ programId: "qa", inputs: { question: `q${i}` } })),
+    );
+    await expect(crashing.done).rejects.toThrow("simulated crash before commit");
+    const restarted: RunningProcessor<unknown> = startPipeline(log);
+    cleanups.push(() => restarted.stop());
+    await waitFor(async () => (await resultsOf(log)).length >= requests.length);
+    await new Promise((wake) => setTimeout(wake, 200));
+    const results = await resultsOf(log);
+    expect(results.map((r) => r.type)).toEqual(requests.map(() => "ExecutionCompleted"));
+    expect(new Set(results.map((r) => r.data.requestId))).toEqual(new Set(requests.map((r) => r.requestId)));
+    const dispatched = (await readEvents(log, Topics.steps)).map((r) => ("event" in r ? r.event.id : ""));
+    expect(new Set(dispatched).size).toBe(dispatched.length);
+  });
 
   it("resumes an execution after a restart between dispatch and result", async () => {
     const { log, client, pipeline } = await setup({ latencyMs: 300 });

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../../cli/config.ts";
+import { logConfigOf } from "../../../cli/log.ts";
 import { temporaryFolder } from "../../support/backends.ts";
 
 const configFile = (content: string) => {
@@ -45,5 +46,19 @@ describe("the configuration", () => {
 
   it("fails when an explicit config file is missing", () => {
     expect(() => loadConfig("/nonexistent/x.json", {}, true)).toThrow(/not found/);
+  });
+
+  it("passes Kafka TLS and SASL settings through to the Kafka log, the password only by variable name", () => {
+    const sasl = { mechanism: "scram-sha-512", username: "dspex", passwordEnv: "KAFKA_PASSWORD" };
+    const path = configFile(
+      JSON.stringify({ backend: "kafka", kafka: { brokers: ["k:9093"], ssl: true, sasl } }),
+    );
+    expect(logConfigOf(loadConfig(path, {}))).toEqual({
+      backend: "kafka",
+      brokers: ["k:9093"],
+      clientId: "dspex",
+      ssl: true,
+      sasl,
+    });
   });
 });
