@@ -81,9 +81,14 @@ const transientErrorTypes = new Set([
   "COORDINATOR_NOT_AVAILABLE",
   "NOT_COORDINATOR",
 ]);
+/** kafkajs's fetchTopicOffsets throws this TypeError while a new topic's metadata is still empty. */
+const isUnreadyMetadata = (error: unknown): boolean =>
+  error instanceof TypeError && /destructure property 'partitions'/.test(error.message);
+
 const isTransient = (error: unknown): boolean =>
   (error as { retriable?: boolean } | undefined)?.retriable === true ||
-  transientErrorTypes.has((error as { type?: string } | undefined)?.type ?? "");
+  transientErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
+  isUnreadyMetadata(error);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
