@@ -12,7 +12,7 @@ section() { printf '\n== %s ==\n' "$*"; }
 section "install"
 bash infra/node.sh
 if [[ -x infra/python/setup.sh || -f infra/python/setup.sh ]]; then
-  DSPEX_PYTHON=$(bash infra/python/setup.sh)
+  DSPEX_PYTHON=$(bash infra/python/setup.sh --offline-model)
   export DSPEX_PYTHON
 fi
 
