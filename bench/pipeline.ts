@@ -5,11 +5,12 @@ import { startPipeline } from "../processors/pipeline/pipeline.ts";
 import { startTestExecutor } from "../processors/pipeline/test-executor.ts";
 import { createClient } from "../streams/client.ts";
 import type { ProgramDefinition, StageDefinition } from "../streams/events/index.ts";
-import { openLog } from "../streams/open.ts";
+import { type LogConfig, openLog } from "../streams/open.ts";
 import { median, percentile, report, type Suite } from "./report.ts";
 
 const CHAIN = 10;
 const EXECUTIONS = 300;
+const KAFKA_EXECUTIONS = 40;
 const WARMUP = 30;
 const PARALLEL = 4;
 const STAGE_MS = 100;
@@ -64,9 +65,10 @@ const fanOut = (programId: string, width: number) =>
 const withPipeline = async <T>(
   latencyMs: number,
   work: (client: ReturnType<typeof createClient>) => Promise<T>,
+  config?: LogConfig,
 ) => {
   const folder = mkdtempSync(join(tmpdir(), "dspex-bench-pipeline-"));
-  const log = await openLog({ backend: "embedded", path: join(folder, "log.db") });
+  const log = await openLog(config ?? { backend: "embedded", path: join(folder, "log.db") });
   const pipeline = startPipeline(log);
   const executor = startTestExecutor(log, { latencyMs });
   await pipeline.ready;
@@ -118,7 +120,23 @@ export const pipelineSuite: Suite = {
       report("pipeline", "embedded.execution_1_step_p50", percentile(single, 50), "ms");
       report("pipeline", "embedded.execution_1_step_p99", percentile(single, 99), "ms");
     });
-    console.log("bench: pipeline.kafka skipped: no Kafka backend in streams/ yet");
+    const brokers = process.env.DSPEX_KAFKA_BROKERS;
+    if (!brokers)
+      console.log("bench: pipeline.kafka skipped: set DSPEX_KAFKA_BROKERS (bash infra/kafka/start.sh)");
+    else {
+      const kafka: LogConfig = { backend: "kafka", brokers, namespace: `bench-${Date.now().toString(36)}.` };
+      await withPipeline(
+        0,
+        async (client) => {
+          await client.register(chain("chain", CHAIN));
+          await latencies(client, "chain", 5, CHAIN);
+          const perStep = await latencies(client, "chain", KAFKA_EXECUTIONS, CHAIN);
+          report("pipeline", `kafka.step_overhead_p50 (chain of ${CHAIN})`, percentile(perStep, 50), "ms");
+          report("pipeline", `kafka.step_overhead_p99 (chain of ${CHAIN})`, percentile(perStep, 99), "ms");
+        },
+        kafka,
+      );
+    }
     await withPipeline(STAGE_MS, async (client) => {
       await client.register(fanOut("parallel", PARALLEL));
       await client.register(chain("sequential", PARALLEL));
