@@ -80,6 +80,8 @@ const transientErrorTypes = new Set([
   "COORDINATOR_LOAD_IN_PROGRESS",
   "COORDINATOR_NOT_AVAILABLE",
   "NOT_COORDINATOR",
+  // The previous transaction of the same producer is still completing on the broker.
+  "CONCURRENT_TRANSACTIONS",
 ]);
 /** kafkajs's fetchTopicOffsets throws this TypeError while a new topic's metadata is still empty. */
 const isUnreadyMetadata = (error: unknown): boolean =>
@@ -134,6 +136,7 @@ export class KafkaLog implements EventLog {
   private readonly consumers = new Set<Consumer>();
   private readonly tails = new Set<() => Promise<void>>();
   private committer: Promise<Producer> | undefined;
+  private commitTurn: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(config: KafkaLogConfig, options: KafkaLogOptions = {}) {
@@ -756,6 +759,17 @@ export class KafkaLog implements EventLog {
       return producer;
     })();
     const producer = await this.committer;
+    // One producer has one transaction at a time: concurrent commits wait their turn.
+    const turn = this.commitTurn.then(() => withRetries(() => this.commitOffsets(producer, group, byTopic)));
+    this.commitTurn = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async commitOffsets(
+    producer: Producer,
+    group: string,
+    byTopic: Map<string, Position[]>,
+  ): Promise<void> {
     const transaction = await producer.transaction();
     try {
       await transaction.sendOffsets({

@@ -126,6 +126,16 @@ describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
     expect(after.map((r) => body(r).n)).toEqual([8]);
   });
 
+  it("takes commits from concurrent callers, applied in call order", async () => {
+    const log = await open();
+    const topic = unique("commits");
+    const group = unique("group");
+    await log.ensureTopics([{ topic, partitions: 1 }]);
+    await log.append(Array.from({ length: 6 }, (_, i) => ({ topic, key: "k", value: `${i}` })));
+    await Promise.all([1, 2, 3, 4, 5].map((offset) => log.commit(group, [{ topic, partition: 0, offset }])));
+    expect(await log.committed(group, topic)).toEqual(new Map([[0, 5]]));
+  });
+
   it("keeps two consumer groups independent", async () => {
     const log = await open();
     const topic = unique("groups");
