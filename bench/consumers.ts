@@ -7,13 +7,14 @@
  * warm-up (one step per partition, no latency) proves every consumer is up and holds partitions.
  * Scale-out efficiency = throughput_k / (k × throughput_1); the goal is ≥ 0.9 (4 consumers ≥ 3.6× one).
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { filter, firstValueFrom, map, scan, timeout } from "rxjs";
 import { startWorkerPool } from "../processors/workers/pool.ts";
+import { findPython } from "../processors/workers/python.ts";
 import { startStepRunner } from "../processors/workers/step-runner.ts";
 import { decodeRecord } from "../streams/codec.ts";
 import type { Envelope } from "../streams/envelope.ts";
@@ -32,14 +33,6 @@ const LATENCY_MS = 200;
 /** Partitions of dspex.steps on Kafka: a multiple of every consumer count, so each gets an equal share. */
 const PARTITIONS = 8;
 const ROUND_TIMEOUT_MS = 120_000;
-
-export const findBenchPython = (): { python?: string; reason?: string } => {
-  const python = process.env.DSPEX_PYTHON ?? join(root, ".venv/bin/python");
-  if (!existsSync(python)) return { reason: `no Python venv at ${python} (bash infra/python/setup.sh)` };
-  const probe = spawnSync(python, ["-c", "import dspex_consumers"], { encoding: "utf8" });
-  if (probe.status !== 0) return { reason: `${python} cannot import dspex_consumers` };
-  return { python };
-};
 
 /** `count` keys, spread evenly over `partitions` by the same murmur2 the logs use. */
 export const balancedKeys = (count: number, partitions: number, prefix: string): string[] => {
@@ -377,7 +370,7 @@ export const consumersSuite: Suite = {
   name: "consumers",
   description: `steps/s through 1, 2 and 4 Python consumers (test LM, ${LATENCY_MS} ms per call), stdio pool and Kafka`,
   async run() {
-    const found = findBenchPython();
+    const found = findPython();
     if (!found.python) {
       console.log(`bench: consumers skipped: ${found.reason}`);
       return;

@@ -1,11 +1,11 @@
 import { existsSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { join } from "node:path";
 import { SingleBar } from "cli-progress";
 import { Command } from "commander";
 import { optimizeOnLog, startEvaluations, streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { startWorkerPool } from "../../processors/workers/pool.ts";
+import { defaultPython } from "../../processors/workers/python.ts";
 import { startStepRunner } from "../../processors/workers/step-runner.ts";
 import { readRegistry, registerProgram } from "../../programs/register.ts";
 import {
@@ -25,7 +25,7 @@ const step = (text: string) => console.log(`\n▸ ${text}`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
 const pythonOf = (config: DspexConfig): string => {
-  const python = config.python.executable ?? join(process.cwd(), ".venv/bin/python");
+  const python = defaultPython(config.python.executable);
   if (!existsSync(python)) {
     throw new Error(
       `no Python environment at ${python}: run \`bash infra/python/setup.sh --offline-model\` (npm run main does)`,

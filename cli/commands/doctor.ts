@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { Socket } from "node:net";
 import { promisify } from "node:util";
 import { Command } from "commander";
+import { defaultPython } from "../../processors/workers/python.ts";
 import type { DspexConfig } from "../config.ts";
 import { configOf, type LogOptions, withLogOptions } from "../log.ts";
 
@@ -18,8 +19,10 @@ export interface CheckResult {
 
 type Check = (config: DspexConfig) => Promise<CheckResult>;
 
-const pythonOf = (config: DspexConfig): string | undefined =>
-  config.python.executable ?? (existsSync(".venv/bin/python") ? ".venv/bin/python" : undefined);
+const pythonOf = (config: DspexConfig): string | undefined => {
+  const python = defaultPython(config.python.executable);
+  return existsSync(python) ? python : undefined;
+};
 
 const python = async (config: DspexConfig, code: string) => {
   const executable = pythonOf(config);

@@ -9,14 +9,15 @@ import type { ChildProcess } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { createStepTopics, spawnKafkaConsumer, stopChild, waitForGroup } from "../../bench/consumers.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { dspy, native, program, v } from "../../programs/index.ts";
+import { findPython } from "../../processors/workers/python.ts";
+import { dspy, program, v } from "../../programs/index.ts";
 import { createClient } from "../../streams/client.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
-import { findPython } from "../support/python.ts";
+import { mixedTriage } from "../support/programs.ts";
 
 const found = findPython();
 const kafka = kafkaForTests();
@@ -25,22 +26,7 @@ if (skipReason) console.warn(`skipping the Python Kafka consumer tests: ${skipRe
 
 const PARTITIONS = 4;
 
-const triage = program("kafka-py-triage")
-  .input("message: str")
-  .variable("model", v.model(["dspex/test"]))
-  .stage(
-    "faq",
-    native.retrieve("message -> passages: list[str]", {
-      corpus: ["refunds take 5 days", "reset your password"],
-      k: 1,
-    }),
-  )
-  .stage("classify", dspy.predict("message -> category: Literal['billing', 'account']"))
-  .stage("draft", dspy.chainOfThought("message, category, passages: list[str] -> reply"), {
-    dependsOn: ["faq", "classify"],
-  })
-  .output("category", "classify.category")
-  .output("reply", "draft.reply");
+const triage = mixedTriage("kafka-py-triage");
 
 const slow = program("kafka-py-slow")
   .input("question: str")

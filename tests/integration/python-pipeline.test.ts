@@ -2,35 +2,20 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { startWorkerPool, type WorkerPool } from "../../processors/workers/pool.ts";
+import { findPython } from "../../processors/workers/python.ts";
 import { startStepRunner } from "../../processors/workers/step-runner.ts";
-import { dspy, native, program, v } from "../../programs/index.ts";
 import { createClient } from "../../streams/client.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
-import { findPython } from "../support/python.ts";
+import { mixedTriage } from "../support/programs.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the Python pipeline tests: ${found.reason}`);
 
-const triage = program("py-triage")
-  .input("message: str")
-  .variable("model", v.model(["dspex/test"]))
-  .stage(
-    "faq",
-    native.retrieve("message -> passages: list[str]", {
-      corpus: ["refunds take 5 days", "reset your password"],
-      k: 1,
-    }),
-  )
-  .stage("classify", dspy.predict("message -> category: Literal['billing', 'account']"))
-  .stage("draft", dspy.chainOfThought("message, category, passages: list[str] -> reply"), {
-    dependsOn: ["faq", "classify"],
-  })
-  .output("category", "classify.category")
-  .output("reply", "draft.reply");
+const triage = mixedTriage("py-triage");
 
 describe.skipIf(!found.python)(
   "a pipeline mixing native and DSPy stages, run by Python stdio workers",

@@ -9,10 +9,10 @@ import {
   startWorkerPool,
   type WorkerPool,
 } from "../../processors/workers/pool.ts";
+import { findPython } from "../../processors/workers/python.ts";
 import { parseEvent } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import { derivedId } from "../../streams/ids.ts";
-import { findPython } from "../support/python.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const vector = JSON.parse(
