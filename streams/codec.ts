@@ -18,6 +18,43 @@ export const Headers = {
 
 export type Decoded = { ok: true; event: DspexEvent } | { ok: false; reason: string };
 
+/**
+ * The largest event on the wire, in bytes of JSON: under Kafka's default message.max.bytes with room for
+ * the key and headers, and what confluent-kafka accepts by default. The Python consumers use the same.
+ */
+export const maxEventBytes = 1_000_000;
+
+/** The deepest nesting of arrays and objects an event may have, the envelope counted (Python's too). */
+export const maxNestingDepth = 64;
+
+/** An event over `maxEventBytes`: refused before it reaches any backend. */
+export class EventTooLargeError extends EventValidationError {
+  constructor(eventType: string, size: number) {
+    super(
+      eventType,
+      `the event is ${size} bytes of JSON, over the limit of ${maxEventBytes}: keep big data out of events`,
+    );
+    this.name = "EventTooLargeError";
+  }
+}
+
+/** Text from the input quoted in a reason: its start only, so a huge value makes no huge reason. */
+const shortened = (text: string, max = 100): string =>
+  text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
+
+/** Whether arrays and objects nest deeper than `limit`; its own recursion stops at `limit`, so any depth is safe. */
+export const nestsDeeperThan = (value: unknown, limit: number): boolean => {
+  if (typeof value !== "object" || value === null) return false;
+  if (limit <= 0) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (nestsDeeperThan(item, limit - 1)) return true;
+  } else {
+    for (const key in value)
+      if (nestsDeeperThan((value as Record<string, unknown>)[key], limit - 1)) return true;
+  }
+  return false;
+};
+
 /** Lifts data written at `version` to the definition's current version, as far as upcasters reach. */
 export const upcast = (
   definition: Pick<EventDefinition, "version" | "upcasters">,
@@ -35,11 +72,13 @@ export const upcast = (
 
 /** Validates any envelope against the catalog, upcasting older schema versions first. */
 export const parseEvent = (value: unknown): Decoded => {
+  if (nestsDeeperThan(value, maxNestingDepth))
+    return { ok: false, reason: `value nests arrays and objects deeper than ${maxNestingDepth} levels` };
   const header = AnyEnvelope.safeParse(value);
   if (!header.success) return { ok: false, reason: `not a dspex envelope: ${describeIssues(header.error)}` };
   const { type, schemaVersion } = header.data;
   const definition = definitionOf(type);
-  if (!definition) return { ok: false, reason: `unknown event type ${JSON.stringify(type)}` };
+  if (!definition) return { ok: false, reason: `unknown event type ${JSON.stringify(shortened(type))}` };
   if (schemaVersion > definition.version) {
     return {
       ok: false,
@@ -65,6 +104,8 @@ export const parseEvent = (value: unknown): Decoded => {
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 export const decodeBytes = (bytes: Uint8Array): Decoded => {
+  if (bytes.byteLength > maxEventBytes)
+    return { ok: false, reason: `value is ${bytes.byteLength} bytes, over the limit of ${maxEventBytes}` };
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -75,7 +116,11 @@ export const decodeBytes = (bytes: Uint8Array): Decoded => {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    return { ok: false, reason: `value is not JSON: ${(error as Error).message}` };
+    const message = (error as Error).message;
+    // V8 reports JSON nested beyond its stack as a RangeError (not a SyntaxError).
+    return error instanceof RangeError
+      ? { ok: false, reason: `value nests arrays and objects deeper than ${maxNestingDepth} levels` }
+      : { ok: false, reason: `value is not JSON: ${message}` };
   }
   return parseEvent(json);
 };
@@ -85,13 +130,24 @@ export const decodeRecord = (record: LogRecord): Decoded => decodeBytes(record.v
 /** Validates an event and turns it into a record for its catalog topic; throws EventValidationError. */
 export const encodeEvent = (event: Envelope): AppendRecord => {
   const definition = definitionOf(event.type);
-  if (!definition) throw new EventValidationError(event.type, "unknown event type");
+  if (!definition) throw new EventValidationError(shortened(String(event.type)), "unknown event type");
+  if (nestsDeeperThan(event, maxNestingDepth))
+    throw new EventValidationError(
+      event.type,
+      `it nests arrays and objects deeper than ${maxNestingDepth} levels`,
+    );
   const parsed = definition.envelope.safeParse(event);
   if (!parsed.success) throw new EventValidationError(event.type, describeIssues(parsed.error));
+  const value = JSON.stringify(parsed.data);
+  // A string's length bounds its UTF-8 size from below (by 3x from above): measure only when close.
+  if (value.length * 3 > maxEventBytes) {
+    const size = Buffer.byteLength(value, "utf8");
+    if (size > maxEventBytes) throw new EventTooLargeError(event.type, size);
+  }
   return {
     topic: definition.topic,
     key: event.key,
-    value: JSON.stringify(parsed.data),
+    value,
     headers: {
       [Headers.type]: event.type,
       [Headers.id]: event.id,

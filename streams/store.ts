@@ -37,20 +37,53 @@ const isUtf8 = (bytes: Buffer): boolean => {
   }
 };
 
-/** The dead letter of a record that could not be used: the original bytes and why. */
+/** Most of the original kept in a dead letter (the rest stays on the source topic, at its offset). */
+export const maxDeadLetterOriginalBytes = 256 * 1024;
+/** Longest reason a dead letter carries. */
+const maxReasonLength = 2_000;
+/** Longest source key a dead letter keeps as its own key (a longer one is replaced by the source position). */
+const maxDeadLetterKeyLength = 1_000;
+
+/**
+ * What a dead letter keeps of the original bytes: as text when they are valid UTF-8, else base64; cut to
+ * `maxDeadLetterOriginalBytes` when longer, so a dead letter always fits under the event size limit.
+ */
+export const deadLetterOriginal = (
+  value: Buffer | string,
+): { original: string; encoding: "utf8" | "base64"; note: string } => {
+  const bytes = typeof value === "string" ? Buffer.from(value, "utf8") : value;
+  const kept = bytes.subarray(0, maxDeadLetterOriginalBytes);
+  const cut = kept.length < bytes.length;
+  const note = cut ? ` (original cut to its first ${kept.length} of ${bytes.length} bytes)` : "";
+  // A cut may split a UTF-8 character: the kept part is judged on its own.
+  return isUtf8(kept)
+    ? { original: kept.toString("utf8"), encoding: "utf8", note }
+    : { original: kept.toString("base64"), encoding: "base64", note };
+};
+
+/** A reason of bounded length, with the note on the original kept at its end. */
+export const deadLetterReason = (reason: string, note = ""): string =>
+  (reason.length > maxReasonLength ? `${reason.slice(0, maxReasonLength)}...` : reason) + note;
+
+/** A dead letter's reason, original and encoding, each bounded; an event given as the original is kept as JSON. */
+export const deadLetterContent = (reason: string, original: Buffer | string | Envelope) => {
+  const kept = deadLetterOriginal(
+    Buffer.isBuffer(original) || typeof original === "string" ? original : JSON.stringify(original),
+  );
+  return { reason: deadLetterReason(reason, kept.note), original: kept.original, encoding: kept.encoding };
+};
+
+/** The dead letter of a record that could not be used: the original bytes (or their start) and why. */
 export const deadLetterOf = (record: LogRecord, reason: string, consumer?: string) => {
-  const utf8 = isUtf8(record.value);
   const sourceId = `${record.topic}/${record.partition}/${record.offset}`;
   return DeadLettered.create({
     id: derivedId(sourceId, `dead-letter:${consumer ?? ""}`),
     stream: `dlq-${record.topic}`,
-    key: record.key || sourceId,
+    key: record.key && record.key.length <= maxDeadLetterKeyLength ? record.key : sourceId,
     correlationId: sourceId,
     data: {
       source: { topic: record.topic, partition: record.partition, offset: String(record.offset), consumer },
-      reason,
-      original: utf8 ? record.value.toString("utf8") : record.value.toString("base64"),
-      encoding: utf8 ? "utf8" : "base64",
+      ...deadLetterContent(reason, record.value),
     },
   });
 };

@@ -9,6 +9,7 @@ import {
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { Position } from "../../streams/log.ts";
+import { deadLetterContent } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import type { ExecutionInit } from "./coordinator.ts";
 import type { Registry } from "./registry.ts";
@@ -75,9 +76,7 @@ const deadLetter = (request: Request, ctx: IntakeContext, reason: string) =>
         offset: ctx.source === undefined ? undefined : String(ctx.source.offset),
         consumer: ctx.consumer ?? "intake",
       },
-      reason,
-      original: JSON.stringify(request),
-      encoding: "utf8",
+      ...deadLetterContent(reason, request),
     },
   });
 

@@ -2,6 +2,7 @@ import type { Envelope } from "../../streams/envelope.ts";
 import { DeadLettered, type DspexEvent } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
+import { deadLetterContent } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { defaultCircuitPolicy } from "../adaptation/circuit.ts";
 import type { Transform } from "../native/index.ts";
@@ -62,9 +63,7 @@ const refusedProgram = (event: DspexEvent, problem: string, ctx: ProcessorContex
         offset: String(ctx.source.offset),
         consumer: ctx.consumer,
       },
-      reason: `program cannot run: ${problem}`,
-      original: JSON.stringify(event),
-      encoding: "utf8",
+      ...deadLetterContent(`program cannot run: ${problem}`, event),
     },
   });
 
