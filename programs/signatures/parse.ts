@@ -16,6 +16,9 @@ const constraintNames: Readonly<Record<string, keyof FieldConstraints>> = {
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
+/** The deepest nesting of types or of values a signature may have (the reader recurses once per level). */
+export const maxSignatureNesting = 32;
+
 /** A recursive-descent reader over one line of signature text; columns are 1-based. */
 class Reader {
   pos = 0;
@@ -70,8 +73,14 @@ class Reader {
         out +=
           ({ n: "\n", t: "\t", "\\": "\\", '"': '"', "'": "'" } as Record<string, string>)[escaped] ??
           `\\${escaped}`;
-      } else out += this.text[this.pos];
-      this.pos++;
+        this.pos++;
+      } else {
+        // A run of plain characters at once: huge strings stay linear.
+        let end = this.pos + 1;
+        while (end < this.text.length && this.text[end] !== quote && this.text[end] !== "\\") end++;
+        out += this.text.slice(this.pos, end);
+        this.pos = end;
+      }
     }
     if (this.pos >= this.text.length) this.fail("unterminated string", start);
     this.pos++;
@@ -85,14 +94,15 @@ class Reader {
     return Number(match[0]);
   }
   /** A JSON-like value: strings in either quote, numbers, true/false/True/False, null/None, lists, dicts. */
-  value(): Json {
+  value(depth = 0): Json {
+    if (depth > maxSignatureNesting) this.fail(`values nest deeper than ${maxSignatureNesting} levels`);
     const c = this.peek();
     if (c === '"' || c === "'") return this.string();
     if (c === "-" || c === "." || /\d/.test(c)) return this.number();
     if (this.eat("[")) {
       const items: Json[] = [];
       if (!this.eat("]")) {
-        do items.push(this.value());
+        do items.push(this.value(depth + 1));
         while (this.eat(","));
         this.expect("]", '"]" to close the list');
       }
@@ -104,7 +114,7 @@ class Reader {
         do {
           const key = this.string();
           this.expect(":", '":" after a dict key');
-          entries[key] = this.value();
+          entries[key] = this.value(depth + 1);
         } while (this.eat(","));
         this.expect("}", '"}" to close the dict');
       }
@@ -132,7 +142,8 @@ interface ParsedType {
   optional: boolean;
 }
 
-const readType = (r: Reader): ParsedType => {
+const readType = (r: Reader, depth = 0): ParsedType => {
+  if (depth > maxSignatureNesting) r.fail(`types nest deeper than ${maxSignatureNesting} levels`);
   const { name, at } = r.identifier("a type");
   const canonical = typeAliases[name];
   if (!canonical)
@@ -143,7 +154,7 @@ const readType = (r: Reader): ParsedType => {
   switch (canonical) {
     case "Optional": {
       r.expect("[", `"[" after Optional`);
-      const inner = readType(r);
+      const inner = readType(r, depth + 1);
       r.expect("]", `"]" to close Optional[`);
       return { type: inner.type, optional: true };
     }
@@ -164,7 +175,7 @@ const readType = (r: Reader): ParsedType => {
     }
     case "list": {
       if (!r.eat("[")) return { type: { kind: "list", item: { kind: "str" } }, optional: false };
-      const item = readType(r);
+      const item = readType(r, depth + 1);
       if (item.optional) r.fail("list items cannot be Optional", at);
       r.expect("]", `"]" to close list[`);
       return { type: { kind: "list", item: item.type }, optional: false };
@@ -174,7 +185,7 @@ const readType = (r: Reader): ParsedType => {
       const key = r.identifier("the key type str");
       if (key.name !== "str") r.fail(`dict keys must be str, found "${key.name}"`, key.at);
       r.expect(",", '"," between the dict key and value types');
-      const value = readType(r);
+      const value = readType(r, depth + 1);
       r.expect("]", `"]" to close dict[`);
       return { type: { kind: "dict", value: value.type }, optional: false };
     }

@@ -20,6 +20,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", action="append", default=[], metavar="NAME=FILE", help="a corpus for search:NAME")
     parser.add_argument("--brokers", default=os.environ.get("DSPEX_KAFKA_BROKERS"), help="kafka: bootstrap servers")
     parser.add_argument("--group", default="dspex-consumers", help="kafka: consumer group")
+    parser.add_argument("--ssl", action="store_true", default=os.environ.get("DSPEX_KAFKA_SSL") == "1", help="kafka: TLS to the brokers")
+    parser.add_argument("--sasl-mechanism", default=os.environ.get("DSPEX_KAFKA_SASL_MECHANISM"), help="kafka: plain, scram-sha-256 or scram-sha-512")
+    parser.add_argument("--sasl-username", default=os.environ.get("DSPEX_KAFKA_SASL_USERNAME"), help="kafka: SASL user")
+    parser.add_argument("--sasl-password-env", default=os.environ.get("DSPEX_KAFKA_SASL_PASSWORD_ENV"), help="kafka: the variable holding the SASL password")
     parser.add_argument("--max-step-ms", type=int, default=600_000, help="kafka: the longest step (poll interval)")
     parser.add_argument("--log-level", default=os.environ.get("DSPEX_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
@@ -57,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from .transports.kafka import KafkaOptions, serve_kafka
 
-    options = KafkaOptions(brokers=args.brokers, group=args.group, worker=args.worker, max_step_ms=args.max_step_ms)
+    options = KafkaOptions(
+        brokers=args.brokers, group=args.group, worker=args.worker, max_step_ms=args.max_step_ms, ssl=args.ssl,
+        sasl_mechanism=args.sasl_mechanism, sasl_username=args.sasl_username, sasl_password_env=args.sasl_password_env,
+    )
     return serve_kafka(options, settings)
 
 

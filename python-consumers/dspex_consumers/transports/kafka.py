@@ -9,6 +9,7 @@ Heartbeats run on librdkafka's own thread; max.poll.interval.ms must exceed the 
 """
 
 import logging
+import os
 import signal
 import threading
 from collections import OrderedDict
@@ -35,10 +36,40 @@ class KafkaOptions:
     steps_topic: str = STEPS_TOPIC
     results_topic: str = STEP_RESULTS_TOPIC
     dlq_topic: str = DLQ_TOPIC
+    # TLS and SASL as the TS side's config (`kafka.ssl`, `kafka.sasl`): the password is read from the
+    # environment variable `sasl_password_env` names, never given on the command line or in a file.
+    ssl: bool = False
+    sasl_mechanism: str | None = None  # plain, scram-sha-256 or scram-sha-512
+    sasl_username: str | None = None
+    sasl_password_env: str | None = None
+
+
+SASL_MECHANISMS = {"plain": "PLAIN", "scram-sha-256": "SCRAM-SHA-256", "scram-sha-512": "SCRAM-SHA-512"}
+
+
+def security_config(options: KafkaOptions, environ: Any = os.environ) -> dict[str, Any]:
+    """librdkafka's security settings for both clients; a SASL setup missing a part is a clear error."""
+    if options.sasl_mechanism is None:
+        return {"security.protocol": "SSL"} if options.ssl else {}
+    mechanism = SASL_MECHANISMS.get(options.sasl_mechanism.lower())
+    if mechanism is None:
+        raise ValueError(f"Kafka SASL: unknown mechanism {options.sasl_mechanism!r} (known: {', '.join(SASL_MECHANISMS)})")
+    if not options.sasl_username or not options.sasl_password_env:
+        raise ValueError("Kafka SASL: a username and the name of the password's environment variable are required")
+    password = environ.get(options.sasl_password_env)
+    if not password:
+        raise ValueError(f"Kafka SASL: the password variable {options.sasl_password_env} is not set")
+    return {
+        "security.protocol": "SASL_SSL" if options.ssl else "SASL_PLAINTEXT",
+        "sasl.mechanism": mechanism,
+        "sasl.username": options.sasl_username,
+        "sasl.password": password,
+    }
 
 
 def consumer_config(options: KafkaOptions) -> dict[str, Any]:
     return {
+        **security_config(options),
         "bootstrap.servers": options.brokers,
         "group.id": options.group,
         "client.id": options.worker,
@@ -55,6 +86,7 @@ def consumer_config(options: KafkaOptions) -> dict[str, Any]:
 
 def producer_config(options: KafkaOptions) -> dict[str, Any]:
     return {
+        **security_config(options),
         "bootstrap.servers": options.brokers,
         "client.id": f"{options.worker}-producer",
         "enable.idempotence": True,

@@ -19,7 +19,7 @@ import threading
 from typing import Any, BinaryIO
 
 from ..executor.run import ExecutorSettings, execute_step
-from ..wire.codec import decode_bytes
+from ..wire.codec import TOO_DEEP, Decoded, decode_bytes
 from ..worker import result_event, started_event
 from .frames import FrameError, encode_frame, read_frame
 
@@ -81,6 +81,9 @@ class StdioWorker:
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 self.writer.send({"type": "error", "id": None, "reason": f"frame is not JSON: {error}"})
                 continue
+            except RecursionError:
+                self.writer.send({"type": "error", "id": None, "reason": "frame nests too deeply to read"})
+                continue
             if self._handle(message) == "shutdown":
                 return
 
@@ -98,7 +101,10 @@ class StdioWorker:
         return None
 
     def _accept_step(self, request: Any, event: Any) -> None:
-        decoded = decode_bytes(json.dumps(event).encode("utf-8"))
+        try:
+            decoded = decode_bytes(json.dumps(event).encode("utf-8"))
+        except RecursionError:
+            decoded = Decoded(None, TOO_DEEP)
         if not decoded.ok or decoded.event["type"] != "StepDispatched":
             reason = decoded.reason or f"expected StepDispatched, got {decoded.event['type']}"
             self.writer.send({"type": "error", "id": request, "reason": reason})

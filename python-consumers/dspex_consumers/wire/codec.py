@@ -12,6 +12,11 @@ HEADER_ID = "dspex-id"
 HEADER_SCHEMA_VERSION = "dspex-schema-version"
 HEADER_CONTENT_TYPE = "content-type"
 
+# The wire's limits (streams/codec.ts `maxEventBytes`, `maxNestingDepth`): the same on both sides.
+MAX_EVENT_BYTES = 1_000_000
+MAX_NESTING_DEPTH = 64
+TOO_DEEP = f"value nests arrays and objects deeper than {MAX_NESTING_DEPTH} levels"
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -23,19 +28,49 @@ class Decoded:
         return self.event is not None
 
 
+def nests_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and dicts nest deeper than `limit`; the recursion stops at `limit`, so any depth is safe."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if limit <= 0:
+        return True
+    children = value.values() if isinstance(value, dict) else value
+    return any(nests_deeper_than(child, limit - 1) for child in children)
+
+
 def decode_bytes(raw: bytes) -> Decoded:
+    """Never raises: whatever the bytes, a validated event or the reason it is not one."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return Decoded(None, f"value is {len(raw)} bytes, over the limit of {MAX_EVENT_BYTES}")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return Decoded(None, "value is not valid UTF-8")
+    too_deep = Decoded(None, TOO_DEEP)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         return Decoded(None, f"value is not JSON: {error}")
+    except RecursionError:
+        return too_deep
+    if nests_deeper_than(value, MAX_NESTING_DEPTH):
+        return too_deep
     try:
         return Decoded(validate_event(value))
     except InvalidEvent as error:
         return Decoded(None, f"invalid event: {error}")
+    except RecursionError:
+        return too_deep
+
+
+def wire_problem(event: dict[str, Any]) -> str | None:
+    """Why an event this consumer built would be refused by the wire's limits, or None when it fits."""
+    if nests_deeper_than(event, MAX_NESTING_DEPTH):
+        return f"nests arrays and objects deeper than {MAX_NESTING_DEPTH} levels"
+    size = len(encode_event(event))
+    if size > MAX_EVENT_BYTES:
+        return f"is {size} bytes of JSON, over the limit of {MAX_EVENT_BYTES}"
+    return None
 
 
 def encode_event(event: dict[str, Any]) -> bytes:

@@ -42,13 +42,23 @@ def step_result_event(dispatched: dict[str, Any], event_type: str, data: dict[st
     }
 
 
+# Bounds of a dead letter, as streams/store.ts: it must fit under the event size limit whatever it carries.
+MAX_DEAD_LETTER_ORIGINAL_BYTES = 256 * 1024
+MAX_REASON_LENGTH = 2_000
+MAX_DEAD_LETTER_KEY_LENGTH = 1_000
+
+
 def dead_letter_event(original: bytes, reason: str, topic: str, partition: int, offset: int, consumer: str, key: str) -> dict[str, Any]:
     """The dead letter of a record that could not be used, built like `deadLetterOf` in streams/store.ts."""
+    kept = original[:MAX_DEAD_LETTER_ORIGINAL_BYTES]
+    note = f" (original cut to its first {len(kept)} of {len(original)} bytes)" if len(kept) < len(original) else ""
     try:
-        text, encoding = original.decode("utf-8"), "utf8"
+        text, encoding = kept.decode("utf-8"), "utf8"
     except UnicodeDecodeError:
-        text, encoding = base64.b64encode(original).decode("ascii"), "base64"
+        text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+    reason = (reason if len(reason) <= MAX_REASON_LENGTH else f"{reason[:MAX_REASON_LENGTH]}...") + note
     source_id = f"{topic}/{partition}/{offset}"
+    key = key if len(key) <= MAX_DEAD_LETTER_KEY_LENGTH else ""
     return {
         "id": derived_id(source_id, f"dead-letter:{consumer}"),
         "type": "DeadLettered",

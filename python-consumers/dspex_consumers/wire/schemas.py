@@ -43,8 +43,8 @@ def validate_event(event: Any) -> dict[str, Any]:
         raise InvalidEvent("not a dspex envelope")
     event_type = event["type"]
     versions = catalog()
-    if event_type not in versions:
-        raise InvalidEvent(f"unknown event type {event_type!r}")
+    if not isinstance(event_type, str) or event_type not in versions:
+        raise InvalidEvent(f"unknown event type {_shortened(repr(event_type))}")
     version = event.get("schemaVersion")
     if isinstance(version, int) and not isinstance(version, bool) and version > versions[event_type]:
         raise InvalidEvent(f"{event_type} schemaVersion {version} is newer than this build ({versions[event_type]})")
@@ -54,9 +54,13 @@ def validate_event(event: Any) -> dict[str, Any]:
     return event
 
 
+def _shortened(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def _describe(error: Any) -> str:
     path = [str(part) for part in error.absolute_path]
     if error.validator == "required" and isinstance(error.instance, dict):
         missing = [name for name in error.validator_value if name not in error.instance]
         return "; ".join(f"{'.'.join([*path, name])}: is required" for name in missing)
-    return f"{'.'.join(path) or 'event'}: {error.message}"
+    return f"{'.'.join(path) or 'event'}: {_shortened(error.message, 300)}"
