@@ -7,9 +7,10 @@ import {
   timeout as rxTimeout,
   take,
 } from "rxjs";
-import { decodeRecord, Headers } from "./codec.ts";
+import { decodeRecord, Headers, maxNestingDepth, nestsDeeperThan } from "./codec.ts";
 import {
   type EventOf,
+  EventValidationError,
   type ExecutionPolicy,
   ExecutionRequested,
   type JsonRecord,
@@ -74,9 +75,17 @@ export interface ClientOptions {
   from?: "beginning" | "end";
 }
 
+/** Data from outside nested too deeply to validate (the schemas recurse per level) is refused first. */
+const checkNesting = (type: string, data: unknown): void => {
+  // The envelope is the first level, the data the second.
+  if (nestsDeeperThan(data, maxNestingDepth - 1))
+    throw new EventValidationError(type, `it nests arrays and objects deeper than ${maxNestingDepth} levels`);
+};
+
 /** Publishes requests and programs, and follows results, progress and variables on any log backend. */
 export const createClient = (log: EventLog) => {
   const publish = async (draft: RequestDraft) => {
+    checkNesting("ExecutionRequested", draft);
     const requestId = draft.requestId ?? newId();
     const request = ExecutionRequested.create({
       stream: `request-${requestId}`,
@@ -133,6 +142,7 @@ export const createClient = (log: EventLog) => {
 
   /** Registers (or re-registers) a program, so the pipeline and workers learn it from the log. */
   const register = async (program: ProgramDefinition) => {
+    checkNesting("ProgramRegistered", program);
     const event = ProgramRegistered.create({
       stream: `program-${program.programId}`,
       key: program.programId,

@@ -18,7 +18,8 @@ export class SignatureSyntaxError extends Error {
     readonly column: number,
     readonly reason: string,
   ) {
-    super(`invalid signature at column ${column}: ${reason}\n${pointAt(source, column)}`);
+    const shown = reason.length > 500 ? `${reason.slice(0, 500)}...` : reason;
+    super(`invalid signature at column ${column}: ${shown}\n${pointAt(source, column)}`);
     this.name = "SignatureSyntaxError";
   }
 }

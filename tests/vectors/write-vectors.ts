@@ -41,6 +41,14 @@ const invalid = [
     reason: "data.programId",
   },
   {
+    name: "nested too deep",
+    text: JSON.stringify({ ...valid, data: { ...(valid.data as object), inputs: { question: "@" } } }).replace(
+      '"@"',
+      `${"[".repeat(100)}${"]".repeat(100)}`,
+    ),
+    reason: "deeper than 64 levels",
+  },
+  {
     name: "bad timestamp",
     text: JSON.stringify({ ...valid, occurredAt: "yesterday" }),
     reason: "occurredAt",

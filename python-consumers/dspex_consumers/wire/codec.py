@@ -43,7 +43,7 @@ def decode_bytes(raw: bytes) -> Decoded:
     if len(raw) > MAX_EVENT_BYTES:
         return Decoded(None, f"value is {len(raw)} bytes, over the limit of {MAX_EVENT_BYTES}")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte order mark is skipped, as TS's TextDecoder does
     except UnicodeDecodeError:
         return Decoded(None, "value is not valid UTF-8")
     too_deep = Decoded(None, TOO_DEEP)
