@@ -1,6 +1,6 @@
 import { jsonEqual } from "../../programs/variables/types.ts";
 import type { Example, JsonRecord } from "../../streams/events/index.ts";
-import { randomFor, sample, shuffled } from "./random.ts";
+import { pyRandom } from "./py-random.ts";
 import { demoFor, numberParam, type OptimizationSetup, type Predictor } from "./setup.ts";
 import type { Proposal, Strategy } from "./strategy.ts";
 
@@ -8,7 +8,8 @@ import type { Proposal, Strategy } from "./strategy.ts";
  * BootstrapFewShot as DSPy defines it: a teacher (the program with labeled demos) runs on each
  * training example in order, up to `maxRounds` times; traces that pass the metric become demos,
  * until `maxBootstrappedDemos` examples have one; labeled demos of the other examples fill up to
- * `maxLabeledDemos`.
+ * `maxLabeledDemos`. Its random draws are CPython's `random.Random(seed)` draws, in DSPy's order, so seed 0
+ * picks exactly the demos DSPy's BootstrapFewShot picks (DSPy always seeds 0).
  */
 export interface BootstrapState {
   /** Next training example to bootstrap from, and the attempt on it. */
@@ -39,30 +40,33 @@ const labeledDemo = (predictor: Predictor, example: Example) =>
 
 const demosOfPredictors = (setup: OptimizationSetup) => setup.predictors.filter((p) => p.demosVariable);
 
-/** The teacher's labeled demos (LabeledFewShot: a seeded sample of the trainset), without one example. */
+/** The teacher's labeled demos per predictor (LabeledFewShot: one `random.Random(seed)` drawing for each in turn). */
+const teacherDemos = (setup: OptimizationSetup, params: BootstrapParams): Map<string, Example[]> => {
+  const random = pyRandom(setup.seed);
+  const k = Math.min(params.maxLabeledDemos, setup.trainset.length);
+  return new Map(
+    demosOfPredictors(setup).map((p) => [p.stageId, k > 0 ? random.sample(setup.trainset, k) : []]),
+  );
+};
+
+/** The teacher's overrides for one example: its labeled demos without that example. */
 const teacherOverrides = (
   setup: OptimizationSetup,
   params: BootstrapParams,
   without: Example,
   round: number,
 ) => {
-  const labeled = sample(
-    randomFor(setup.seed, "bootstrap", "teacher"),
-    setup.trainset,
-    params.maxLabeledDemos,
-  );
+  const labeled = teacherDemos(setup, params);
   const overrides: Record<string, unknown> = {};
   for (const predictor of demosOfPredictors(setup)) {
     const own = labeledDemo(predictor, without);
-    overrides[predictor.demosVariable!] = labeled
-      .flatMap((e) => {
-        const demo = labeledDemo(predictor, e);
-        return demo ? [demo] : [];
-      })
-      .filter((d) => !own || !jsonEqual(d, own));
-    // A fresh rollout at a higher temperature on later rounds, as DSPy does.
-    if (round > 0 && predictor.temperatureVariable)
-      overrides[predictor.temperatureVariable] = 0.7 + 0.001 * round;
+    // DSPy drops the demos equal to the example (`x != example`).
+    overrides[predictor.demosVariable!] = labeled.get(predictor.stageId)!.flatMap((e) => {
+      const demo = labeledDemo(predictor, e);
+      return demo && !(own && jsonEqual(demo, own)) ? [demo] : [];
+    });
+    // A fresh rollout at temperature 1.0 on later rounds, as DSPy does.
+    if (round > 0 && predictor.temperatureVariable) overrides[predictor.temperatureVariable] = 1.0;
   }
   return overrides as JsonRecord;
 };
@@ -118,19 +122,22 @@ export const bootstrapFewShot: Strategy<BootstrapState> = {
   },
   best(state, setup) {
     const params = paramsOf(setup);
-    const rest = shuffled(
-      randomFor(setup.seed, "bootstrap", "validation"),
+    // DSPy: the examples not bootstrapped, shuffled by one Random(seed); raw demos drawn by another.
+    const validation = pyRandom(setup.seed).shuffled(
       setup.trainset.filter((e) => !state.bootstrapped.includes(e.id)),
     );
+    const random = pyRandom(setup.seed);
+    let raw = validation;
     const overrides: Record<string, unknown> = {};
     for (const predictor of demosOfPredictors(setup)) {
       const augmented = (state.traces[predictor.stageId] ?? []).slice(0, params.maxBootstrappedDemos);
-      const room = Math.max(0, Math.min(params.maxLabeledDemos - augmented.length, rest.length));
-      const raw = sample(randomFor(setup.seed, "bootstrap", "labeled"), rest, room).flatMap((e) => {
+      const size = Math.max(0, Math.min(params.maxLabeledDemos - augmented.length, raw.length));
+      raw = random.sample(raw, size);
+      const labeled = raw.flatMap((e) => {
         const demo = labeledDemo(predictor, e);
         return demo ? [demo] : [];
       });
-      const demos = [...augmented, ...raw].slice(0, maxItemsOf(setup, predictor.demosVariable!));
+      const demos = [...augmented, ...labeled].slice(0, maxItemsOf(setup, predictor.demosVariable!));
       if (demos.length > 0) overrides[predictor.demosVariable!] = demos;
     }
     return Object.keys(overrides).length > 0

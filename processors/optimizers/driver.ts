@@ -50,6 +50,8 @@ export interface RunOptions<S> {
   /** The events written so far (folded): the run resumes after them. */
   history?: OptimizationHistory;
   onProgress?(progress: Progress): void;
+  /** Stops the run between steps (the events written so far let it resume). */
+  signal?: AbortSignal;
   /** Links the events to the request that started the optimization. */
   correlationId?: string;
   causationId?: string;
@@ -68,6 +70,26 @@ export interface OptimizationResult {
   /** The dev score of the configuration the search chose, accepted or not. */
   candidateScore: number;
 }
+
+/** The promise, or a rejection as soon as the signal aborts (the work itself is left to finish or time out). */
+const abortable = <T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> => {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+};
 
 /** Baseline and final evaluations on the devset, around the search; both announced. */
 export const announcedBudget = (setup: OptimizationSetup, plan: Plan) => {
@@ -160,15 +182,19 @@ export const runOptimization = async <S>(
     if (pending.length > 0) await options.record(pending);
     let outcome = recorded?.outcome;
     if (!outcome) {
-      const evaluated = await evaluator.evaluate({
-        evaluationId: trialEvaluationId(id, trial.trial),
-        programId: setup.programId,
-        overrides: trial.overrides,
-        examples: trial.examples.map((e) => examples.get(e)!),
-        metric: setup.metric,
-        concurrency: setup.concurrency,
-        failureScore: setup.failureScore,
-      });
+      options.signal?.throwIfAborted();
+      const evaluated = await abortable(
+        evaluator.evaluate({
+          evaluationId: trialEvaluationId(id, trial.trial),
+          programId: setup.programId,
+          overrides: trial.overrides,
+          examples: trial.examples.map((e) => examples.get(e)!),
+          metric: setup.metric,
+          concurrency: setup.concurrency,
+          failureScore: setup.failureScore,
+        }),
+        options.signal,
+      );
       const data = asRecorded(setup, evaluated);
       if (!evaluator.recordsResults)
         await options.record([
@@ -232,20 +258,24 @@ export const runOptimization = async <S>(
       continue;
     }
     if (n - 1 >= maxTrials) break;
+    options.signal?.throwIfAborted();
+    // Reflections the strategy asks for come first; each answer is folded into its state.
     let reflectionCalls = 0;
-    const reflector: Reflector = {
-      async reflect(request) {
-        if (calls + reflectionCalls + 1 + finalReserve > maxCalls) return { advice: {}, calls: 0 };
-        const advice = await (options.reflector ?? silentReflector).reflect(request);
-        reflectionCalls += advice.calls;
-        return advice;
-      },
-    };
-    const proposal = await strategy.propose(state, setup, {
-      random: randomFor(setup.seed, "trial", n),
-      trial: n,
-      reflector,
-    });
+    const context = () => ({ random: randomFor(setup.seed, "trial", n), trial: n });
+    let proposal = strategy.propose(state, setup, context());
+    for (let k = 0; proposal && "reflect" in proposal; k++) {
+      const request = {
+        ...proposal.reflect,
+        reflectionId: derivedId(`optimization/${id}`, `trial/${n}/reflection/${k}`),
+      };
+      const reflection =
+        calls + reflectionCalls + 1 + finalReserve > maxCalls
+          ? { advice: {}, calls: 0 }
+          : await abortable((options.reflector ?? silentReflector).reflect(request), options.signal);
+      reflectionCalls += reflection.calls;
+      state = strategy.reflected ? strategy.reflected(state, setup, reflection) : state;
+      proposal = strategy.propose(state, setup, context());
+    }
     if (!proposal) break;
     const cost = proposal.examples.length * setup.callsPerExample;
     if (calls + reflectionCalls + cost + finalReserve > maxCalls) break;

@@ -1,12 +1,15 @@
+import { createHash } from "node:crypto";
 import type { Example, JsonRecord, ProgramDefinition } from "../../streams/events/index.ts";
 import type { ProgramRun } from "../evaluation/port.ts";
-import { randomFor } from "./random.ts";
-import type { Reflector } from "./strategy.ts";
+import type { ReflectionRequest, Reflector } from "./strategy.ts";
 
 /**
  * A deterministic task where demos provably matter: each example has a label whose answer is a code
- * the test LM cannot know, except from a demo with the same label (or a rule in the instructions).
- * Without either, it says "unknown" at temperature 0 and guesses among the codes above it.
+ * the test LM cannot know, except from a demo with that code (or a rule in the instructions). Without
+ * either it answers wrong at temperature 0 and guesses among the codes above it. The LM is the Python
+ * workers' `dspex/test?mode=demo_gated` with one rule per label (`labelTaskRules`); `labelTaskAnswer`
+ * is the same function in TypeScript, for in-process runs (tests/unit/optimizers checks both against
+ * the same vectors).
  */
 export const LABELS = ["amber", "birch", "cedar", "delta", "ember", "flint"] as const;
 export const codeOf = (label: string): string =>
@@ -18,6 +21,17 @@ export const labelStage = "answer";
 export const demosVariable = `${labelProgramId}.${labelStage}.demos`;
 export const instructionsVariable = `${labelProgramId}.${labelStage}.instructions`;
 export const temperatureVariable = `${labelProgramId}.${labelStage}.temperature`;
+
+/** The test LM the label task runs on (the rules come from the workers' `--test-answers`). */
+export const labelTaskModel = "dspex/test?mode=demo_gated";
+
+/** The test LM's rules for the label task: the label's section in the prompt → its code. */
+export const labelTaskRules = (labels: readonly string[] = LABELS): JsonRecord[] =>
+  labels.map((label) => ({
+    when: `[[ ## label ## ]]\n${label}\n\n[[ ## question ## ]]`,
+    // biome-ignore lint/suspicious/noThenProperty: the test LM's rule format ({when, then}), never awaited
+    then: { answer: codeOf(label) },
+  }));
 
 export const labelProgram = (maxDemos = 8): ProgramDefinition => ({
   programId: labelProgramId,
@@ -43,7 +57,7 @@ export const labelProgram = (maxDemos = 8): ProgramDefinition => ({
       },
       dependsOn: [],
       bindings: {},
-      config: { model: "dspex/test" },
+      config: { model: labelTaskModel },
       variables: [
         { name: "demos", spec: { kind: "demos", maxItems: maxDemos }, initial: [] },
         {
@@ -74,23 +88,52 @@ const overrideOf = (overrides: JsonRecord, name: string) =>
   overrides[`${labelStage}.${name}`] ??
   overrides[name];
 
-/** Rules of the form "When label is X, answer Y." in the instructions. */
-const rulesOf = (instructions: string): Map<string, string> =>
-  new Map([...instructions.matchAll(/When label is (\S+?), answer (\S+?)\./g)].map((m) => [m[1]!, m[2]!]));
+/** Python's `json.dumps(inputs, sort_keys=True)` of the prompt's input sections (strings, stripped). */
+const pythonJson = (inputs: JsonRecord): string => {
+  const ascii = (text: string) =>
+    JSON.stringify(text).replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+  const entries = Object.keys(inputs)
+    .sort()
+    .map((key) => `${ascii(key)}: ${ascii(String(inputs[key]).trim())}`);
+  return `{${entries.join(", ")}}`;
+};
 
-/** What the test LM answers on the label task, given the demos, instructions and temperature it runs with. */
+const sha256 = (text: string) => createHash("sha256").update(text, "utf8").digest("hex");
+
+/** The rule the instructions state for these inputs ("When label is amber, answer AM-132."); the last wins. */
+const toldAnswer = (instructions: string, inputs: JsonRecord): string | undefined => {
+  let told: string | undefined;
+  for (const [, field, value, answer] of instructions.matchAll(/When (\w+) is (\S+?), answer (\S+?)\./g))
+    if (inputs[field!] !== undefined && String(inputs[field!]).trim() === value) told = answer;
+  return told;
+};
+
+/** Which of `count` answers a sampling run guesses: the temperature in thousandths and the inputs, hashed. */
+const guessIndex = (seed: string, temperature: number, count: number): number =>
+  Number.parseInt(sha256(`${Math.floor(temperature * 1000 + 0.5)}/${seed}`).slice(0, 8), 16) % count;
+
+/**
+ * What the test LM (`dspex/test?mode=demo_gated` with `labelTaskRules`) answers on the label task, given
+ * the demos, instructions and temperature it runs with: the code when a demo carries it, else a rule in
+ * the instructions, else a guess among the codes when sampling, else a wrong answer.
+ */
 export const labelTaskAnswer = (inputs: JsonRecord, overrides: JsonRecord): string => {
-  const label = String(inputs.label);
+  const label = String(inputs.label).trim();
   const demos = (overrideOf(overrides, "demos") ?? []) as JsonRecord[];
   const instructions = String(overrideOf(overrides, "instructions") ?? "");
   const temperature = Number(overrideOf(overrides, "temperature") ?? 0);
-  const fromDemo = demos.find((d) => d.label === label)?.answer;
-  if (fromDemo !== undefined) return String(fromDemo);
-  const fromRule = rulesOf(instructions).get(label);
-  if (fromRule !== undefined) return fromRule;
-  if (temperature <= 0) return "unknown";
-  const random = randomFor(Math.round(temperature * 1000), String(inputs.question));
-  return CODES[Math.floor(random() * CODES.length)]!;
+  const seed = sha256(pythonJson(inputs));
+  if (!LABELS.includes(label as never))
+    return `answer ${String(Number.parseInt(sha256(`${seed}/answer`).slice(0, 8), 16) % 100000).padStart(5, "0")}`;
+  const code = codeOf(label);
+  if (demos.some((d) => d.answer !== undefined && String(d.answer).trim() === code)) return code;
+  const told = toldAnswer(instructions, inputs);
+  if (told !== undefined) return told;
+  if (temperature > 0) return CODES[guessIndex(seed, temperature, CODES.length)]!;
+  return `not ${code} (${seed.slice(0, 4)})`;
 };
 
 /** The test LM on the label task, in-process: one call per example. */
@@ -99,17 +142,27 @@ export const labelTaskRun: ProgramRun = async (inputs, overrides) => ({
   calls: 1,
 });
 
-/** A reflection LM stand-in: states the rule the better run (or the expected answer) shows. */
+const firstValue = (record: JsonRecord | undefined) =>
+  record ? Object.values(record).find((v) => v !== undefined) : undefined;
+
+/**
+ * The test LM's reflection (SIMBA's OfferFeedback), as the Python test LM writes it: per module, "When
+ * <first input> is <its value>, answer <the better run's first output if it scored above 0, else the
+ * first expected value>."
+ */
+export const testLmAdvice = (request: ReflectionRequest): Record<string, string> => {
+  const [field, value] = Object.entries(request.inputs)[0] ?? [];
+  const fromBetter =
+    request.better && request.better.score > 0 ? firstValue(request.better.outputs) : undefined;
+  const answer = fromBetter ?? firstValue(request.expected);
+  if (field === undefined || answer === undefined) return {};
+  const text = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+  return Object.fromEntries(
+    Object.keys(request.modules).map((m) => [m, `When ${field} is ${text(value)}, answer ${text(answer)}.`]),
+  );
+};
+
+/** The reflection LM in-process: the test LM's advice, one call. */
 export const labelTaskReflector: Reflector = {
-  async reflect(request) {
-    const answer =
-      request.better && request.better.score > 0 ? request.better.outputs.answer : request.expected.answer;
-    const advice = Object.fromEntries(
-      Object.keys(request.modules).map((m) => [
-        m,
-        `When label is ${String(request.inputs.label)}, answer ${String(answer)}.`,
-      ]),
-    );
-    return { advice, calls: 1 };
-  },
+  reflect: async (request) => ({ advice: testLmAdvice(request), calls: 1 }),
 };

@@ -1,6 +1,6 @@
 import type { Example, JsonRecord } from "../../streams/events/index.ts";
 import { demoFor, type OptimizationSetup } from "./setup.ts";
-import type { Reflector } from "./strategy.ts";
+import type { ReflectionRequest } from "./strategy.ts";
 
 /** A program as SIMBA evolves it: per predictor (stage id), its demos and instructions. */
 export interface ProgramConfig {
@@ -28,13 +28,12 @@ export interface StrategyInput {
   /** 10th and 90th percentiles of the batch's trajectory scores. */
   low: number;
   high: number;
-  reflector: Reflector;
 }
 
 export type StrategyOutcome = { program: ProgramConfig; applied: boolean };
 
 /** AppendDemo: the best trajectory of the bucket becomes a demo of every predictor it went through. */
-export const appendDemo = async (input: StrategyInput): Promise<StrategyOutcome> => {
+export const appendDemo = (input: StrategyInput): StrategyOutcome => {
   const good = input.bucket[0];
   if (!good || good.score <= input.low) return { program: input.program, applied: false };
   const demos: Record<string, JsonRecord[]> = { ...input.program.demos };
@@ -50,19 +49,18 @@ export const appendDemo = async (input: StrategyInput): Promise<StrategyOutcome>
 };
 
 /**
- * AppendRule: an LM compares the best and worst trajectory of the bucket and advises each predictor;
- * the advice is appended to its instructions.
+ * AppendRule, first half: what to ask the reflection LM about the bucket's best and worst trajectory
+ * (undefined when the bucket says nothing: no run above the 10th percentile, or none below the 90th).
  */
-export const appendRule = async (input: StrategyInput): Promise<StrategyOutcome & { calls: number }> => {
+export const ruleRequest = (input: StrategyInput): ReflectionRequest | undefined => {
   const good = input.bucket[0];
   const bad = input.bucket.at(-1);
-  if (!good || !bad || good.score <= input.low || bad.score >= input.high)
-    return { program: input.program, applied: false, calls: 0 };
+  if (!good || !bad || good.score <= input.low || bad.score >= input.high) return undefined;
   // Equal scores: keep only the side that says something (a good run above the 90th percentile, else the bad one).
   const tie = good.score <= bad.score;
   const better = !tie || good.score > input.high ? { outputs: good.outputs, score: good.score } : undefined;
   const worse = !tie || good.score <= input.high ? { outputs: bad.outputs, score: bad.score } : undefined;
-  const { advice, calls } = await input.reflector.reflect({
+  return {
     programId: input.setup.programId,
     modules: Object.fromEntries(
       input.setup.predictors.map((p) => [p.stageId, input.program.instructions[p.stageId] ?? p.instructions]),
@@ -71,7 +69,14 @@ export const appendRule = async (input: StrategyInput): Promise<StrategyOutcome 
     expected: input.example.expected,
     better,
     worse,
-  });
+  };
+};
+
+/** AppendRule, second half: the LM's advice appended to each predictor's instructions. */
+export const appendRule = (
+  input: StrategyInput,
+  advice: Readonly<Record<string, string>>,
+): StrategyOutcome => {
   const instructions: Record<string, string> = { ...input.program.instructions };
   let applied = false;
   for (const predictor of input.setup.predictors) {
@@ -81,5 +86,5 @@ export const appendRule = async (input: StrategyInput): Promise<StrategyOutcome 
     instructions[predictor.stageId] = current ? `${current}\n\n${text}` : text;
     applied = true;
   }
-  return { program: { ...input.program, instructions }, applied, calls };
+  return { program: { ...input.program, instructions }, applied };
 };

@@ -15,10 +15,11 @@ import {
   appendRule,
   type Bucket,
   type ProgramConfig,
+  ruleRequest,
   type StrategyInput,
   type Trajectory,
 } from "./simba-strategies.ts";
-import type { Proposal, ProposeContext, Strategy } from "./strategy.ts";
+import type { Proposal, ReflectionNeed, Strategy } from "./strategy.ts";
 
 /**
  * SIMBA (Stochastic Introspective Mini-Batch Ascent), after DSPy: each step samples a mini-batch,
@@ -39,6 +40,8 @@ export interface SimbaState {
   trajectoryTrials: number;
   candidates: { program: ProgramConfig; scores: number[] }[];
   finals: { program: number; score: number }[];
+  /** The reflection LM's answer for the candidate being built (AppendRule), until it is evaluated. */
+  advice?: Readonly<Record<string, string>>;
 }
 
 export interface SimbaParams {
@@ -226,13 +229,15 @@ const candidateCount = (setup: OptimizationSetup, state: SimbaState) =>
     bucketsOf(state.trajectories, batchOf(setup, state.step)).length,
   );
 
-/** Builds the step's j-th candidate from the j-th bucket and a source program drawn by softmax. */
-const buildCandidate = async (
+/**
+ * Builds the step's j-th candidate from the j-th bucket and a source program drawn by softmax; with
+ * AppendRule, asks for the reflection first (the same draws come again once its advice is in the state).
+ */
+const buildCandidate = (
   state: SimbaState,
   setup: OptimizationSetup,
   j: number,
-  ctx: ProposeContext,
-) => {
+): ProgramConfig | ReflectionNeed => {
   const params = simbaParams(setup);
   const batch = batchOf(setup, state.step);
   const bucket = bucketsOf(state.trajectories, batch)[j]!;
@@ -245,7 +250,7 @@ const buildCandidate = async (
     (p) => averageScore(state, p),
   );
   const program = dropDemos(state.programs[source]!, params.maxDemos, random);
-  const strategies = params.maxDemos > 0 ? [appendDemo, appendRule] : [appendRule];
+  const strategies = params.maxDemos > 0 ? ["demo", "rule"] : ["rule"];
   const strategy = strategies[Math.floor(random() * strategies.length)]!;
   const input: StrategyInput = {
     setup,
@@ -254,9 +259,12 @@ const buildCandidate = async (
     program,
     low: percentileOf(scores, 10),
     high: percentileOf(scores, 90),
-    reflector: ctx.reflector,
   };
-  return (await strategy(input)).program;
+  if (strategy === "demo") return appendDemo(input).program;
+  const reflect = ruleRequest(input);
+  if (!reflect) return program;
+  if (!state.advice) return { reflect };
+  return appendRule(input, state.advice).program;
 };
 
 /** Spread over the step winners: the start, the last, and evenly between (at most numCandidates + 1). */
@@ -313,7 +321,7 @@ export const simba: Strategy<SimbaState> = {
     candidates: [],
     finals: [],
   }),
-  async propose(state, setup, ctx): Promise<Proposal | undefined> {
+  propose(state, setup): Proposal | ReflectionNeed | undefined {
     switch (state.phase) {
       case "trajectories": {
         const next = trajectoryPlan(state, setup)[state.trajectoryTrials]!;
@@ -324,7 +332,8 @@ export const simba: Strategy<SimbaState> = {
         };
       }
       case "candidates": {
-        const program = await buildCandidate(state, setup, state.candidates.length, ctx);
+        const program = buildCandidate(state, setup, state.candidates.length);
+        if ("reflect" in program) return program;
         return {
           phase: "simba-candidate",
           overrides: overridesOf(setup, program),
@@ -342,6 +351,7 @@ export const simba: Strategy<SimbaState> = {
       }
     }
   },
+  reflected: (state, _setup, { advice }) => ({ ...state, advice }),
   observe(state, setup, { trial, outcome }) {
     switch (state.phase) {
       case "trajectories": {
@@ -368,7 +378,7 @@ export const simba: Strategy<SimbaState> = {
           program: programOf(setup, trial.overrides),
           scores: scoresInOrder(trial.examples, outcome.results),
         };
-        const next = { ...state, candidates: [...state.candidates, candidate] };
+        const next = { ...state, candidates: [...state.candidates, candidate], advice: undefined };
         return next.candidates.length < candidateCount(setup, next) ? next : afterStep(next, setup);
       }
       case "final": {

@@ -25,24 +25,36 @@ export interface TrialResult {
 
 /** Asks an LM for advice given the better and the worse trajectory of one example (SIMBA's rules). */
 export interface Reflector {
-  reflect(request: ReflectionRequest): Promise<{ advice: Readonly<Record<string, string>>; calls: number }>;
+  reflect(request: ReflectionRequest): Promise<Reflection>;
+}
+
+export interface Reflection {
+  /** Per predictor (stage id): the rule to append to its instructions. */
+  advice: Readonly<Record<string, string>>;
+  calls: number;
 }
 
 export interface ReflectionRequest {
   programId: string;
-  /** Predictor (stage) names and their instructions now. */
+  /** Predictor (stage id) names and their instructions now. */
   modules: Readonly<Record<string, string>>;
   inputs: JsonRecord;
   expected: JsonRecord;
   better: { outputs: JsonRecord; score: number } | undefined;
   worse: { outputs: JsonRecord; score: number } | undefined;
+  /** Set by the driver: the reflection's id on the log (derived from the optimization and the trial). */
+  reflectionId?: string;
+}
+
+/** What a strategy may ask for instead of a trial: a reflection, whose answer it folds with `reflected`. */
+export interface ReflectionNeed {
+  reflect: ReflectionRequest;
 }
 
 export interface ProposeContext {
   /** The trial's own random source: seeded from the run's seed and the trial number. */
   random: Random;
   trial: number;
-  reflector: Reflector;
 }
 
 export interface Plan {
@@ -62,12 +74,13 @@ export interface Strategy<S> {
   readonly name: string;
   plan(setup: OptimizationSetup): Plan;
   init(setup: OptimizationSetup): S;
-  /** The next trial, or undefined when the search is over. */
-  propose(
-    state: S,
-    setup: OptimizationSetup,
-    ctx: ProposeContext,
-  ): Promise<Proposal | undefined> | Proposal | undefined;
+  /**
+   * The next trial, a reflection to run first (its answer comes back through `reflected`, then
+   * `propose` is asked again), or undefined when the search is over.
+   */
+  propose(state: S, setup: OptimizationSetup, ctx: ProposeContext): Proposal | ReflectionNeed | undefined;
+  /** Folds a reflection's answer (only strategies that ask for reflections). */
+  reflected?(state: S, setup: OptimizationSetup, reflection: Reflection): S;
   observe(state: S, setup: OptimizationSetup, result: TrialResult): S;
   /** The overrides the search would keep, with the score it saw them get (not the dev score). */
   best(state: S, setup: OptimizationSetup): { overrides: JsonRecord; score: number } | undefined;

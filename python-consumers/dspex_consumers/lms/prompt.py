@@ -25,6 +25,7 @@ class PromptView:
     demo_outputs: list[dict[str, str]]
     wants_json: bool
     last_user: str
+    system: str = ""  # the system message: the adapter's field list and the signature's instructions
 
 
 def text_of(message: dict[str, Any]) -> str:
@@ -43,6 +44,7 @@ def read_prompt(messages: list[dict[str, Any]]) -> PromptView:
         demo_outputs=[_assistant_fields(text_of(m)) for m in messages[:-1] if m.get("role") == "assistant"],
         wants_json=wants_json,
         last_user=last_user,
+        system="\n".join(text_of(m) for m in messages if m.get("role") == "system"),
     )
 
 

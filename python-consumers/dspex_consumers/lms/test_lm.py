@@ -7,13 +7,24 @@ Fields a rule leaves out get hash-derived values of the right type, so the outpu
 Modes:
 - `lookup` (default): rules answer as written.
 - `demo_gated`: a rule's answer is its *label*; the LM gives it only when a demo with the same label is
-  in the prompt, otherwise a deterministic wrong answer (for optimizer tests: good demos raise accuracy).
+  in the prompt (for optimizer tests: good demos raise accuracy). Without one it follows a rule stated in
+  the instructions ("When <input> is <value>, answer <text>."; the last such rule wins); else, at a
+  temperature above 0, it guesses among the answers the rules know for that field (a hash of the
+  temperature and the inputs picks); else it gives a deterministic wrong answer. The label task of
+  processors/optimizers/label-task.ts is exactly this mode with one rule per label.
+
+In every mode, a reflection prompt (SIMBA's OfferFeedback: `module_names` and `program_inputs` in, a
+`module_advice` asked for) that no rule answers gets a deterministic rule per module: "When <first
+program input> is <its value>, answer <the better run's first output if it scored above 0, else the
+first expected value>."
 
 `latency_ms` sleeps that long on every call (benchmarks).
 """
 
 import hashlib
 import json
+import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -80,27 +91,101 @@ class TestLM(dspy.BaseLM):
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000)
         view = read_prompt(messages)
-        values = self.answer(view)
+        temperature = kwargs.get("temperature", self.kwargs.get("temperature", 0))
+        values = self.answer(view, float(temperature or 0))
         text = render(values, as_json=view.wants_json or "response_format" in kwargs)
         return chat_completion(self.model, text, rough_tokens(messages), len(text) // 4 + 1)
 
     async def aforward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None, **kwargs: Any):
         return self.forward(prompt=prompt, messages=messages, **kwargs)
 
-    def answer(self, view: PromptView) -> dict[str, Any]:
+    def answer(self, view: PromptView, temperature: float = 0.0) -> dict[str, Any]:
         seed = _seed(view)
         rule = next((rule for rule in self.rules if rule.matches(view)), None)
         values = {field.name: fake_value(field, seed) for field in view.requested}
+        if rule is None or "module_advice" not in rule.then:
+            advice = reflection_advice(view)
+            if advice is not None:
+                values["module_advice"] = advice
         if rule is None:
             return values
         label = {name: value for name, value in rule.then.items() if name in values}
         if self.mode == "demo_gated" and not _demo_has_label(view, label):
-            return {**values, **{name: _wrong(value, seed) for name, value in label.items()}}
+            return {**values, **self._ungated(view, label, seed, temperature)}
         return {**values, **label}
+
+    def _ungated(self, view: PromptView, label: Mapping[str, Any], seed: str, temperature: float) -> dict[str, Any]:
+        """demo_gated without a demo of the label: a rule in the instructions, a guess when sampling, else wrong."""
+        told = told_answer(view)
+        if told is not None and label:
+            return {next(iter(label)): told}
+        if temperature > 0:
+            return {name: self._guess(name, seed, temperature) for name in label}
+        return {name: _wrong(value, seed) for name, value in label.items()}
+
+    def _guess(self, name: str, seed: str, temperature: float) -> Any:
+        options: list[Any] = []
+        for rule in self.rules:
+            if name in rule.then and rule.then[name] not in options:
+                options.append(rule.then[name])
+        return options[guess_index(seed, temperature, len(options))]
 
 
 def _seed(view: PromptView) -> str:
     return hashlib.sha256(json.dumps(view.inputs, sort_keys=True).encode()).hexdigest()
+
+
+_TOLD = re.compile(r"When (\w+) is (\S+?), answer (\S+?)\.")
+
+
+def told_answer(view: PromptView) -> str | None:
+    """The answer a rule in the instructions gives these inputs ("When label is amber, answer AM-132."); the last wins."""
+    told = None
+    for field, value, answer in _TOLD.findall(view.system):
+        if view.inputs.get(field) == value:
+            told = answer
+    return told
+
+
+def guess_index(seed: str, temperature: float, count: int) -> int:
+    """Which of `count` answers a sampling run guesses: a hash of the temperature (in thousandths) and the inputs."""
+    milli = math.floor(temperature * 1000 + 0.5)
+    return int(hashlib.sha256(f"{milli}/{seed}".encode()).hexdigest()[:8], 16) % count
+
+
+def reflection_advice(view: PromptView) -> dict[str, str] | None:
+    """A deterministic reflection: for each module, the rule the better run (or the expected answer) shows."""
+    if "module_names" not in view.inputs or "program_inputs" not in view.inputs:
+        return None
+    if not any(field.name == "module_advice" for field in view.requested):
+        return None
+    names = _json_or(view.inputs["module_names"], [])
+    inputs = _json_or(view.inputs["program_inputs"], {})
+    if not isinstance(names, list) or not isinstance(inputs, dict) or not inputs:
+        return {}
+    better = _json_or(view.inputs.get("better_program_outputs", ""), {})
+    expected = _json_or(view.inputs.get("oracle_metadata", ""), {})
+    reward = _float_or(view.inputs.get("better_reward_value"), 0.0)
+    source = better if reward > 0 and isinstance(better, dict) and better and "N/A" not in better else expected
+    if not isinstance(source, dict) or not source:
+        return {}
+    field, value = next(iter(inputs.items()))
+    answer = next(iter(source.values()))
+    return {str(name): f"When {field} is {_as_text(value)}, answer {_as_text(answer)}." for name in names}
+
+
+def _json_or(text: str, fallback: Any) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return fallback
+
+
+def _float_or(text: Any, fallback: float) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return fallback
 
 
 def _demo_has_label(view: PromptView, label: Mapping[str, Any]) -> bool:
