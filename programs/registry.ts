@@ -208,6 +208,23 @@ export class RegistryError extends Error {
   }
 }
 
+/**
+ * A copy to change (evolve never touches the state it was given). Every field is spelled out: every state
+ * has one shape, and V8 copies it several times faster than `{ ...state, changes }` (replay throughput).
+ */
+const copyOf = (state: VariableState): VariableState => ({
+  variableId: state.variableId,
+  programId: state.programId,
+  declaration: state.declaration,
+  value: state.value,
+  version: state.version,
+  history: state.history,
+  rejections: state.rejections,
+  lastRejection: state.lastRejection,
+  lease: state.lease,
+  queue: state.queue,
+});
+
 const withoutLease = (queue: readonly Lease[], leaseId: string) => queue.filter((l) => l.leaseId !== leaseId);
 
 /** Folds one registry event into the variable's state; events of undeclared variables change nothing. */
@@ -239,32 +256,38 @@ export const evolve = (state: VariableState | undefined, event: RegistryEvent): 
         at: event.occurredAt,
         ...(provenance ? { optimizationId: provenance.optimizationId } : {}),
       };
-      const history = [...state.history.slice(state.history.length >= historyLimit ? 1 : 0), change];
-      return { ...state, value, version, history };
+      const next = copyOf(state);
+      next.value = value;
+      next.version = version;
+      // One copy per change (the history is bounded, but a change must not touch the previous state's).
+      next.history = state.history.slice(state.history.length >= historyLimit ? 1 : 0);
+      next.history.push(change);
+      return next;
     }
     case "VariableChangeRejected": {
       const { value, actor, reason } = event.data;
-      return {
-        ...state,
-        rejections: state.rejections + 1,
-        lastRejection: { value, actor, reason, at: event.occurredAt },
-      };
+      const next = copyOf(state);
+      next.rejections = state.rejections + 1;
+      next.lastRejection = { value, actor, reason, at: event.occurredAt };
+      return next;
     }
-    case "VariableLeaseRequested":
-      return {
-        ...state,
-        queue: [...state.queue, { leaseId: event.data.leaseId, holder: event.data.holder }],
-      };
-    case "VariableLeaseGranted":
-      return {
-        ...state,
-        lease: { leaseId: event.data.leaseId, holder: event.data.holder },
-        queue: withoutLease(state.queue, event.data.leaseId),
-      };
-    case "VariableLeaseReleased":
-      return state.lease?.leaseId === event.data.leaseId
-        ? { ...state, lease: null }
-        : { ...state, queue: withoutLease(state.queue, event.data.leaseId) };
+    case "VariableLeaseRequested": {
+      const next = copyOf(state);
+      next.queue = [...state.queue, { leaseId: event.data.leaseId, holder: event.data.holder }];
+      return next;
+    }
+    case "VariableLeaseGranted": {
+      const next = copyOf(state);
+      next.lease = { leaseId: event.data.leaseId, holder: event.data.holder };
+      next.queue = withoutLease(state.queue, event.data.leaseId);
+      return next;
+    }
+    case "VariableLeaseReleased": {
+      const next = copyOf(state);
+      if (state.lease?.leaseId === event.data.leaseId) next.lease = null;
+      else next.queue = withoutLease(state.queue, event.data.leaseId);
+      return next;
+    }
   }
 };
 

@@ -34,9 +34,26 @@ export interface ExecutionView {
 }
 
 const terminal: readonly ExecutionStatus[] = ["completed", "failed", "rejected"];
-const stageTerminal: readonly StageStatus[] = ["completed", "failed"];
 
 const blank = (executionId: string): ExecutionView => ({ executionId, status: "running", stages: {} });
+
+/**
+ * A copy to change (the fold never touches the view it was given). Every field is spelled out: every view
+ * has one shape, and V8 copies it several times faster than `{ ...view, changes }` (replay throughput).
+ */
+const copyOf = (view: ExecutionView): ExecutionView => ({
+  executionId: view.executionId,
+  requestId: view.requestId,
+  programId: view.programId,
+  sessionId: view.sessionId,
+  status: view.status,
+  startedAt: view.startedAt,
+  finishedAt: view.finishedAt,
+  durationMs: view.durationMs,
+  stages: view.stages,
+  failedStage: view.failedStage,
+  error: view.error,
+});
 
 /** Moves a stage forward; an older attempt's news never overwrites a newer attempt's. */
 const stage = (
@@ -48,10 +65,13 @@ const stage = (
   const current = view.stages[stageId];
   if (
     current &&
-    (attempt < current.attempt || (attempt === current.attempt && stageTerminal.includes(current.status)))
+    (attempt < current.attempt ||
+      (attempt === current.attempt && (current.status === "completed" || current.status === "failed")))
   )
     return view;
-  return { ...view, stages: { ...view.stages, [stageId]: { ...next, attempt } } };
+  const copy = copyOf(view);
+  copy.stages = { ...view.stages, [stageId]: { ...next, attempt } };
+  return copy;
 };
 
 const rejectedKey = (requestId: string) => `rejected/${requestId}`;
@@ -82,9 +102,15 @@ export const executionsProjection: Projection<ExecutionView> = {
     switch (event.type) {
       case "ExecutionStarted": {
         const { requestId, programId, sessionId, levels } = event.data;
-        const stages = { ...view.stages };
-        for (const id of levels.flat()) stages[id] ??= { status: "pending", attempt: 0 };
-        return { ...view, requestId, programId, sessionId, startedAt: event.occurredAt, stages };
+        const copy = copyOf(view);
+        copy.requestId = requestId;
+        copy.programId = programId;
+        copy.sessionId = sessionId;
+        copy.startedAt = event.occurredAt;
+        copy.stages = { ...view.stages };
+        for (const level of levels)
+          for (const id of level) copy.stages[id] ??= { status: "pending", attempt: 0 };
+        return copy;
       }
       case "StageScheduled":
         return stage(view, event.data.stageId, event.data.attempt, { status: "scheduled" });
@@ -116,14 +142,12 @@ export const executionsProjection: Projection<ExecutionView> = {
       case "ExecutionFailed": {
         if (terminal.includes(view.status)) return view;
         const { requestId, programId, durationMs } = event.data;
-        const done: ExecutionView = {
-          ...view,
-          requestId,
-          programId,
-          status: event.type === "ExecutionCompleted" ? "completed" : "failed",
-          finishedAt: event.occurredAt,
-          durationMs,
-        };
+        const done = copyOf(view);
+        done.requestId = requestId;
+        done.programId = programId;
+        done.status = event.type === "ExecutionCompleted" ? "completed" : "failed";
+        done.finishedAt = event.occurredAt;
+        done.durationMs = durationMs;
         if (event.type === "ExecutionFailed") {
           done.failedStage = event.data.failedStage;
           done.error = event.data.error;

@@ -17,22 +17,44 @@ export interface Projection<Entity = unknown> {
 
 export type ProjectionState<Entity> = Map<string, Entity>;
 
+/** A state with its lookup, made once: folds call `get` for joins, so it isn't a fresh closure per event. */
+export interface Folding<Entity> {
+  projection: Projection<Entity>;
+  state: ProjectionState<Entity>;
+  get: (key: string) => Entity | undefined;
+}
+
+export const folding = <Entity>(
+  projection: Projection<Entity>,
+  state: ProjectionState<Entity>,
+): Folding<Entity> => ({ projection, state, get: (key) => state.get(key) });
+
+/** Applies one event; calls `touched` with each key whose entity changed. */
+export const foldInto = <Entity>(
+  { projection, state, get }: Folding<Entity>,
+  event: DspexEvent,
+  touched?: (key: string) => void,
+): void => {
+  const keys = projection.keysOf(event, get);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const before = state.get(key);
+    const after = projection.evolve(before, event, key);
+    if (after === before) continue;
+    if (after === undefined) state.delete(key);
+    else state.set(key, after);
+    touched?.(key);
+  }
+};
+
 /** One step of a fold over the whole state; the caller owns `state` (the runner, or `project`). */
 export const applyEvent = <Entity>(
   projection: Projection<Entity>,
   state: ProjectionState<Entity>,
   event: DspexEvent,
 ): string[] => {
-  const get = (key: string) => state.get(key);
   const touched: string[] = [];
-  for (const key of projection.keysOf(event, get)) {
-    const before = state.get(key);
-    const after = projection.evolve(before, event, key);
-    if (after === before) continue;
-    if (after === undefined) state.delete(key);
-    else state.set(key, after);
-    touched.push(key);
-  }
+  foldInto(folding(projection, state), event, (key) => touched.push(key));
   return touched;
 };
 
@@ -43,7 +65,8 @@ export const project = <Entity>(
   from?: ReadonlyMap<string, Entity>,
 ): ProjectionState<Entity> => {
   const state = new Map(from);
-  for (const event of events) applyEvent(projection, state, event);
+  const fold = folding(projection, state);
+  for (const event of events) foldInto(fold, event);
   return state;
 };
 

@@ -2,9 +2,9 @@ import { debounceTime, Subject, type Subscription } from "rxjs";
 import { decodeRecord, Headers } from "../streams/codec.ts";
 import type { DspexEvent } from "../streams/events/index.ts";
 import { definitionOf } from "../streams/events/index.ts";
-import type { EventLog, LogRecord } from "../streams/log.ts";
+import { type EventLog, headerOf, type LogRecord, textOf } from "../streams/log.ts";
 import { Topics } from "../streams/topics.ts";
-import { applyEvent, type Projection, type ProjectionState } from "./projection.ts";
+import { type Folding, foldInto, folding, type Projection, type ProjectionState } from "./projection.ts";
 import type { Snapshot, SnapshotStore } from "./snapshots.ts";
 
 /** One entity that changed, with the event that changed it. */
@@ -25,17 +25,18 @@ export interface RunnerOptions {
   snapshotEvery?: number;
   /** Records read per partition per fetch. */
   batchSize?: number;
-  /** Partitions probed per topic (the port does not list them). */
-  maxPartitions?: number;
   /** `trusted` skips zod validation of records this log already validated on append (faster replay). */
   decode?: "validated" | "trusted";
   /** Records that are not valid events: the runner skips them (the consumers dead-letter them). */
   onInvalid?: (record: LogRecord, reason: string) => void;
 }
 
+/** Where the runner reads one partition: the next offset, and the records fetched but not applied yet. */
 interface Cursor {
   topic: string;
   partition: number;
+  /** The topic's place in the flow order (ties in append time). */
+  rank: number;
   next: number;
   buffer: LogRecord[];
   index: number;
@@ -51,6 +52,21 @@ const rankOf = (topic: string) => {
   return rank < 0 ? flowOrder.length : rank;
 };
 
+/** Whether `a`'s next record comes before `b`'s: append time, then flow order, then partition. */
+const precedes = (a: Cursor, b: Cursor): boolean => {
+  const x = a.buffer[a.index]!.timestamp;
+  const y = b.buffer[b.index]!.timestamp;
+  if (x !== y) return x < y;
+  if (a.rank !== b.rank) return a.rank < b.rank;
+  return a.partition < b.partition;
+};
+
+/** A projection, its state, and what to tell live observers when it changes an entity. */
+interface Target {
+  fold: Folding<unknown>;
+  touched: (key: string) => void;
+}
+
 /**
  * Folds the log into projections: reads every partition of their topics from its checkpoint, merges
  * them by append time (then topic, partition, offset), applies each event, snapshots every N events,
@@ -58,18 +74,27 @@ const rankOf = (topic: string) => {
  */
 export class ProjectionRunner {
   private readonly states = new Map<string, ProjectionState<unknown>>();
+  /** Per event type, the projections that fold it (with their current states). */
+  private targets = new Map<string, Target[]>();
   private positions = new Map<string, number>();
+  /** The partitions being read, while a catch-up runs: their offsets are newer than `positions`. */
+  private cursors: Cursor[] = [];
   private applied = 0;
   private sinceSnapshot = 0;
   private readonly topics: string[];
   private readonly wanted: Set<string>;
+  /** Current schema version per wanted type: trusted decoding upcasts anything older the safe way. */
+  private readonly versionOf = new Map<string, number>();
   private readonly changeSubject = new Subject<EntityChange>();
+  /** The event being applied, for live change notices. */
+  private current: DspexEvent | undefined;
   private running: Promise<number> | undefined;
   /** Every entity change, live (after start): `variables$` filters it. */
   readonly changes$ = this.changeSubject.asObservable();
 
   constructor(private readonly options: RunnerOptions) {
     this.wanted = new Set(options.projections.flatMap((p) => p.types));
+    for (const type of this.wanted) this.versionOf.set(type, definitionOf(type)!.version);
     this.topics = [...new Set([...this.wanted].map((type) => definitionOf(type)!.topic))].sort(
       (a, b) => rankOf(a) - rankOf(b),
     );
@@ -87,12 +112,46 @@ export class ProjectionRunner {
   }
 
   checkpoint(): Record<string, number> {
+    this.savePositions();
     return Object.fromEntries(this.positions);
   }
 
+  private savePositions(): void {
+    for (const cursor of this.cursors) {
+      const key = positionKey(cursor.topic, cursor.partition);
+      if (cursor.next > 0 || this.positions.has(key)) this.positions.set(key, cursor.next);
+    }
+  }
+
+  /** Installs states (empty, or from a snapshot) and routes each wanted type to its projections. */
+  private install(states: ReadonlyMap<string, ProjectionState<unknown>>): void {
+    this.states.clear();
+    this.targets = new Map();
+    for (const projection of this.options.projections) {
+      const state = states.get(projection.name) ?? new Map();
+      this.states.set(projection.name, state);
+      const target: Target = {
+        fold: folding(projection, state),
+        touched: (key) =>
+          this.changeSubject.next({
+            projection: projection.name,
+            key,
+            entity: state.get(key),
+            event: this.current!,
+          }),
+      };
+      for (const type of projection.types) {
+        const list = this.targets.get(type) ?? [];
+        list.push(target);
+        this.targets.set(type, list);
+      }
+    }
+  }
+
   private reset(): void {
-    for (const p of this.options.projections) this.states.set(p.name, new Map());
+    this.install(new Map());
     this.positions = new Map();
+    this.cursors = [];
     this.applied = 0;
     this.sinceSnapshot = 0;
   }
@@ -106,8 +165,9 @@ export class ProjectionRunner {
     const snapshot = await this.options.snapshots?.load(this.options.name);
     if (snapshot && JSON.stringify(snapshot.versions) === JSON.stringify(this.versions())) {
       this.reset();
-      for (const p of this.options.projections)
-        this.states.set(p.name, new Map(snapshot.states[p.name] ?? []));
+      this.install(
+        new Map(this.options.projections.map((p) => [p.name, new Map(snapshot.states[p.name] ?? [])])),
+      );
       this.positions = new Map(Object.entries(snapshot.positions));
       this.applied = snapshot.events;
     }
@@ -162,11 +222,17 @@ export class ProjectionRunner {
     cursor.atEnd = cursor.buffer.length < limit;
   }
 
+  /**
+   * The event in a record, if a projection wants it. The type header decides before anything is parsed;
+   * `trusted` then only parses JSON, unless the record is of an older schema version (upcast and validated).
+   */
   private decode(record: LogRecord): DspexEvent | undefined {
-    const type = record.headers[Headers.type];
+    const type = headerOf(record, Headers.type);
     if (type !== undefined && !this.wanted.has(type)) return undefined;
-    if (this.options.decode === "trusted" && type !== undefined)
-      return JSON.parse(record.value.toString("utf8"));
+    if (this.options.decode === "trusted" && type !== undefined) {
+      const event = JSON.parse(textOf(record)) as DspexEvent;
+      if (event.type === type && event.schemaVersion === this.versionOf.get(type)) return event;
+    }
     const decoded = decodeRecord(record);
     if (!decoded.ok) {
       this.options.onInvalid?.(record, decoded.reason);
@@ -175,64 +241,86 @@ export class ProjectionRunner {
     return this.wanted.has(decoded.event.type) ? decoded.event : undefined;
   }
 
-  private async readToEnd(): Promise<number> {
-    const maxPartitions = this.options.maxPartitions ?? 32;
+  /** Folds one record into every projection that wants it; false when none does. */
+  private apply(record: LogRecord): boolean {
+    const event = this.decode(record);
+    if (!event) return false;
+    const targets = this.targets.get(event.type);
+    if (!targets) return false;
+    const live = this.changeSubject.observed;
+    this.current = event;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i]!;
+      foldInto(target.fold, event, live ? target.touched : undefined);
+    }
+    this.current = undefined;
+    return true;
+  }
+
+  /** Opens a cursor on every partition of the projections' topics (as many as the log says it has). */
+  private async open(): Promise<Cursor[]> {
     const cursors: Cursor[] = [];
-    for (const topic of this.topics)
-      for (let partition = 0; partition < maxPartitions; partition++) {
+    for (const topic of this.topics) {
+      const partitions = await this.options.log.partitions(topic);
+      for (let partition = 0; partition < partitions; partition++) {
         const cursor: Cursor = {
           topic,
           partition,
+          rank: rankOf(topic),
           next: this.positions.get(positionKey(topic, partition)) ?? 0,
           buffer: [],
           index: 0,
           atEnd: false,
         };
+        cursors.push(cursor);
         await this.fill(cursor);
-        if (cursor.buffer.length > 0) cursors.push(cursor);
       }
+    }
+    return cursors;
+  }
+
+  /**
+   * Merges the partitions by append time and folds each record. Per round it finds the earliest head and
+   * the runner-up, then takes records from the earliest partition as long as they stay ahead: a long run of
+   * one partition costs one comparison per record, not one per partition.
+   */
+  private async readToEnd(): Promise<number> {
+    this.cursors = await this.open();
+    const active = this.cursors.filter((cursor) => cursor.buffer.length > 0);
     const every = this.options.snapshotEvery ?? 0;
-    const live = this.changeSubject.observed;
     let count = 0;
-    for (;;) {
-      let best: Cursor | undefined;
-      let bestRecord: LogRecord | undefined;
-      for (const cursor of cursors) {
-        if (cursor.index >= cursor.buffer.length) {
-          if (cursor.atEnd) continue;
-          await this.fill(cursor);
-          if (cursor.buffer.length === 0) continue;
+    try {
+      while (active.length > 0) {
+        let best = 0;
+        let second = -1;
+        for (let i = 1; i < active.length; i++) {
+          if (precedes(active[i]!, active[best]!)) {
+            second = best;
+            best = i;
+          } else if (second < 0 || precedes(active[i]!, active[second]!)) second = i;
         }
-        const record = cursor.buffer[cursor.index]!;
-        if (
-          !bestRecord ||
-          record.timestamp < bestRecord.timestamp ||
-          (record.timestamp === bestRecord.timestamp &&
-            (rankOf(record.topic) < rankOf(bestRecord.topic) ||
-              (record.topic === bestRecord.topic && record.partition < bestRecord.partition)))
-        ) {
-          best = cursor;
-          bestRecord = record;
-        }
+        const cursor = active[best]!;
+        const limit = second < 0 ? undefined : active[second]!;
+        do {
+          const record = cursor.buffer[cursor.index++]!;
+          cursor.next = record.offset + 1;
+          if (this.apply(record)) {
+            count++;
+            this.applied++;
+            if (every > 0 && ++this.sinceSnapshot >= every) await this.snapshot();
+          }
+          if (cursor.index >= cursor.buffer.length) {
+            if (!cursor.atEnd) await this.fill(cursor);
+            if (cursor.index >= cursor.buffer.length) {
+              active.splice(best, 1);
+              break;
+            }
+          }
+        } while (limit === undefined || precedes(cursor, limit));
       }
-      if (!best || !bestRecord) break;
-      best.index++;
-      best.next = bestRecord.offset + 1;
-      this.positions.set(positionKey(best.topic, best.partition), best.next);
-      const event = this.decode(bestRecord);
-      if (!event) continue;
-      for (const projection of this.options.projections) {
-        if (!(projection.types as readonly string[]).includes(event.type)) continue;
-        const state = this.states.get(projection.name)!;
-        const touched = applyEvent(projection, state, event);
-        if (live)
-          for (const key of touched)
-            this.changeSubject.next({ projection: projection.name, key, entity: state.get(key), event });
-      }
-      count++;
-      this.applied++;
-      this.sinceSnapshot++;
-      if (every > 0 && this.sinceSnapshot >= every) await this.snapshot();
+    } finally {
+      this.savePositions();
+      this.cursors = [];
     }
     return count;
   }

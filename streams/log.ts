@@ -20,7 +20,21 @@ export interface LogRecord extends Position {
   headers: Record<string, string>;
   /** Milliseconds since the epoch, when the log stored it. */
   timestamp: number;
+  /**
+   * The value as UTF-8 text, where the backend holds it as text anyway (the embedded log, for values
+   * appended as strings): saves a copy and a decode. Absent otherwise; use `textOf`.
+   */
+  readonly text?: string;
+  /** One header, where the backend can find it without parsing them all; absent otherwise: use `headerOf`. */
+  header?(name: string): string | undefined;
 }
+
+/** A record's value as text (UTF-8), without a copy where the backend already has it. */
+export const textOf = (record: LogRecord): string => record.text ?? record.value.toString("utf8");
+
+/** One header of a record, cheaply where the backend allows. */
+export const headerOf = (record: LogRecord, name: string): string | undefined =>
+  record.header ? record.header(name) : record.headers[name];
 
 export interface TopicSpec {
   topic: string;
@@ -81,6 +95,8 @@ export interface EventLog {
   commit(group: string, positions: Position[]): Promise<void>;
   /** The next offset the group will read, per partition of the topic. */
   committed(group: string, topic: string): Promise<Map<number, number>>;
+  /** How many partitions the topic has now (0 when it does not exist); creates nothing. */
+  partitions(topic: string): Promise<number>;
   close(): Promise<void>;
 }
 

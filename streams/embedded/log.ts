@@ -78,22 +78,43 @@ const isAlive = (pid: number): boolean => {
   }
 };
 
-const toBuffer = (value: Uint8Array | string): Buffer =>
-  typeof value === "string"
-    ? Buffer.from(value, "utf8")
-    : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+/** Text stays text (SQLite stores it as TEXT, read back without a copy); bytes are stored as a BLOB. */
+const toStored = (value: Uint8Array | string): Buffer | string =>
+  typeof value === "string" ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 
-type RecordRow = [offset: number, key: string, value: Buffer, headers: string | null, ts: number];
+const byteLength = (value: Buffer | string): number =>
+  typeof value === "string" ? Buffer.byteLength(value, "utf8") : value.byteLength;
+
+type RecordRow = [offset: number, key: string, value: Buffer | string, headers: string | null, ts: number];
 
 const noHeaders: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
-/** A stored record; its headers are parsed only when read (replays rarely need them). */
+/**
+ * The value of `name` in headers as JSON.stringify wrote them, when it is the first key and holds no
+ * escapes (how every record this log writes from `encodeEvent` looks); undefined: parse them all.
+ */
+const firstHeader = (raw: string, name: string): string | undefined => {
+  const prefixLength = name.length + 5;
+  if (raw.length <= prefixLength || raw.charCodeAt(0) !== 123 /* { */ || raw.charCodeAt(1) !== 34 /* " */)
+    return undefined;
+  if (!raw.startsWith(name, 2) || !raw.startsWith('":"', name.length + 2)) return undefined;
+  const end = raw.indexOf('"', prefixLength);
+  if (end < 0) return undefined;
+  const value = raw.slice(prefixLength, end);
+  return value.includes("\\") ? undefined : value;
+};
+
+/**
+ * A stored record. Its headers are parsed only when read (replays rarely need them); a value stored
+ * as text is handed over as `text`, and turned into bytes only when `value` is read.
+ */
 class StoredRecord implements LogRecord {
   private parsedHeaders: Record<string, string> | undefined;
   readonly offset: number;
   readonly key: string;
-  readonly value: Buffer;
   readonly timestamp: number;
+  readonly text: string | undefined;
+  private bytes: Buffer | undefined;
   private readonly rawHeaders: string | null;
 
   constructor(
@@ -101,7 +122,18 @@ class StoredRecord implements LogRecord {
     readonly partition: number,
     row: RecordRow,
   ) {
-    [this.offset, this.key, this.value, this.rawHeaders, this.timestamp] = row;
+    const value = row[2];
+    this.offset = row[0];
+    this.key = row[1];
+    this.rawHeaders = row[3];
+    this.timestamp = row[4];
+    if (typeof value === "string") this.text = value;
+    else this.bytes = value;
+  }
+
+  get value(): Buffer {
+    if (this.bytes === undefined) this.bytes = Buffer.from(this.text!, "utf8");
+    return this.bytes;
   }
 
   get headers(): Record<string, string> {
@@ -109,6 +141,11 @@ class StoredRecord implements LogRecord {
       this.parsedHeaders = this.rawHeaders === null ? noHeaders : JSON.parse(this.rawHeaders);
     }
     return this.parsedHeaders!;
+  }
+
+  header(name: string): string | undefined {
+    if (this.parsedHeaders !== undefined || this.rawHeaders === null) return this.headers[name];
+    return firstHeader(this.rawHeaders, name) ?? this.headers[name];
   }
 }
 
@@ -264,14 +301,15 @@ export class EmbeddedLog implements EventLog {
     return row.partitions;
   }
 
-  private checkRecord(record: AppendRecord): Buffer {
+  private checkRecord(record: AppendRecord): Buffer | string {
     if (typeof record.topic !== "string" || record.topic.length === 0)
       throw new TypeError("record topic is empty");
     if (typeof record.key !== "string")
       throw new TypeError(`record key for ${record.topic} must be a string`);
-    const value = toBuffer(record.value);
-    if (value.byteLength > this.options.maxRecordBytes) {
-      throw new RecordTooLargeError(record.topic, value.byteLength, this.options.maxRecordBytes);
+    const value = toStored(record.value);
+    const size = byteLength(value);
+    if (size > this.options.maxRecordBytes) {
+      throw new RecordTooLargeError(record.topic, size, this.options.maxRecordBytes);
     }
     return value;
   }
@@ -331,6 +369,10 @@ export class EmbeddedLog implements EventLog {
 
   async commit(group: string, positions: Position[]): Promise<void> {
     this.db.transaction(() => this.writeCommits(group, positions)).immediate();
+  }
+
+  async partitions(topic: string): Promise<number> {
+    return this.sql("topic").get(topic)?.partitions ?? 0;
   }
 
   async committed(group: string, topic: string): Promise<Map<number, number>> {
@@ -489,6 +531,9 @@ export class EmbeddedLog implements EventLog {
             if (!(error instanceof FencedError)) throw error;
             resync();
           }
+          // SQLite calls are synchronous: without a turn of the event loop between batches, a consumer
+          // with a backlog starves this process's timers and I/O (other consumers, worker pipes).
+          await new Promise((resolve) => setImmediate(resolve));
         }
       } finally {
         clearInterval(heartbeat);

@@ -191,6 +191,10 @@ export class EventStoreDbLog implements EventLog {
     }
   }
 
+  async partitions(topic: string): Promise<number> {
+    return (await this.configuredPartitions(topic)).partitions ?? 0;
+  }
+
   private async partitionsOf(topic: string): Promise<number> {
     const cached = this.partitionCounts.get(topic);
     if (cached !== undefined) return cached;

@@ -251,6 +251,13 @@ export class KafkaLog implements EventLog {
     return inCache();
   }
 
+  async partitions(topic: string): Promise<number> {
+    this.checkTopicName(topic);
+    if (!(await this.existingTopics()).has(this.physical(topic))) return 0;
+    await this.refreshPartitionCounts([topic]);
+    return this.partitionCounts.get(topic) ?? 0;
+  }
+
   async ensureTopics(topics: TopicSpec[]): Promise<void> {
     const wanted = new Map<string, number>();
     for (const { topic, partitions } of topics) {

@@ -1,7 +1,7 @@
 import { firstValueFrom, take, toArray } from "rxjs";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventValidationError, ExecutionRequested } from "../../streams/events/index.ts";
-import type { EventLog, LogRecord } from "../../streams/log.ts";
+import { type EventLog, headerOf, type LogRecord, textOf } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { appendEvents, consumeEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
@@ -88,6 +88,38 @@ describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
     expect(positions.map((p) => p.offset)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const range = await log.read(topic, { partition: 0, fromOffset: 3, limit: 4 });
     expect(range.map((r) => r.value.toString())).toEqual(["3", "4", "5", "6"]);
+  });
+
+  it("says how many partitions a topic has (0 for none) without creating it", async () => {
+    const log = await open();
+    const topic = unique("parts");
+    expect(await log.partitions(topic)).toBe(0);
+    expect(await log.partitions(topic)).toBe(0);
+    await log.ensureTopics([{ topic, partitions: 3 }]);
+    expect(await log.partitions(topic)).toBe(3);
+    await log.ensureTopics([{ topic, partitions: 4 }]);
+    expect(await log.partitions(topic)).toBe(4);
+  });
+
+  it("reads back text and binary values byte for byte, headers included", async () => {
+    const log = await open();
+    const topic = unique("bytes");
+    await log.ensureTopics([{ topic, partitions: 1 }]);
+    const binary = Uint8Array.from([0xff, 0x00, 0xc3, 0x28]);
+    const headers = { "dspex-type": "Thing", other: 'q"uote' };
+    await log.append([
+      { topic, key: "k", value: "héllo ✓", headers },
+      { topic, key: "k", value: binary, headers: { other: "x", "dspex-type": "Second" } },
+    ]);
+    const [text, bytes] = await log.read(topic, { partition: 0 });
+    expect(text!.value).toEqual(Buffer.from("héllo ✓", "utf8"));
+    expect(textOf(text!)).toBe("héllo ✓");
+    expect(text!.headers).toEqual(headers);
+    expect(headerOf(text!, "dspex-type")).toBe("Thing");
+    expect(headerOf(text!, "other")).toBe('q"uote');
+    expect(bytes!.value).toEqual(Buffer.from(binary));
+    expect(headerOf(bytes!, "dspex-type")).toBe("Second");
+    expect(headerOf(bytes!, "missing")).toBeUndefined();
   });
 
   it("redelivers what a killed consumer had not committed", async () => {
