@@ -24,17 +24,18 @@ import {
 } from "./coordinator.ts";
 import { admitRequest, defaultIntakeConfig, type IntakeConfig } from "./intake.ts";
 import { emptyRegistry, foldRegistry, type Registry } from "./registry.ts";
+import { RequestIds } from "./request-ids.ts";
 
 export interface PipelineState {
   registry: Registry;
   /** Request ids already taken in: a request published twice runs once. */
-  requests: Readonly<Record<string, true>>;
+  requests: RequestIds;
   coordinator: CoordinatorState;
 }
 
 export const emptyPipeline: PipelineState = {
   registry: emptyRegistry,
-  requests: {},
+  requests: RequestIds.empty,
   coordinator: emptyCoordinator,
 };
 
@@ -91,9 +92,9 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
         return { state: { ...state, registry }, emit: problem ? [refusedProgram(event, problem, ctx)] : [] };
       }
       case "ExecutionRequested": {
-        if (state.requests[event.data.requestId]) return { state, emit: [] };
-        const requests = { ...state.requests, [event.data.requestId]: true as const };
-        const inFlight = Object.keys(state.coordinator.executions).length;
+        if (state.requests.has(event.data.requestId)) return { state, emit: [] };
+        const requests = state.requests.add(event.data.requestId);
+        const inFlight = state.coordinator.executions.size;
         const decision = admitRequest(state.registry, inFlight, event, ctx, intakeConfig);
         if (decision.kind === "rejected") return { state: { ...state, requests }, emit: decision.emit };
         const started = startExecution(state.coordinator, decision.execution, transition);

@@ -94,7 +94,7 @@ describe("coordinator", () => {
       "stage.duration_ms",
       "execution.duration_ms",
     ]);
-    expect(s.state().coordinator.executions).toEqual({});
+    expect(s.state().coordinator.executions.size).toBe(0);
   });
 
   it("retries a retryable failure after exponential backoff, then succeeds", () => {
