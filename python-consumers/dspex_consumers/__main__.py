@@ -13,7 +13,8 @@ from .lms.test_lm import load_answers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m dspex_consumers", description=__doc__)
+    # No abbreviations: `--sasl-password <secret>` must not pass as `--sasl-password-env`.
+    parser = argparse.ArgumentParser(prog="python -m dspex_consumers", description=__doc__, allow_abbrev=False)
     parser.add_argument("--transport", choices=["stdio", "kafka"], required=True)
     parser.add_argument("--worker", default=f"python-{socket.gethostname()}-{os.getpid()}", help="name in results")
     parser.add_argument("--test-answers", default=os.environ.get("DSPEX_TEST_LM_ANSWERS"), help="rules for dspex/test (JSON)")
@@ -24,6 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sasl-mechanism", default=os.environ.get("DSPEX_KAFKA_SASL_MECHANISM"), help="kafka: plain, scram-sha-256 or scram-sha-512")
     parser.add_argument("--sasl-username", default=os.environ.get("DSPEX_KAFKA_SASL_USERNAME"), help="kafka: SASL user")
     parser.add_argument("--sasl-password-env", default=os.environ.get("DSPEX_KAFKA_SASL_PASSWORD_ENV"), help="kafka: the variable holding the SASL password")
+    parser.add_argument("--namespace", default=os.environ.get("DSPEX_KAFKA_NAMESPACE", ""), help="kafka: prefix of the topics and the group (as the TS log's namespace)")
     parser.add_argument("--max-step-ms", type=int, default=600_000, help="kafka: the longest step (poll interval)")
     parser.add_argument("--log-level", default=os.environ.get("DSPEX_LOG_LEVEL", "INFO"))
     return parser.parse_args(argv)
@@ -60,9 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         print("dspex consumer: --brokers (or DSPEX_KAFKA_BROKERS) is required for --transport kafka", file=sys.stderr)
         return 2
     from .transports.kafka import KafkaOptions, serve_kafka
+    from .wire.events import DLQ_TOPIC, STEP_RESULTS_TOPIC, STEPS_TOPIC
 
+    ns = args.namespace
     options = KafkaOptions(
-        brokers=args.brokers, group=args.group, worker=args.worker, max_step_ms=args.max_step_ms, ssl=args.ssl,
+        brokers=args.brokers, group=ns + args.group, worker=args.worker, max_step_ms=args.max_step_ms, ssl=args.ssl,
+        steps_topic=ns + STEPS_TOPIC, results_topic=ns + STEP_RESULTS_TOPIC, dlq_topic=ns + DLQ_TOPIC,
         sasl_mechanism=args.sasl_mechanism, sasl_username=args.sasl_username, sasl_password_env=args.sasl_password_env,
     )
     return serve_kafka(options, settings)
