@@ -299,6 +299,17 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
     key: "qa.temperature",
     data: { variableId: "qa.temperature", leaseId: "o1", holder: "optimizer:o1" },
   },
+  VariableCommandIssued: {
+    stream: "variable-qa.temperature",
+    key: "qa.temperature",
+    data: {
+      command: "set",
+      variableId: "qa.temperature",
+      value: 0.3,
+      actor: "cli",
+      reason: "less creative answers",
+    },
+  },
   OptimizationStarted: {
     stream: "optimization-o1",
     key: "o1",

@@ -125,6 +125,44 @@ export const VariableLeaseReleased = defineEvent("VariableLeaseReleased", {
   data: Lease,
 });
 
+/**
+ * A command to the variable registry, published on the log (key: the variable id). The registry processor
+ * (processors/registry/) decides it against the variable's state and answers with VariableDeclared,
+ * VariableChanged, VariableChangeRejected or lease events caused by it (their ids derive from its id).
+ */
+export const VariableCommand = z.discriminatedUnion("command", [
+  z.object({
+    command: z.literal("declare"),
+    variableId: Id,
+    programId: Id.optional(),
+    declaration: VariableDeclaration,
+  }),
+  z.object({
+    command: z.literal("set"),
+    variableId: Id,
+    value: z.json(),
+    actor: z.string().min(1),
+    reason: z.string().optional(),
+  }),
+  z.object({
+    command: z.literal("propose"),
+    variableId: Id,
+    value: z.json(),
+    actor: z.string().min(1),
+    leaseId: Id,
+    reason: z.string().optional(),
+    provenance: Provenance.optional(),
+  }),
+  z.object({ command: z.literal("requestLease"), variableId: Id, leaseId: Id, holder: z.string().min(1) }),
+  z.object({ command: z.literal("releaseLease"), variableId: Id, leaseId: Id }),
+]);
+export type VariableCommand = z.infer<typeof VariableCommand>;
+
+export const VariableCommandIssued = defineEvent("VariableCommandIssued", {
+  topic: Topics.variables,
+  data: VariableCommand,
+});
+
 export const variableEvents = [
   ProgramRegistered,
   VariableDeclared,
@@ -133,4 +171,5 @@ export const variableEvents = [
   VariableLeaseRequested,
   VariableLeaseGranted,
   VariableLeaseReleased,
+  VariableCommandIssued,
 ] as const;
