@@ -11,6 +11,8 @@ export const moduleKinds = ["Predict", "ChainOfThought", "ReAct"] as const;
 export const nativeOps = ["retrieve", "transform", "template", "validate"] as const;
 
 const shown = (value: unknown): string => {
+  // JSON would show NaN and ±Infinity as null, which is not what was given.
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
   const text = JSON.stringify(value);
   return text === undefined ? String(value) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };

@@ -132,6 +132,13 @@ describe("signature parsing", () => {
     ["q -> a: str 'unterminated", 13, "unterminated string"],
     ["q -> a, ", 9, "expected a field name, found the end"],
     ["q -> a extra", 8, 'expected "," or the end, found "extra"'],
+    ["q -> a: str(pattern=)", 21, 'expected a value, found ")"'],
+    ["q -> a: int(min=--1)", 17, 'expected a number, found "--1)"'],
+    ["q: float(min=0.5, max=0.1) -> a", 19, "min > max"],
+    ["q -> a: dict[str]", 17, 'expected "," between the dict key and value types, found "]"'],
+    ["q -> a: str(min_length=2 x)", 26, 'expected ")" to close the constraints, found "x)"'],
+    [`q -> a: ${"list[".repeat(40)}str${"]".repeat(40)}`, 174, "types nest deeper than 32 levels"],
+    [`q -> a: Literal[${"[".repeat(40)}]`, 50, "values nest deeper than 32 levels"],
   ])("refuses %j at column %i: %s", (text, column, reason) => {
     const error = syntaxError(text);
     expect(error.column).toBe(column);
@@ -205,6 +212,17 @@ describe("validating values against a signature", () => {
     const result = qa.validateOutputs(outputs);
     expect(result.ok).toBe(false);
     if (!result.ok) expect(result.errors).toContain(message);
+  });
+
+  it("checks item counts at both ends", () => {
+    const counted = signature("q -> tags: list[str](min_items=2, max_items=3)");
+    expect(counted.validateOutputs({ tags: ["a", "b"] }).ok).toBe(true);
+    expect(counted.validateOutputs({ tags: ["a"] })).toMatchObject({
+      errors: ["tags must have at least 2 items"],
+    });
+    expect(counted.validateOutputs({ tags: ["a", "b", "c", "d"] })).toMatchObject({
+      errors: ["tags must have at most 3 items"],
+    });
   });
 
   it("reports every problem at once, joined in the message", () => {

@@ -25,7 +25,21 @@ describe("variable types", () => {
     [{ kind: "float", min: 0, max: 2 }, 2.0001, "t must be between 0 and 2 (got 2.0001)"],
     [{ kind: "float", min: 0, max: 2 }, -0.5, "t must be between 0 and 2 (got -0.5)"],
     [{ kind: "float", min: 0, max: 2 }, "1", 't must be a number (got "1")'],
-    [{ kind: "float", min: 0, max: 2 }, Number.NaN, "t must be a number (got null)"],
+    [{ kind: "float", min: 0, max: 2 }, Number.NaN, "t must be a number (got NaN)"],
+    [{ kind: "float", min: 0, max: 2 }, Number.POSITIVE_INFINITY, "t must be a number (got Infinity)"],
+    [{ kind: "float", min: 1, max: 1 }, 1, "ok"],
+    [{ kind: "float", min: -1, max: 1 }, -1, "ok"],
+    [
+      { kind: "float", min: 0, max: 1, precision: 1 },
+      0.1 + 0.2,
+      "t must have at most 1 decimal place (got 0.30000000000000004)",
+    ],
+    [
+      { kind: "float", min: 0, max: 1, precision: 10 },
+      1.5e-10,
+      "t must have at most 10 decimal places (got 1.5e-10)",
+    ],
+    [{ kind: "float", min: 0, max: 1, precision: 11 }, 1.5e-10, "ok"],
     [{ kind: "float", min: 0, max: 2 }, null, "t must be a number (got null)"],
     [{ kind: "float", min: 0, max: 2, precision: 1 }, 0.7, "ok"],
     [{ kind: "float", min: 0, max: 2, precision: 1 }, 0.75, "t must have at most 1 decimal place (got 0.75)"],
@@ -41,11 +55,21 @@ describe("variable types", () => {
     [{ kind: "integer", min: 64, max: 1024, step: 64 }, 1088, "t must be between 64 and 1024 (got 1088)"],
     [{ kind: "integer", min: 1, max: 5 }, 2.5, "t must be an integer (got 2.5)"],
     [{ kind: "integer", min: 1, max: 5 }, 0, "t must be between 1 and 5 (got 0)"],
+    [{ kind: "integer", min: 1, max: 5 }, "3", 't must be an integer (got "3")'],
+    [{ kind: "integer", min: -5, max: 5, step: 5 }, 0, "ok"],
+    [{ kind: "integer", min: -5, max: 5, step: 5 }, 2, "t must be -5 plus a multiple of 5 (got 2)"],
+    [{ kind: "integer", min: 0, max: 10, step: 3 }, 9, "ok"],
+    [{ kind: "integer", min: 0, max: 10, step: 3 }, 10, "t must be 0 plus a multiple of 3 (got 10)"],
     [{ kind: "choice", choices: ["a", "b"] }, "b", "ok"],
     [{ kind: "choice", choices: ["a", "b"] }, "c", 't must be one of "a", "b" (got "c")'],
     [{ kind: "choice", choices: [{ k: 1 }, { k: 2 }] }, { k: 2 }, "ok"],
     [{ kind: "choice", choices: [{ k: 1 }] }, { k: 1, j: 2 }, 't must be one of {"k":1} (got {"k":1,"j":2})'],
     [{ kind: "choice", choices: ["a"], allowCustom: true }, "zzz", "ok"],
+    [{ kind: "choice", choices: ["a"], allowCustom: true }, { any: ["json"] }, "ok"],
+    [{ kind: "choice", choices: [null, 1] }, null, "ok"],
+    [{ kind: "choice", choices: [1, 2] }, "1", 't must be one of 1, 2 (got "1")'],
+    [{ kind: "choice", choices: [[1, 2]] }, [2, 1], "t must be one of [1,2] (got [2,1])"],
+    [{ kind: "module", choices: ["Predict"] }, "predict", 't must be one of "Predict" (got "predict")'],
     [{ kind: "module", choices: ["Predict", "ChainOfThought"] }, "ChainOfThought", "ok"],
     [
       { kind: "module", choices: ["openai/gpt-4o-mini"] },
@@ -56,6 +80,13 @@ describe("variable types", () => {
     [{ kind: "text", maxLength: 5 }, "hello", "ok"],
     [{ kind: "text", maxLength: 5 }, "hello!", "t must be at most 5 characters (got 6)"],
     [{ kind: "text" }, 5, "t must be a string (got 5)"],
+    [{ kind: "text", maxLength: 1 }, "", "ok"],
+    [{ kind: "text", maxLength: 1 }, "ab", "t must be at most 1 character (got 2)"],
+    [{ kind: "demos", maxItems: 0 }, [], "ok"],
+    [{ kind: "demos", maxItems: 1 }, [{}, {}], "t must have at most 1 demo (got 2)"],
+    [{ kind: "demos" }, [null], "t[0] must be an object of field values (got null)"],
+    [{ kind: "demos" }, [[1]], "t[0] must be an object of field values (got [1])"],
+    [{ kind: "composite", dependsOn: ["a"], compute: "sum" }, "anything", "ok"],
     [{ kind: "demos", maxItems: 2 }, [{ q: "a" }, { q: "b" }], "ok"],
     [{ kind: "demos", maxItems: 2 }, [{}, {}, {}], "t must have at most 2 demos (got 3)"],
     [{ kind: "demos" }, [{ q: 1 }, "x"], 't[1] must be an object of field values (got "x")'],
@@ -73,6 +104,19 @@ describe("variable types", () => {
       ok: false,
       reason: 'm: choice "a" is repeated',
     });
+    expect(checkDeclaration("n", variableSpec({ kind: "integer", min: 5, max: 1 }), 3)).toEqual({
+      ok: false,
+      reason: "n: min 5 is greater than max 1",
+    });
+    expect(
+      checkDeclaration("c", variableSpec({ kind: "choice", choices: [{ k: 1 }, { k: 1 }] }), { k: 1 }),
+    ).toEqual({
+      ok: false,
+      reason: 'c: choice {"k":1} is repeated',
+    });
+    expect(
+      checkDeclaration("x", variableSpec({ kind: "composite", dependsOn: ["a"], compute: "sum" }), null),
+    ).toEqual({ ok: true });
     expect(checkDeclaration("t", variableSpec({ kind: "float", min: 0, max: 1 }), 3)).toEqual({
       ok: false,
       reason: "t must be between 0 and 1 (got 3)",
@@ -85,6 +129,12 @@ describe("variable types", () => {
     expect(cardinalityOf(variableSpec({ kind: "integer", min: 64, max: 1024, step: 64 }))).toBe(16);
     expect(cardinalityOf(variableSpec({ kind: "choice", choices: [1, 2, 3] }))).toBe(3);
     expect(cardinalityOf(variableSpec({ kind: "text" }))).toBe(1);
+    expect(cardinalityOf(variableSpec({ kind: "float", min: 1, max: 1, precision: 2 }))).toBe(1);
+    expect(cardinalityOf(variableSpec({ kind: "integer", min: 0, max: 10, step: 3 }))).toBe(4);
+    expect(cardinalityOf(variableSpec({ kind: "integer", min: -5, max: 5 }))).toBe(11);
+    expect(cardinalityOf(variableSpec({ kind: "module", choices: ["Predict", "ReAct"] }))).toBe(2);
+    expect(cardinalityOf(variableSpec({ kind: "demos" }))).toBe(1);
+    expect(cardinalityOf(variableSpec({ kind: "composite", dependsOn: ["a"], compute: "sum" }))).toBe(1);
   });
 });
 
@@ -193,6 +243,26 @@ describe("variable spaces", () => {
     }
     expect(new Set(first.map((c) => JSON.stringify(c))).size).toBeGreaterThan(5);
     expect(space.sample(3, { fixed: { model: "large" } }).model).toBe("large");
+  });
+
+  it("refuses defaults that break a cross-variable constraint", () => {
+    const space = variableSpace(declarations, {
+      constraints: [{ name: "small_budget", check: (c) => (c.budget as number) < 100 || "budget over 100" }],
+    });
+    expect(() => space.defaults()).toThrow(VariableSpaceError);
+    expect(() => space.defaults()).toThrow(
+      "the initial values break the space: small_budget: budget over 100",
+    );
+  });
+
+  it("samples only values on the grid: integer steps, float precision, within bounds", () => {
+    const space = variableSpace([
+      { name: "n", spec: variableSpec({ kind: "integer", min: -5, max: 10, step: 5 }), initial: 0 },
+      { name: "p", spec: variableSpec({ kind: "float", min: 0.1, max: 0.3, precision: 1 }), initial: 0.2 },
+    ]);
+    const samples = Array.from({ length: 200 }, (_, i) => space.sample(i));
+    expect(new Set(samples.map((c) => c.n))).toEqual(new Set([-5, 0, 5, 10]));
+    expect(new Set(samples.map((c) => c.p))).toEqual(new Set([0.1, 0.2, 0.3]));
   });
 
   it("gives up with a clear error when no sample satisfies the constraints", () => {
