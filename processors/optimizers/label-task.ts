@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Example, JsonRecord, ProgramDefinition } from "../../streams/events/index.ts";
 import type { ProgramRun } from "../evaluation/port.ts";
+import { reflectionInputs } from "./reflect.ts";
 import type { ReflectionRequest, Reflector } from "./strategy.ts";
 
 /**
@@ -142,25 +143,48 @@ export const labelTaskRun: ProgramRun = async (inputs, overrides) => ({
   calls: 1,
 });
 
-const firstValue = (record: JsonRecord | undefined) =>
-  record ? Object.values(record).find((v) => v !== undefined) : undefined;
+const parsed = (value: unknown): unknown => {
+  if (typeof value !== "string") return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+};
+
+const isRecord = (value: unknown): value is JsonRecord =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /**
- * The test LM's reflection (SIMBA's OfferFeedback), as the Python test LM writes it: per module, "When
- * <first input> is <its value>, answer <the better run's first output if it scored above 0, else the
- * first expected value>."
+ * The test LM's answer to a reflection prompt (the reflection program's inputs), as the Python test LM
+ * writes it: per module, "When <first program input> is <its value>, answer <the better run's first
+ * output if it scored above 0, else the first expected value>."
  */
-export const testLmAdvice = (request: ReflectionRequest): Record<string, string> => {
-  const [field, value] = Object.entries(request.inputs)[0] ?? [];
-  const fromBetter =
-    request.better && request.better.score > 0 ? firstValue(request.better.outputs) : undefined;
-  const answer = fromBetter ?? firstValue(request.expected);
-  if (field === undefined || answer === undefined) return {};
-  const text = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
-  return Object.fromEntries(
-    Object.keys(request.modules).map((m) => [m, `When ${field} is ${text(value)}, answer ${text(answer)}.`]),
-  );
+export const testLmReflection = (inputs: JsonRecord): { discussion: string; module_advice: JsonRecord } => {
+  const names = parsed(inputs.module_names);
+  const programInputs = parsed(inputs.program_inputs);
+  const better = parsed(inputs.better_program_outputs);
+  const expected = parsed(inputs.oracle_metadata);
+  const reward = Number(inputs.better_reward_value);
+  const source =
+    reward > 0 && isRecord(better) && Object.keys(better).length > 0 && !("N/A" in better)
+      ? better
+      : expected;
+  const advice: JsonRecord = {};
+  if (Array.isArray(names) && isRecord(programInputs) && isRecord(source)) {
+    const [field, value] = Object.entries(programInputs)[0] ?? [];
+    const answer = Object.values(source)[0];
+    const text = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+    if (field !== undefined && answer !== undefined)
+      for (const name of names)
+        advice[String(name)] = `When ${field} is ${text(value)}, answer ${text(answer)}.`;
+  }
+  return { discussion: "The better run knew the code.", module_advice: advice };
 };
+
+/** The test LM's advice for a reflection request (what the reflection program gets it as inputs). */
+export const testLmAdvice = (request: ReflectionRequest): Record<string, string> =>
+  testLmReflection(reflectionInputs(request)).module_advice as Record<string, string>;
 
 /** The reflection LM in-process: the test LM's advice, one call. */
 export const labelTaskReflector: Reflector = {

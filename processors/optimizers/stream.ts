@@ -4,7 +4,12 @@ import { readRegistry } from "../../programs/register.ts";
 export { readRegistry };
 
 import { decodeRecord, Headers } from "../../streams/codec.ts";
-import { type DspexEvent, EvaluationRequested, type EventOf } from "../../streams/events/index.ts";
+import {
+  type DspexEvent,
+  EvaluationRequested,
+  type EventOf,
+  type ProgramDefinition,
+} from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
@@ -13,10 +18,11 @@ import { evaluationProcessor } from "../evaluation/evaluation.ts";
 import { type MetricRegistry, metricRegistry } from "../evaluation/metrics.ts";
 import type { Evaluator } from "../evaluation/port.ts";
 import { type RuntimeOptions, runProcessor } from "../runtime.ts";
-import { adoptWinner, claimVariables, holdsLeases } from "./adopt.ts";
+import { adoptWinner, claimVariables, holdsLeases, leaseOf } from "./adopt.ts";
 import { type OptimizationResult, type Progress, runOptimization } from "./driver.ts";
 import { historyOf, outcomeOf } from "./history.ts";
 import { type OptimizerName, strategyFor } from "./index.ts";
+import { streamReflector } from "./reflect.ts";
 import { setupOf } from "./setup.ts";
 import type { Reflector } from "./strategy.ts";
 
@@ -64,7 +70,10 @@ export const startEvaluations = (
 ) => runProcessor(log, evaluationProcessor(metrics), runtime);
 
 export interface LogOptimizationOptions {
+  /** SIMBA's reflection LM (default: the reflection program on the log, run by the workers). */
   reflector?: Reflector;
+  /** Stops the run between steps; its events let it resume. */
+  signal?: AbortSignal;
   onProgress?(progress: Progress): void;
   /** How long to wait for another optimizer to release a variable. */
   leaseTimeoutMs?: number;
@@ -72,9 +81,15 @@ export interface LogOptimizationOptions {
   concurrency?: number;
 }
 
-const waitForLeases = async (log: EventLog, setup: ReturnType<typeof setupOf>, timeoutMs: number) => {
+const waitForLeases = async (
+  log: EventLog,
+  setup: ReturnType<typeof setupOf>,
+  timeoutMs: number,
+  signal?: AbortSignal,
+) => {
   const until = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     if (holdsLeases((await readRegistry(log)).variables, setup)) return;
     if (Date.now() > until)
       throw new Error(`optimization ${setup.optimizationId}: another optimizer holds its variables`);
@@ -95,18 +110,30 @@ export const optimizeOnLog = async (
   const program = programs.get(request.programId);
   if (!program) throw new Error(`unknown program "${request.programId}": register it first`);
   const setup = setupOf(request, program, { concurrency: options.concurrency });
+  const own = async () =>
+    historyOf(setup.optimizationId, [
+      ...(await eventsOf(log, Topics.optimizations)).filter((e) => e.key === setup.optimizationId),
+      ...(await eventsOf(log, Topics.results)).filter((e) => e.type === "EvaluationCompleted"),
+    ]);
+  const done = await own();
+  // Already finished (a request delivered again): its winner landed and its leases were released.
+  if (
+    done.completed &&
+    !setup.variables.some(
+      (v) => variables.get(v.variableId)?.lease?.leaseId === leaseOf(setup.optimizationId).leaseId,
+    )
+  )
+    return resultOf(done.completed, done.started);
   const claims = claimVariables(variables, setup);
   if (claims.length > 0) await appendEvents(log, claims);
-  await waitForLeases(log, setup, options.leaseTimeoutMs ?? 60_000);
+  await waitForLeases(log, setup, options.leaseTimeoutMs ?? 60_000, options.signal);
 
-  const own = (await eventsOf(log, Topics.optimizations)).filter((e) => e.key === setup.optimizationId);
-  const evaluations = (await eventsOf(log, Topics.results)).filter((e) => e.type === "EvaluationCompleted");
-  const history = historyOf(setup.optimizationId, [...own, ...evaluations]);
   const result = await runOptimization(setup, {
     strategy: strategyFor(request.optimizer as OptimizerName),
     evaluator: streamEvaluator(log, { timeoutMs: options.evaluationTimeoutMs }),
-    reflector: options.reflector,
-    history,
+    reflector: options.reflector ?? streamReflector(log, { model: reflectionModelOf(setup, program) }),
+    history: await own(),
+    signal: options.signal,
     record: async (events) => {
       await appendEvents(log, events);
     },
@@ -116,3 +143,21 @@ export const optimizeOnLog = async (
   if (adopted.length > 0) await appendEvents(log, adopted);
   return result;
 };
+
+/** SIMBA's reflection LM: `params.reflectionModel`, else the model of the program's first DSPy stage. */
+const reflectionModelOf = (setup: ReturnType<typeof setupOf>, program: ProgramDefinition): string => {
+  const named = setup.params.reflectionModel;
+  if (typeof named === "string" && named) return named;
+  const model = program.stages.find((s) => s.runtime === "dspy")?.config.model;
+  return typeof model === "string" ? model : "dspex/test";
+};
+
+const resultOf = (
+  completed: EventOf<"OptimizationCompleted">["data"],
+  started: EventOf<"OptimizationStarted">["data"] | undefined,
+): OptimizationResult => ({
+  ...completed,
+  plannedTrials: started?.plannedTrials ?? completed.trials,
+  plannedCalls: started?.plannedCalls ?? completed.calls,
+  candidateScore: completed.bestScore,
+});

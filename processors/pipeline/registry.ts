@@ -34,7 +34,9 @@ export const foldRegistry = (registry: Registry, event: DspexEvent): Registry =>
     }
     case "VariableChanged": {
       const known = registry.variables[event.data.variableId];
-      if (known && known.version >= event.data.version) return registry;
+      // The registry numbers the first change 1, the same number a declared variable starts at here:
+      // only an older change is stale (a redelivered one of the same version carries the same value).
+      if (known && known.version > event.data.version) return registry;
       const changed = { value: event.data.value, version: event.data.version };
       return { ...registry, variables: { ...registry.variables, [event.data.variableId]: changed } };
     }

@@ -1,0 +1,60 @@
+import { join } from "node:path";
+import { labelProgram, labelTaskAnswer, testLmReflection } from "../../processors/optimizers/label-task.ts";
+import { reflectionProgramId } from "../../processors/optimizers/reflect.ts";
+import { startEvaluations } from "../../processors/optimizers/stream.ts";
+import { startPipeline } from "../../processors/pipeline/pipeline.ts";
+import { type Step, startTestExecutor } from "../../processors/pipeline/test-executor.ts";
+import { registerProgram } from "../../programs/register.ts";
+import type { DspexEvent } from "../../streams/events/index.ts";
+import type { EventLog } from "../../streams/log.ts";
+import { openLog } from "../../streams/open.ts";
+import { readEvents } from "../../streams/store.ts";
+import { temporaryFolder } from "../support/backends.ts";
+
+/** The test LM in TypeScript: the label task's answers, and the reflection program's advice. */
+export const labelTaskBehaviour = (step: Step) => {
+  if (step.programId === reflectionProgramId) return { outputs: testLmReflection(step.inputs) };
+  // The executor gets what the planner resolved: demos, instructions and temperature from the overrides.
+  const overrides = {
+    demos: step.demos,
+    instructions: step.signature.instructions,
+    temperature: step.lm.temperature,
+  };
+  return { outputs: { answer: labelTaskAnswer(step.inputs, overrides as never) } };
+};
+
+/** An embedded log with the pipeline, the evaluation processor and a test executor; the label program registered. */
+export const labelSystem = async () => {
+  const log = await openLog({
+    backend: "embedded",
+    path: join(temporaryFolder("dspex-optimize-"), "log.db"),
+  });
+  const pipeline = startPipeline(log);
+  const evaluations = startEvaluations(log);
+  const executor = startTestExecutor(log, { latencyMs: 0, behave: labelTaskBehaviour });
+  await Promise.all([pipeline.ready, evaluations.ready]);
+  await registerProgram(log, labelProgram());
+  return {
+    log,
+    async stop() {
+      await executor.stop();
+      await evaluations.stop();
+      await pipeline.stop();
+      await log.close();
+    },
+  };
+};
+
+export const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
+  (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
+
+/** Polls until `check` holds (or fails after `timeoutMs`). */
+export const eventually = async <T>(check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
