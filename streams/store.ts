@@ -97,6 +97,11 @@ export interface EventBatch {
   events: DecodedRecord[];
   /** Appends `outputs` (validated) and commits the batch's offsets atomically, dead letters included. */
   commitWith(outputs: readonly Envelope[]): Promise<Position[]>;
+  /**
+   * Commits nothing now: the batch changed nothing, and a later commit of the same partitions covers its
+   * offsets (until then a restart hands it over again). A batch with dead letters still commits them.
+   */
+  defer(): void;
 }
 
 /**
@@ -117,12 +122,16 @@ export const consumeEvents = (
       else deadLetters.push(encodeEvent(deadLetterOf(record, decoded.reason, options.group)));
     }
     let committed = false;
+    let deferred = false;
     const commitWith = (outputs: readonly Envelope[]) => {
       committed = true;
       return batch.commitWith([...deadLetters, ...outputs.map(encodeEvent)]);
     };
-    if (events.length > 0) await handler({ events, commitWith });
-    if (committed) return;
+    const defer = () => {
+      deferred = true;
+    };
+    if (events.length > 0) await handler({ events, commitWith, defer });
+    if (committed || (deferred && deadLetters.length === 0)) return;
     if (options.autoCommit === false) await log.append(deadLetters);
     else await batch.commitWith(deadLetters);
   });

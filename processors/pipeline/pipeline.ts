@@ -18,25 +18,65 @@ import {
   type CoordinatorState,
   coordinate,
   coordinatorTick,
+  type Execution,
   emptyCoordinator,
   nextDeadline,
   startExecution,
 } from "./coordinator.ts";
-import { admitRequest, defaultIntakeConfig, type IntakeConfig } from "./intake.ts";
+import { admitRequest, defaultIntakeConfig, executionIdOf, type IntakeConfig } from "./intake.ts";
 import { emptyRegistry, foldRegistry, type Registry } from "./registry.ts";
 import { RequestIds } from "./request-ids.ts";
 
 export interface PipelineState {
   registry: Registry;
-  /** Request ids already taken in: a request published twice runs once. */
+  /**
+   * Recent request ids taken in (a bounded window): with the executions in flight, what makes a request
+   * published twice run once.
+   */
   requests: RequestIds;
   coordinator: CoordinatorState;
 }
 
 export const emptyPipeline: PipelineState = {
   registry: emptyRegistry,
-  requests: RequestIds.empty,
+  requests: RequestIds.window(10_000),
   coordinator: emptyCoordinator,
+};
+
+/** The pipeline's state as JSON, for snapshots; the tick's soft marks are left out, as a rebuild forgets them. */
+export const pipelineSnapshot = (state: PipelineState) => ({
+  registry: state.registry,
+  requests: state.requests.list(),
+  requestWindow: state.requests.capacity,
+  circuits: state.coordinator.circuits,
+  executions: [...state.coordinator.executions.values()].map((exec) => ({
+    ...exec,
+    stages: Object.fromEntries(
+      Object.entries(exec.stages).map(([id, stage]) => {
+        if (stage.status === "running") {
+          const { timeoutSent: _, ...rest } = stage;
+          return [id, rest];
+        }
+        if (stage.status === "retrying") {
+          const { scheduleSent: _, ...rest } = stage;
+          return [id, rest];
+        }
+        return [id, stage];
+      }),
+    ),
+  })),
+});
+
+export const restorePipeline = (saved: unknown): PipelineState => {
+  const snapshot = saved as ReturnType<typeof pipelineSnapshot>;
+  return {
+    registry: snapshot.registry,
+    requests: RequestIds.of(snapshot.requests, snapshot.requestWindow ?? Number.POSITIVE_INFINITY),
+    coordinator: {
+      circuits: snapshot.circuits,
+      executions: new Map(snapshot.executions.map((exec) => [exec.executionId, exec as Execution])),
+    },
+  };
 };
 
 export interface PipelineConfig {
@@ -46,6 +86,11 @@ export interface PipelineConfig {
   circuit?: Partial<CoordinatorConfig["circuit"]>;
   /** Named pure functions for `transform` stages, besides the built-in ones. */
   transforms?: Readonly<Record<string, Transform>>;
+  /**
+   * How many finished request ids are remembered to drop a request published again (default 10,000);
+   * requests in flight are always recognised.
+   */
+  requestWindow?: number;
 }
 
 /** A program that cannot run is dead-lettered when it is registered, with the reason. */
@@ -92,7 +137,9 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
         return { state: { ...state, registry }, emit: problem ? [refusedProgram(event, problem, ctx)] : [] };
       }
       case "ExecutionRequested": {
-        if (state.requests.has(event.data.requestId)) return { state, emit: [] };
+        const { requestId } = event.data;
+        if (state.requests.has(requestId) || state.coordinator.executions.has(executionIdOf(requestId)))
+          return { state, emit: [] };
         const requests = state.requests.add(event.data.requestId);
         const inFlight = state.coordinator.executions.size;
         const decision = admitRequest(state.registry, inFlight, event, ctx, intakeConfig);
@@ -114,8 +161,14 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
   return {
     name: config.name ?? "dspex-pipeline",
     topics: [Topics.variables, Topics.requests, Topics.executions, Topics.stepResults],
-    initialState: emptyPipeline,
+    initialState:
+      config.requestWindow === undefined
+        ? emptyPipeline
+        : { ...emptyPipeline, requests: RequestIds.window(config.requestWindow) },
     handle,
+    version: 1,
+    snapshotOf: pipelineSnapshot,
+    restore: restorePipeline,
     tick: (state, now) => {
       const next = coordinatorTick(state.coordinator, now);
       return {

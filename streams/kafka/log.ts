@@ -108,6 +108,54 @@ const withRetries = async <T>(call: () => Promise<T>): Promise<T> => {
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** How long a coordinator lookup is reused (see `reuseCoordinatorLookups`). */
+const coordinatorLookupTtlMs = 3_000;
+
+type CoordinatorRequest = { groupId: string; coordinatorType?: number };
+interface KafkajsCluster {
+  findGroupCoordinator(request: CoordinatorRequest): Promise<unknown>;
+  findGroupCoordinatorMetadata(request: CoordinatorRequest): Promise<unknown>;
+}
+
+/**
+ * kafkajs looks up the transaction coordinator (and the group coordinator) before every transactional
+ * request: four FindCoordinator round trips in each commitWith, a third of its requests. Coordinators
+ * move only when brokers do, so each cluster kafkajs creates for this client reuses a lookup for a few
+ * seconds, and forgets it as soon as finding the coordinator's broker fails. (Reaches into kafkajs 2.2.4's
+ * private cluster factory; with any other kafkajs it changes nothing.)
+ */
+const reuseCoordinatorLookups = (kafka: Kafka): void => {
+  const holder = kafka as unknown as Record<symbol, unknown>;
+  const factory = Object.getOwnPropertySymbols(kafka).find(
+    (symbol) => symbol.description === "private:Kafka:createCluster",
+  );
+  const create = factory && holder[factory];
+  if (!factory || typeof create !== "function") return;
+  holder[factory] = (...args: unknown[]) => {
+    const cluster = create(...args) as KafkajsCluster;
+    if (typeof cluster?.findGroupCoordinatorMetadata !== "function") return cluster;
+    const lookups = new Map<string, { at: number; metadata: Promise<unknown> }>();
+    const keyOf = ({ groupId, coordinatorType }: CoordinatorRequest) => `${coordinatorType ?? 0}:${groupId}`;
+    const lookUp = cluster.findGroupCoordinatorMetadata.bind(cluster);
+    const find = cluster.findGroupCoordinator.bind(cluster);
+    cluster.findGroupCoordinatorMetadata = (request) => {
+      const key = keyOf(request);
+      const known = lookups.get(key);
+      if (known && Date.now() - known.at < coordinatorLookupTtlMs) return known.metadata;
+      const metadata = lookUp(request);
+      lookups.set(key, { at: Date.now(), metadata });
+      metadata.catch(() => lookups.delete(key));
+      return metadata;
+    };
+    cluster.findGroupCoordinator = (request) =>
+      find(request).catch((error: unknown) => {
+        lookups.delete(keyOf(request));
+        throw error;
+      });
+    return cluster;
+  };
+};
+
 export interface KafkaLogOptions {
   /** Where kafkajs logs and the backend's own warnings go; default JSON lines on stderr. */
   logger?: Logger;
@@ -154,6 +202,7 @@ export class KafkaLog implements EventLog {
       connectionTimeout: 3_000,
       retry: { initialRetryTime: 100, retries: 8 },
     });
+    reuseCoordinatorLookups(this.kafka);
     this.admin = this.kafka.admin();
     this.producer = this.kafka.producer({
       idempotent: true,
@@ -192,15 +241,20 @@ export class KafkaLog implements EventLog {
 
   private async createTopics(specs: ReadonlyArray<{ topic: string; partitions: number }>): Promise<void> {
     if (specs.length === 0) return;
-    await this.admin.createTopics({
-      waitForLeaders: true,
-      topics: specs.map(({ topic, partitions }) => ({
-        topic: this.physical(topic),
-        numPartitions: partitions,
-        replicationFactor: this.settings.replicationFactor,
-        configEntries: [{ name: "retention.ms", value: String(this.settings.retentionMs) }],
-      })),
-    });
+    // Waiting for the leaders can fail with UNKNOWN_TOPIC_OR_PARTITION while a busy broker publishes the
+    // new topics' metadata (kafkajs retries only LEADER_NOT_AVAILABLE): retried, a second create finds
+    // them existing, and the callers refresh the metadata with retries.
+    await withRetries(() =>
+      this.admin.createTopics({
+        waitForLeaders: true,
+        topics: specs.map(({ topic, partitions }) => ({
+          topic: this.physical(topic),
+          numPartitions: partitions,
+          replicationFactor: this.settings.replicationFactor,
+          configEntries: [{ name: "retention.ms", value: String(this.settings.retentionMs) }],
+        })),
+      }),
+    );
   }
 
   /** Partition counts from the cluster's metadata, cached per logical topic. */
@@ -453,15 +507,20 @@ export class KafkaLog implements EventLog {
         const metadata = await transaction.sendBatch({ topicMessages: topicMessagesOf(chunk), acks: -1 });
         positions.push(...positionsOf(chunk, metadata));
       }
-      await transaction.sendOffsets({
-        consumerGroupId: where.groupId,
-        topics: [
-          {
-            topic: where.physicalTopic,
-            partitions: [{ partition: where.partition, offset: String(where.nextOffset) }],
-          },
-        ],
-      });
+      // kafkajs retries CONCURRENT_TRANSACTIONS (the previous transaction's markers still being written)
+      // in sendBatch, but not in sendOffsets' AddOffsetsToTxn: a commit without outputs right after the
+      // previous one failed with it and stopped the consumer. The transaction stays open, so retry here.
+      await withRetries(() =>
+        transaction.sendOffsets({
+          consumerGroupId: where.groupId,
+          topics: [
+            {
+              topic: where.physicalTopic,
+              partitions: [{ partition: where.partition, offset: String(where.nextOffset) }],
+            },
+          ],
+        }),
+      );
       await this.beforeTransactionCommit();
       await transaction.commit();
       return positions;
@@ -516,6 +575,8 @@ export class KafkaLog implements EventLog {
       });
       if (!payload.restart) fail(payload.error);
     });
+    /** The partitions this member holds now: a batch committed late (deferred) must still be ours. */
+    let holding: Set<string> | undefined;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const assigned = new Set(
         Object.entries(payload.memberAssignment).flatMap(([physical, partitions]) =>
@@ -524,6 +585,7 @@ export class KafkaLog implements EventLog {
           ),
         ),
       );
+      holding = assigned;
       for (const key of [...producers.keys()]) if (!assigned.has(key)) dropProducer(key);
     });
 
@@ -536,6 +598,14 @@ export class KafkaLog implements EventLog {
         records: run,
         commitWith: async (outputs) => {
           committedWithOutputs = true;
+          // Its producer would fence the partition's new owner.
+          if (holding && !holding.has(producerKey(topic, partition)))
+            throw new TransactionFencedError(
+              group,
+              topic,
+              partition,
+              "the partition is no longer assigned here",
+            );
           const producer = await producerFor(topic, partition);
           try {
             return await this.commitInTransaction(
