@@ -71,6 +71,8 @@ export interface RunningProcessor<S> {
   /** Resolves when stopped; rejects when a batch failed (nothing of it was committed). */
   done: Promise<void>;
   state(): S;
+  /** How many input ids it remembers to drop redelivered inputs (at most `dedupCapacity`). */
+  remembered(): number;
   stop(): Promise<void>;
 }
 
@@ -357,6 +359,7 @@ export const runProcessor = <S>(
     ready,
     done,
     state: () => state,
+    remembered: () => seen.size,
     async stop() {
       stopped = true;
       clearTimeout(timer);
