@@ -180,19 +180,17 @@ const stdioRates = async (python: string) => {
 };
 
 /**
- * Runs the real CLI entry (`dspex_consumers.__main__.main`) with the topics under a namespace and a
- * short session timeout: the CLI has no `--namespace` / `--session-timeout-ms` flags yet, so the
- * defaults of its KafkaOptions and consumer config are overridden before main() runs.
+ * Runs the real CLI entry (`dspex_consumers.__main__.main`, topics and group under `--namespace`) with a
+ * short session timeout: the CLI has no `--session-timeout-ms` flag yet, so the consumer config's
+ * default is overridden before main() runs.
  */
 export const kafkaConsumerLauncher = `
-import functools, os, sys
+import os, sys
 from dspex_consumers.transports import kafka
 from dspex_consumers import __main__ as cli
-ns = os.environ.get("DSPEX_NAMESPACE", "")
 session_ms = int(os.environ.get("DSPEX_SESSION_TIMEOUT_MS", "45000"))
 base = kafka.consumer_config
 kafka.consumer_config = lambda o: {**base(o), "session.timeout.ms": session_ms, "heartbeat.interval.ms": max(100, min(3000, session_ms // 6))}
-kafka.KafkaOptions = functools.partial(kafka.KafkaOptions, steps_topic=ns + "dspex.steps", results_topic=ns + "dspex.step-results", dlq_topic=ns + "dspex.dlq")
 sys.exit(cli.main(sys.argv[1:]))
 `;
 
@@ -215,8 +213,10 @@ export const spawnKafkaConsumer = (
       "kafka",
       "--brokers",
       options.brokers,
+      "--namespace",
+      options.namespace,
       "--group",
-      `${options.namespace}dspex-consumers`,
+      "dspex-consumers",
       "--worker",
       options.worker,
       "--max-step-ms",
@@ -229,7 +229,6 @@ export const spawnKafkaConsumer = (
       stdio: ["ignore", "ignore", "inherit"],
       env: {
         ...process.env,
-        DSPEX_NAMESPACE: options.namespace,
         DSPEX_SESSION_TIMEOUT_MS: String(options.sessionTimeoutMs ?? 6_000),
       },
     },
