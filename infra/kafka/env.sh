@@ -4,8 +4,14 @@
 KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_INFRA/pom.xml")
 DSPEX_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/dspex
 KAFKA_LIBS=$DSPEX_CACHE/kafka/$KAFKA_VERSION/libs
-KAFKA_DATA=${DSPEX_KAFKA_DATA:-$DSPEX_CACHE/kafka-data}
 KAFKA_PORT=${DSPEX_KAFKA_PORT:-19092}
+# A broker on another port gets a data folder of its own unless one is named, so that stop.sh for it can
+# never stop the default broker (whose PID file lives in the default folder).
+if [[ $KAFKA_PORT == 19092 ]]; then
+  KAFKA_DATA=${DSPEX_KAFKA_DATA:-$DSPEX_CACHE/kafka-data}
+else
+  KAFKA_DATA=${DSPEX_KAFKA_DATA:-$DSPEX_CACHE/kafka-data-$KAFKA_PORT}
+fi
 KAFKA_CONTROLLER_PORT=${DSPEX_KAFKA_CONTROLLER_PORT:-19093}
 KAFKA_HOST=127.0.0.1
 KAFKA_BOOTSTRAP=$KAFKA_HOST:$KAFKA_PORT
