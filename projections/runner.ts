@@ -61,6 +61,15 @@ const precedes = (a: Cursor, b: Cursor): boolean => {
   return a.partition < b.partition;
 };
 
+/** The JSON of a value, or undefined when it is not JSON (the codec then says why). */
+const parsedOrUndefined = (text: string): DspexEvent | undefined => {
+  try {
+    return JSON.parse(text) as DspexEvent;
+  } catch {
+    return undefined;
+  }
+};
+
 /** A projection, its state, and what to tell live observers when it changes an entity. */
 interface Target {
   fold: Folding<unknown>;
@@ -89,6 +98,7 @@ export class ProjectionRunner {
   /** The event being applied, for live change notices. */
   private current: DspexEvent | undefined;
   private running: Promise<number> | undefined;
+  private queued: Promise<number> | undefined;
   /** Every entity change, live (after start): `variables$` filters it. */
   readonly changes$ = this.changeSubject.asObservable();
 
@@ -183,7 +193,14 @@ export class ProjectionRunner {
 
   /** Applies every event appended since the checkpoint; resolves with how many it applied. */
   catchUp(): Promise<number> {
-    const run = (this.running ?? Promise.resolve(0)).then(() => this.readToEnd());
+    // One run waiting is enough: it reads to the end when it starts. (follow() calls this per burst of
+    // appends; on Kafka a run takes a while, and queueing one per call fell minutes behind.)
+    if (this.queued) return this.queued;
+    const run = (this.running ?? Promise.resolve(0)).then(() => {
+      this.queued = undefined;
+      return this.readToEnd();
+    });
+    this.queued = run;
     this.running = run.catch(() => 0);
     return run;
   }
@@ -230,8 +247,8 @@ export class ProjectionRunner {
     const type = headerOf(record, Headers.type);
     if (type !== undefined && !this.wanted.has(type)) return undefined;
     if (this.options.decode === "trusted" && type !== undefined) {
-      const event = JSON.parse(textOf(record)) as DspexEvent;
-      if (event.type === type && event.schemaVersion === this.versionOf.get(type)) return event;
+      const event = parsedOrUndefined(textOf(record));
+      if (event?.type === type && event.schemaVersion === this.versionOf.get(type)) return event;
     }
     const decoded = decodeRecord(record);
     if (!decoded.ok) {

@@ -114,6 +114,69 @@ describe("projection runner on the embedded log", () => {
     expect(runner.state("variables").has("a")).toBe(true);
   });
 
+  it("reads every partition the log reports, in append order across partitions and topics", async () => {
+    const log = await open();
+    await log.ensureTopics([
+      { topic: "dspex.variables", partitions: 5 },
+      { topic: "dspex.executions", partitions: 3 },
+    ]);
+    const ids = Array.from({ length: 12 }, (_, i) => `v${i}`);
+    await execute(log, ids.map(declare));
+    // One change per variable, each in its own append: their order is only in the append times.
+    for (const [i, id] of ids.entries()) {
+      await new Promise((done) => setTimeout(done, 2));
+      await execute(log, [set(id, i + 1)]);
+    }
+    expect(new Set((await log.read("dspex.variables")).map((r) => r.partition)).size).toBeGreaterThan(2);
+    const runner = projectionRunner({
+      name: "r",
+      log,
+      projections: [variablesProjection],
+      decode: "trusted",
+    });
+    const order: string[] = [];
+    const subscription = variables$(runner).subscribe((u) => {
+      if (u.event.type === "VariableChanged") order.push(u.variableId);
+    });
+    expect(await runner.start()).toBe(24);
+    subscription.unsubscribe();
+    expect(order).toEqual(ids);
+    expect(runner.state<VariableState>("variables").get("v11")).toMatchObject({ value: 12, version: 1 });
+    expect(Object.values(runner.checkpoint()).reduce((a, b) => a + b, 0)).toBe(24);
+  });
+
+  it.each(["validated", "trusted"] as const)(
+    "%s: skips types no projection folds by their header, unparsed",
+    async (decode) => {
+      const log = await open();
+      const invalid: string[] = [];
+      const runner = projectionRunner({
+        name: "r",
+        log,
+        projections: [variablesProjection],
+        decode,
+        onInvalid: (_, reason) => invalid.push(reason),
+      });
+      await log.append([
+        {
+          topic: "dspex.variables",
+          key: "p",
+          value: "not json",
+          headers: { "dspex-type": "ProgramRegistered" },
+        },
+        {
+          topic: "dspex.variables",
+          key: "a",
+          value: "not json",
+          headers: { "dspex-type": "VariableDeclared" },
+        },
+      ]);
+      await appendEvents(log, decide(undefined, declare("a")));
+      expect(await runner.start()).toBe(1);
+      expect(invalid).toEqual([expect.stringContaining("value is not JSON")]);
+    },
+  );
+
   it("publishes variable changes on variables$ while following the log", async () => {
     const log = await open();
     const runner = projectionRunner({ name: "r", log, projections: [variablesProjection] });
