@@ -13,8 +13,16 @@ export const DspexConfig = z
       .default({ path: ".dspex/log.db" }),
     kafka: z
       .object({
-        brokers: z.array(z.string().regex(/^[^:\s]+:\d+$/, "a broker is host:port")).min(1),
+        brokers: z
+          .array(z.string().regex(/^[^:\s]+:\d+$/, "a broker is host:port"))
+          .min(1)
+          .default(["127.0.0.1:19092"]),
         clientId: z.string().min(1).default("dspex"),
+        /** Prefix of every topic, consumer group and transactional id: several deployments can share a cluster. */
+        namespace: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]*$/, "letters, digits and . _ - only (Kafka topic characters)")
+          .default(""),
         ssl: z.boolean().default(false),
         sasl: z
           .object({
@@ -27,7 +35,7 @@ export const DspexConfig = z
           .optional(),
       })
       .strict()
-      .default({ brokers: ["127.0.0.1:19092"], clientId: "dspex", ssl: false }),
+      .default({ brokers: ["127.0.0.1:19092"], clientId: "dspex", namespace: "", ssl: false }),
     eventstoredb: z
       .object({ url: z.string().min(1).default("esdb://127.0.0.1:2113?tls=false") })
       .strict()
@@ -56,8 +64,10 @@ const fromEnvironment = (env: NodeJS.ProcessEnv): Record<string, unknown> => {
   const overrides: Record<string, unknown> = {};
   if (env.DSPEX_BACKEND) overrides.backend = env.DSPEX_BACKEND;
   if (env.DSPEX_LOG_PATH) overrides.embedded = { path: env.DSPEX_LOG_PATH };
-  if (env.DSPEX_KAFKA_BROKERS)
-    overrides.kafka = { brokers: env.DSPEX_KAFKA_BROKERS.split(",").map((b) => b.trim()) };
+  const kafka: Record<string, unknown> = {};
+  if (env.DSPEX_KAFKA_BROKERS) kafka.brokers = env.DSPEX_KAFKA_BROKERS.split(",").map((b) => b.trim());
+  if (env.DSPEX_KAFKA_NAMESPACE !== undefined) kafka.namespace = env.DSPEX_KAFKA_NAMESPACE;
+  if (Object.keys(kafka).length > 0) overrides.kafka = kafka;
   if (env.DSPEX_EVENTSTOREDB_URL) overrides.eventstoredb = { url: env.DSPEX_EVENTSTOREDB_URL };
   if (env.DSPEX_PYTHON) overrides.python = { executable: env.DSPEX_PYTHON };
   if (env.DSPEX_MODEL) overrides.lm = { model: env.DSPEX_MODEL };

@@ -40,6 +40,7 @@ export const logConfigOf = (config: DspexConfig): LogConfig => {
         backend: "kafka",
         brokers: config.kafka.brokers,
         clientId: config.kafka.clientId,
+        namespace: config.kafka.namespace,
         ssl: config.kafka.ssl,
         sasl: config.kafka.sasl,
       };

@@ -4,11 +4,14 @@ import { demoCommand } from "./commands/demo.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { evaluateCommand } from "./commands/evaluate.ts";
 import { optimizeCommand } from "./commands/optimize.ts";
+import { processorsCommand } from "./commands/processors.ts";
 import { publishCommand } from "./commands/publish.ts";
 import { replayCommand } from "./commands/replay.ts";
+import { runCommand } from "./commands/run.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
 import { varsCommand } from "./commands/vars.ts";
+import { workersCommand } from "./commands/workers.ts";
 
 // `dspex tail | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -22,6 +25,7 @@ const program = new Command("dspex")
 
 for (const command of [
   demoCommand,
+  runCommand,
   publishCommand,
   tailCommand,
   statusCommand,
@@ -29,6 +33,8 @@ for (const command of [
   optimizeCommand,
   varsCommand,
   replayCommand,
+  processorsCommand,
+  workersCommand,
   doctorCommand,
 ]) {
   program.addCommand(command);

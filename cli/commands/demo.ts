@@ -1,12 +1,6 @@
-import { existsSync, rmSync } from "node:fs";
-import { availableParallelism } from "node:os";
-import { SingleBar } from "cli-progress";
+import { rmSync } from "node:fs";
 import { Command } from "commander";
-import { optimizeOnLog, startEvaluations, streamEvaluator } from "../../processors/optimizers/stream.ts";
-import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { startWorkerPool } from "../../processors/workers/pool.ts";
-import { defaultPython } from "../../processors/workers/python.ts";
-import { startStepRunner } from "../../processors/workers/step-runner.ts";
+import { optimizeOnLog, streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { readRegistry, registerProgram } from "../../programs/register.ts";
 import {
   executionsProjection,
@@ -16,23 +10,15 @@ import {
 } from "../../projections/index.ts";
 import { newId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
-import type { DspexConfig } from "../config.ts";
+import { positiveInteger } from "../arguments.ts";
 import { devset, trainset } from "../demo/dataset.ts";
 import { triageProgram } from "../demo/triage.ts";
 import { configOf, describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { progressLine } from "../progress.ts";
+import { startLocalWorkers, startProcessors } from "../services.ts";
 
 const step = (text: string) => console.log(`\n▸ ${text}`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
-
-const pythonOf = (config: DspexConfig): string => {
-  const python = defaultPython(config.python.executable);
-  if (!existsSync(python)) {
-    throw new Error(
-      `no Python environment at ${python}: run \`bash infra/python/setup.sh --offline-model\` (npm run main does)`,
-    );
-  }
-  return python;
-};
 
 const short = (value: unknown, width = 60): string => {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -60,8 +46,10 @@ const replayCheck = async (log: EventLog, live: ReturnType<typeof projectionRunn
     projections: [variablesProjection, executionsProjection],
   });
   const events = await rebuilt.rebuild();
+  // Maps hash by key (canonical JSON sorts them): the order entities were first seen in differs between a
+  // live follow and a rebuild on Kafka, where transactions become visible later than they were written.
   const hashOf = (runner: ReturnType<typeof projectionRunner>) =>
-    stateHash({ variables: [...runner.state("variables")], executions: [...runner.state("executions")] });
+    stateHash({ variables: runner.state("variables"), executions: runner.state("executions") });
   return { live: hashOf(live), rebuilt: hashOf(rebuilt), events, ms: Date.now() - started };
 };
 
@@ -72,7 +60,7 @@ const replayCheck = async (log: EventLog, live: ReturnType<typeof projectionRunn
 export const demoCommand = withLogOptions(new Command("demo"))
   .description("the main job: evaluate, optimize and re-evaluate a bundled support-triage program end to end")
   .option("--model <id>", "LM for the DSPy stages: dspex/offline (default), dspex/test, or a LiteLLM id")
-  .option("--workers <n>", "Python workers", (text) => Number.parseInt(text, 10))
+  .option("--workers <n>", "Python workers (default: config python.workers, 2)", positiveInteger)
   .option("--optimizer <name>", "bootstrap, simba, bayes or random", "bootstrap")
   .option("--keep", "keep the previous demo log instead of starting a fresh one")
   .action(
@@ -85,33 +73,23 @@ export const demoCommand = withLogOptions(new Command("demo"))
       }
       const model = options.model ?? config.lm.model;
       const workers = options.workers ?? config.python.workers;
-      const python = pythonOf(config);
       const { log } = await openCommandLog({ ...options, log: config.embedded.path });
       console.log(`dspex main job on ${describeLog(config)}, model ${model}, ${workers} Python workers`);
 
-      const pool = startWorkerPool({
-        python,
-        workers,
-        // Each worker's llama.cpp gets its share of the cores: more threads than cores only thrash.
-        env: {
-          ...process.env,
-          LITELLM_LOCAL_MODEL_COST_MAP: "True",
-          DSPEX_OFFLINE_THREADS: String(Math.max(1, Math.floor(availableParallelism() / workers))),
-        },
-      });
-      const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
-      const pipeline = startPipeline(log);
-      const evaluations = startEvaluations(log);
+      let workersOf: ReturnType<typeof startLocalWorkers> | undefined;
+      const processors = startProcessors(log);
       const live = projectionRunner({
         name: "demo",
         log,
         projections: [variablesProjection, executionsProjection],
       });
       const following = live.follow();
+      const { guard } = processors;
       try {
+        workersOf = startLocalWorkers(log, config, workers);
         step("starting the pipeline, the evaluation processor and the Python workers (loading DSPy)");
         let started = Date.now();
-        await Promise.all([pool.ready(300_000), pipeline.ready, evaluations.ready]);
+        await guard(Promise.all([workersOf.ready(300_000), processors.ready()]));
         console.log(`  ready in ${seconds(started)}`);
 
         const program = triageProgram(model).build();
@@ -125,56 +103,47 @@ export const demoCommand = withLogOptions(new Command("demo"))
           `optimizing with ${options.optimizer}: baseline on ${devset.length} dev examples, search on ${trainset.length} train examples, winner on dev`,
         );
         started = Date.now();
-        const bar = new SingleBar({
-          format: "  trial {value}/{total} | {phase} | best {best} | LM calls {calls}/{planned}",
-          hideCursor: true,
-          noTTYOutput: true,
-          notTTYSchedule: 5000,
-        });
-        let barStarted = false;
-        const result = await optimizeOnLog(
-          log,
-          {
-            optimizationId: newId(),
-            programId: program.programId,
-            optimizer: options.optimizer as "bootstrap",
-            variables: [],
-            trainset,
-            devset,
-            metric,
-            budget: { maxTrials: 6 },
-            seed: 7,
-            params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
-          },
-          {
-            concurrency: workers * 2,
-            onProgress(p) {
-              const payload = {
-                phase: p.phase,
-                best: p.bestScore.toFixed(3),
-                calls: p.calls,
-                planned: p.plannedCalls,
-              };
-              if (!barStarted) bar.start(p.plannedTrials, p.trial + 1, payload);
-              else bar.update(p.trial + 1, payload);
-              barStarted = true;
+        const progress = progressLine(process.stdout);
+        const result = await guard(
+          optimizeOnLog(
+            log,
+            {
+              optimizationId: newId(),
+              programId: program.programId,
+              optimizer: options.optimizer as "bootstrap",
+              variables: [],
+              trainset,
+              devset,
+              metric,
+              budget: { maxTrials: 6 },
+              seed: 7,
+              params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
             },
-          },
-        );
-        if (barStarted) bar.stop();
+            {
+              concurrency: workers * 2,
+              onProgress(p) {
+                progress.update(
+                  `  trial ${p.trial + 1}/${p.plannedTrials} | ${p.phase} | best ${p.bestScore.toFixed(3)} | LM calls ${p.calls}/${p.plannedCalls}`,
+                );
+              },
+            },
+          ),
+        ).finally(() => progress.stop());
         const optimizeTime = seconds(started);
 
         step("evaluating the registry's current configuration on the dev set");
         started = Date.now();
-        const after = await streamEvaluator(log).evaluate({
-          evaluationId: newId(),
-          programId: program.programId,
-          examples: devset,
-          metric,
-          overrides: {},
-          concurrency: workers * 2,
-          failureScore: 0,
-        });
+        const after = await guard(
+          streamEvaluator(log).evaluate({
+            evaluationId: newId(),
+            programId: program.programId,
+            examples: devset,
+            metric,
+            overrides: {},
+            concurrency: workers * 2,
+            failureScore: 0,
+          }),
+        );
 
         step("before / after (dev set, exact match on the category)");
         console.table([
@@ -191,7 +160,7 @@ export const demoCommand = withLogOptions(new Command("demo"))
         await printRegistry(log);
 
         step("replay check: projections rebuilt from the log vs. followed live");
-        const check = await replayCheck(log, live);
+        const check = await guard(replayCheck(log, live));
         console.log(
           `  live    ${check.live}\n  rebuilt ${check.rebuilt}  (${check.events} events in ${check.ms} ms)`,
         );
@@ -201,10 +170,8 @@ export const demoCommand = withLogOptions(new Command("demo"))
         console.log(`\ndone in ${seconds(began)}`);
       } finally {
         following.unsubscribe();
-        await pipeline.stop();
-        await evaluations.stop();
-        await runner.stop();
-        await pool.close();
+        await processors.stop();
+        await workersOf?.stop();
         await log.close();
       }
     },

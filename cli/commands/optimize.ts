@@ -1,14 +1,15 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { SingleBar } from "cli-progress";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { optimizers } from "../../processors/optimizers/index.ts";
-import { optimizeOnLog, startEvaluations } from "../../processors/optimizers/stream.ts";
+import { requestOptimization } from "../../processors/optimizers/runner.ts";
+import { startEvaluations } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { type Example, Example as ExampleSchema } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
 import { openCommandLog, withLogOptions } from "../log.ts";
+import { progressLine } from "../progress.ts";
 
 /** Examples from a JSONL file: one `{id?, inputs, expected}` per line; ids default to `<file>:<line>`. */
 export const readExamples = (path: string): Example[] =>
@@ -52,16 +53,11 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
     const { log } = await openCommandLog(options);
     const evaluations = startEvaluations(log);
     const pipeline = options.withPipeline ? startPipeline(log) : undefined;
-    const bar = new SingleBar({
-      format: "trial {value}/{total} | {phase} | best {best} | calls {calls}/{plannedCalls}",
-      hideCursor: true,
-      noTTYOutput: true,
-      notTTYSchedule: 5000,
-    });
-    let barStarted = false;
+    const progress = progressLine(process.stderr);
     try {
       await Promise.all([evaluations.ready, pipeline?.ready]);
-      const result = await optimizeOnLog(
+      // Published as an OptimizationRequested, run by the optimizer (in this process) that consumes it.
+      const result = await requestOptimization(
         log,
         {
           optimizationId: options.id ?? newId(),
@@ -77,27 +73,20 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
         },
         {
           onProgress(p) {
-            const payload = {
-              phase: p.phase,
-              best: p.bestScore.toFixed(3),
-              calls: p.calls,
-              plannedCalls: p.plannedCalls,
-            };
-            if (!barStarted) {
-              bar.start(p.plannedTrials, p.trial + 1, payload);
-              barStarted = true;
-            } else bar.update(p.trial + 1, payload);
+            progress.update(
+              `trial ${p.trial + 1}/${p.plannedTrials} | ${p.phase} | best ${p.bestScore.toFixed(3)} | calls ${p.calls}/${p.plannedCalls}`,
+            );
           },
         },
       );
-      if (barStarted) bar.stop();
+      progress.stop();
       console.log(
         `optimization ${result.optimizationId}: dev score ${result.baselineScore.toFixed(3)} → ${result.candidateScore.toFixed(3)}` +
           ` (${result.accepted ? "adopted" : "not adopted"}), ${result.trials} trials, ${result.calls} LM calls`,
       );
       if (result.accepted) console.log(JSON.stringify(result.bestConfig, null, 2));
     } finally {
-      if (barStarted) bar.stop();
+      progress.stop();
       await pipeline?.stop();
       await evaluations.stop();
       await log.close();

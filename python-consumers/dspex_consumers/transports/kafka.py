@@ -115,7 +115,11 @@ class KafkaWorker:
         self.stopping.set()
 
     def serve(self) -> int:
-        self.consumer.subscribe([self.options.steps_topic])
+        self.consumer.subscribe(
+            [self.options.steps_topic],
+            on_assign=lambda _, partitions: log.info("assigned %s", _partition_list(partitions)),
+            on_revoke=lambda _, partitions: log.info("revoked %s", _partition_list(partitions)),
+        )
         log.info("member of %s on %s", self.options.group, self.options.steps_topic)
         try:
             while not self.stopping.is_set():
@@ -199,6 +203,14 @@ class KafkaWorker:
         remaining = self.producer.flush(30)
         if failures or remaining:
             raise DeliveryFailed(f"results not delivered ({remaining} pending): {'; '.join(failures)}")
+
+
+def _partition_list(partitions: list[Any]) -> str:
+    """"topic[0,2]" per topic, for the assignment log lines (`dspex workers` shows them)."""
+    by_topic: dict[str, list[int]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp.partition)
+    return " ".join(f"{topic}[{','.join(map(str, sorted(ps)))}]" for topic, ps in by_topic.items()) or "nothing"
 
 
 def serve_kafka(options: KafkaOptions, settings: ExecutorSettings) -> int:

@@ -57,8 +57,18 @@ describe("the configuration", () => {
       backend: "kafka",
       brokers: ["k:9093"],
       clientId: "dspex",
+      namespace: "",
       ssl: true,
       sasl,
     });
+  });
+
+  it("takes a Kafka namespace from the file or DSPEX_KAFKA_NAMESPACE, keeping the default brokers", () => {
+    const path = configFile(JSON.stringify({ backend: "kafka", kafka: { namespace: "team-a." } }));
+    expect(loadConfig(path, {}).kafka).toMatchObject({ brokers: ["127.0.0.1:19092"], namespace: "team-a." });
+    const fromEnv = loadConfig("/nonexistent/dspex.config.json", { DSPEX_KAFKA_NAMESPACE: "ci." });
+    expect(logConfigOf({ ...fromEnv, backend: "kafka" })).toMatchObject({ namespace: "ci." });
+    const bad = configFile(JSON.stringify({ kafka: { namespace: "no spaces" } }));
+    expect(() => loadConfig(bad, {})).toThrow(/kafka\.namespace/);
   });
 });

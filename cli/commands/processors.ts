@@ -1,0 +1,77 @@
+import { Command } from "commander";
+import { Headers } from "../../streams/codec.ts";
+import { Topics } from "../../streams/topics.ts";
+import { positiveInteger } from "../arguments.ts";
+import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { startLocalWorkers, startProcessors } from "../services.ts";
+
+const say = (text: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${text}`);
+
+/** Waits for SIGINT or SIGTERM (the clean way to stop a long-running command). */
+export const untilSignal = (): Promise<NodeJS.Signals> =>
+  new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", on);
+      process.off("SIGTERM", on);
+      resolve(signal);
+    };
+    process.on("SIGINT", on);
+    process.on("SIGTERM", on);
+  });
+
+/**
+ * The pipeline and evaluation processors as a process of their own: with `dspex workers` on Kafka this is
+ * scale-out mode. Status lines say when they consume and, every few seconds while requests finish,
+ * how many did.
+ */
+export const processorsCommand = withLogOptions(new Command("processors"))
+  .description(
+    "run the pipeline and evaluation processors until SIGINT/SIGTERM (scale-out: with `dspex workers` on Kafka)",
+  )
+  .option(
+    "--stdio-workers <n>",
+    "also run n Python workers in this process (one machine, no Kafka consumers)",
+    positiveInteger,
+  )
+  .option(
+    "--status-every <ms>",
+    "how often to print the status line while requests finish",
+    positiveInteger,
+    5_000,
+  )
+  .action(async (options: LogOptions & { stdioWorkers?: number; statusEvery: number }) => {
+    const { log, config } = await openCommandLog(options);
+    const processors = startProcessors(log);
+    const workers = options.stdioWorkers ? startLocalWorkers(log, config, options.stdioWorkers) : undefined;
+    const finished = { completed: 0, failed: 0, rejected: 0, evaluations: 0 };
+    let shown = "";
+    const status = setInterval(() => {
+      const line = `finished: ${finished.completed} completed, ${finished.failed} failed, ${finished.rejected} rejected executions; ${finished.evaluations} evaluations`;
+      if (line !== shown) say(line);
+      shown = line;
+    }, options.statusEvery);
+    const results = log.tail([Topics.results], { from: "end" }).subscribe((record) => {
+      const type = record.headers[Headers.type];
+      if (type === "ExecutionCompleted") finished.completed++;
+      else if (type === "ExecutionFailed") finished.failed++;
+      else if (type === "ExecutionRejected") finished.rejected++;
+      else if (type === "EvaluationCompleted") finished.evaluations++;
+    });
+    try {
+      const started = Date.now();
+      await processors.guard(Promise.all([processors.ready(), workers?.ready()]));
+      say(
+        `processors ready in ${((Date.now() - started) / 1000).toFixed(1)} s on ${describeLog(config)}: pipeline, evaluation` +
+          (workers ? `, ${options.stdioWorkers} Python stdio workers` : "; steps go to `dspex workers`"),
+      );
+      const signal = await processors.guard(untilSignal());
+      say(`${signal}: stopping (batches in hand finish first)`);
+    } finally {
+      clearInterval(status);
+      results.unsubscribe();
+      await processors.stop();
+      await workers?.stop();
+      await log.close();
+    }
+    say("stopped");
+  });
