@@ -127,6 +127,22 @@ export const handleRegistry = (
 
 export const registryProcessorName = "dspex-registry";
 
+interface SavedRegistry {
+  variables: [string, VariableState][];
+  expected: string[];
+}
+
+/** The state as JSON for a processor snapshot (Maps and Sets as arrays), and back. */
+export const snapshotOfRegistry = (state: RegistryState): SavedRegistry => ({
+  variables: [...state.variables],
+  expected: [...state.expected],
+});
+
+export const restoreRegistry = (saved: unknown): RegistryState => {
+  const { variables, expected } = saved as SavedRegistry;
+  return { variables: new Map(variables), expected: new Set(expected) };
+};
+
 /**
  * The variable registry as a processor on `dspex.variables`: `VariableCommandIssued` in; `VariableDeclared`,
  * `VariableChanged`, `VariableChangeRejected` and lease events out, each caused by its command.
@@ -136,6 +152,9 @@ export const registryProcessor = (name = registryProcessorName): Processor<Regis
   topics: [Topics.variables],
   initialState: emptyRegistryState,
   handle: handleRegistry,
+  version: 1,
+  snapshotOf: snapshotOfRegistry,
+  restore: restoreRegistry,
 });
 
 /** Starts the registry processor on a log (the pipeline, the demo and the CLI can run it beside theirs). */

@@ -3,6 +3,8 @@ import {
   emptyRegistryState,
   handleRegistry,
   type RegistryState,
+  restoreRegistry,
+  snapshotOfRegistry,
 } from "../../../processors/registry/registry.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
 import {
@@ -237,6 +239,17 @@ describe("registry processor", () => {
         { variableId: id, value: 0.1, previous: 1.9, version: 2, actor: "alice", reason: "tuning" },
       ],
     ]);
+  });
+
+  it("saves its state as JSON for a snapshot and decides the same after restoring it", () => {
+    const s = scenario(issued(declare()), issued(set(1.2)), issued(requestLease("o1")));
+    const restored = restoreRegistry(JSON.parse(JSON.stringify(snapshotOfRegistry(s.state))));
+    expect(restored.variables).toEqual(s.state.variables);
+    expect(restored.expected).toEqual(s.state.expected);
+    const next = issued(set(0.4, "optimizer:o1"));
+    expect(handleRegistry(restored, next, { now: T0 }).emit).toEqual(
+      handleRegistry(s.state, next, { now: T0 }).emit,
+    );
   });
 
   it("refuses a command event without a value with a clear error", () => {
