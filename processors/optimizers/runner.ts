@@ -1,6 +1,7 @@
-import type { EventOf } from "../../streams/events/index.ts";
+import { type EventOf, OptimizationRequested } from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
 import type { EventLog, Position } from "../../streams/log.ts";
-import { consumeEvents } from "../../streams/store.ts";
+import { appendEvents, consumeEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { createOffsetTracker } from "../workers/step-runner.ts";
 import type { OptimizationResult, Progress } from "./driver.ts";
@@ -87,3 +88,41 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
     },
   };
 };
+
+/** The request event of an optimization (its id derives from the optimization's: publishing twice is harmless). */
+export const optimizationRequested = (data: EventOf<"OptimizationRequested">["data"]) =>
+  OptimizationRequested.create({
+    id: derivedId(data.optimizationId, "requested"),
+    stream: `optimization-${data.optimizationId}`,
+    key: data.optimizationId,
+    data: OptimizationRequested.data.parse(data),
+  });
+
+/**
+ * What `dspex optimize` does: publishes the `OptimizationRequested` and runs the optimizer in this
+ * process until that optimization finished (requests of the group left unfinished before run too).
+ */
+export const requestOptimization = (
+  log: EventLog,
+  data: EventOf<"OptimizationRequested">["data"],
+  options: Omit<OptimizerOptions, "onProgress" | "onResult" | "onError"> & {
+    onProgress?(progress: Progress): void;
+  } = {},
+): Promise<OptimizationResult> =>
+  appendEvents(log, [optimizationRequested(data)]).then(
+    () =>
+      new Promise<OptimizationResult>((resolve, reject) => {
+        const ours = data.optimizationId;
+        const optimizer = startOptimizer(log, {
+          ...options,
+          onProgress: (id, progress) => id === ours && options.onProgress?.(progress),
+          onResult: (result) => {
+            if (result.optimizationId === ours) optimizer.stop().then(() => resolve(result), reject);
+          },
+          onError: (id, error) => {
+            if (id === ours) optimizer.stop().then(() => reject(error), reject);
+            else console.error(`dspex optimizer: optimization ${id} failed: ${error.message}`);
+          },
+        });
+      }),
+  );

@@ -13,7 +13,11 @@ import {
 } from "../../processors/optimizers/label-task.ts";
 import { reflectionProgramId } from "../../processors/optimizers/reflect.ts";
 import { reoptimizationProcessor } from "../../processors/optimizers/reoptimize.ts";
-import { startOptimizer } from "../../processors/optimizers/runner.ts";
+import {
+  optimizationRequested,
+  requestOptimization,
+  startOptimizer,
+} from "../../processors/optimizers/runner.ts";
 import { setupOf } from "../../processors/optimizers/setup.ts";
 import { readRegistry } from "../../processors/optimizers/stream.ts";
 import { runProcessor } from "../../processors/runtime.ts";
@@ -51,14 +55,6 @@ const request = (optimizationId: string, overrides: Partial<RequestData> = {}): 
   ...overrides,
 });
 
-const requested = (data: RequestData) =>
-  OptimizationRequested.create({
-    id: derivedId(data.optimizationId, "requested"),
-    stream: `optimization-${data.optimizationId}`,
-    key: data.optimizationId,
-    data,
-  });
-
 const completedOf = async (log: Awaited<ReturnType<typeof system>>, id: string) =>
   (await eventsOn(log, Topics.optimizations)).find(
     (e): e is EventOf<"OptimizationCompleted"> =>
@@ -77,7 +73,7 @@ describe("the optimizer consuming OptimizationRequested (embedded log, test exec
   it("runs a published request, lands the winner with provenance, and resumes after being stopped mid-run", async () => {
     const log = await system();
     const data = request("runner-1", { optimizer: "random", params: { trials: 8, maxDemos: 4 } });
-    await appendEvents(log, [requested(data)]);
+    await appendEvents(log, [optimizationRequested(data)]);
     const first = startOptimizer(log);
     // Stopped (as a crash would) once a few trials are on the log; nothing of the request is committed.
     await eventually(async () => {
@@ -109,12 +105,25 @@ describe("the optimizer consuming OptimizationRequested (embedded log, test exec
     });
     expect(demos.value).toEqual(reference.bestConfig[demosVariable]);
     // Delivered again (a second publish): not run again.
-    await appendEvents(log, [requested(data)]);
+    await appendEvents(log, [optimizationRequested(data)]);
     await new Promise((r) => setTimeout(r, 500));
     expect((await eventsOn(log, Topics.optimizations)).filter((e) => e.key === "runner-1")).toHaveLength(
       events.length,
     );
   }, 90_000);
+
+  it("publishes a request and runs it in this process, as `dspex optimize` does", async () => {
+    const log = await system();
+    const phases: string[] = [];
+    const result = await requestOptimization(log, request("cli-1"), {
+      onProgress: (p) => phases.push(p.phase),
+    });
+    expect(result).toMatchObject({ optimizationId: "cli-1", accepted: true, baselineScore: 0 });
+    expect(phases[0]).toBe("baseline");
+    expect(phases.at(-1)).toBe("final");
+    const requests = (await eventsOn(log, Topics.requests)).filter((e) => e.type === "OptimizationRequested");
+    expect(requests.map((e) => e.key)).toEqual(["cli-1"]);
+  }, 60_000);
 
   it("closes the loop: low quality → the re-optimizer's request → trials → adopted only when it beats the current by the margin", async () => {
     const log = await system();
@@ -213,7 +222,7 @@ describe("the optimizer consuming OptimizationRequested (embedded log, test exec
       seed: 3,
       params: { bsize: 6, numCandidates: 3, maxSteps: 2, maxDemos: 0 },
     });
-    await appendEvents(log, [requested(data)]);
+    await appendEvents(log, [optimizationRequested(data)]);
     const optimizer = startOptimizer(log);
     cleanups.push(optimizer.stop);
     const completed = await eventually(() => completedOf(log, "simba-1"));
