@@ -1,3 +1,4 @@
+import { decodeRecord } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import {
   type EventOf,
@@ -8,7 +9,7 @@ import {
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
-import { appendEvents, consumeEvents } from "../../streams/store.ts";
+import { appendEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { recentIds } from "../runtime.ts";
 
@@ -87,19 +88,23 @@ export const stepResultOf = (
 
 /**
  * Stands in for the Python consumers in tests and benchmarks: answers every StepDispatched,
- * deterministically. Zero-latency results commit with the step's offset; delayed ones are appended
- * later, so a stopped executor loses them (as a crashed worker would).
+ * deterministically, and delivers as they do: a batch's zero-latency results are appended, then its
+ * offsets committed (at least once: results have ids derived from the step, so the pipeline drops a
+ * repeat), with no transaction. Delayed results are appended later, so a stopped executor loses them
+ * (as a crashed worker would).
  */
 export const startTestExecutor = (log: EventLog, options: TestExecutorOptions = {}) => {
   const seen = recentIds(100_000);
   const timers = new Set<NodeJS.Timeout>();
   const steps: Step[] = [];
-  const consumer = consumeEvents(
-    log,
+  const consumer = log.consume(
     { group: options.group ?? "dspex-test-executor", topics: [Topics.steps], maxBatch: 500 },
     async (batch) => {
       const now: Envelope[] = [];
-      for (const { event } of batch.events) {
+      for (const record of batch.records) {
+        const decoded = decodeRecord(record);
+        if (!decoded.ok) continue;
+        const { event } = decoded;
         if (event.type !== "StepDispatched" || seen.has(event.id)) continue;
         seen.add(event.id);
         steps.push(event.data);
@@ -115,7 +120,7 @@ export const startTestExecutor = (log: EventLog, options: TestExecutorOptions = 
           timers.add(timer);
         }
       }
-      await batch.commitWith(now);
+      await appendEvents(log, now);
     },
   );
   return {
