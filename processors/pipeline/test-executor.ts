@@ -9,7 +9,7 @@ import {
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
-import { appendEvents } from "../../streams/store.ts";
+import { appendEvents, deadLetterOf } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { recentIds } from "../runtime.ts";
 
@@ -97,32 +97,33 @@ export const startTestExecutor = (log: EventLog, options: TestExecutorOptions = 
   const seen = recentIds(100_000);
   const timers = new Set<NodeJS.Timeout>();
   const steps: Step[] = [];
-  const consumer = log.consume(
-    { group: options.group ?? "dspex-test-executor", topics: [Topics.steps], maxBatch: 500 },
-    async (batch) => {
-      const now: Envelope[] = [];
-      for (const record of batch.records) {
-        const decoded = decodeRecord(record);
-        if (!decoded.ok) continue;
-        const { event } = decoded;
-        if (event.type !== "StepDispatched" || seen.has(event.id)) continue;
-        seen.add(event.id);
-        steps.push(event.data);
-        const behaviour = options.behave?.(event.data) ?? {};
-        const latencyMs = behaviour.latencyMs ?? options.latencyMs ?? 0;
-        const result = stepResultOf(event, behaviour, latencyMs);
-        if (latencyMs <= 0) now.push(result);
-        else {
-          const timer = setTimeout(() => {
-            timers.delete(timer);
-            void appendEvents(log, [result]).catch(() => undefined);
-          }, latencyMs);
-          timers.add(timer);
-        }
+  const group = options.group ?? "dspex-test-executor";
+  const consumer = log.consume({ group, topics: [Topics.steps], maxBatch: 500 }, async (batch) => {
+    const now: Envelope[] = [];
+    for (const record of batch.records) {
+      const decoded = decodeRecord(record);
+      if (!decoded.ok) {
+        now.push(deadLetterOf(record, decoded.reason, group));
+        continue;
       }
-      await appendEvents(log, now);
-    },
-  );
+      const { event } = decoded;
+      if (event.type !== "StepDispatched" || seen.has(event.id)) continue;
+      seen.add(event.id);
+      steps.push(event.data);
+      const behaviour = options.behave?.(event.data) ?? {};
+      const latencyMs = behaviour.latencyMs ?? options.latencyMs ?? 0;
+      const result = stepResultOf(event, behaviour, latencyMs);
+      if (latencyMs <= 0) now.push(result);
+      else {
+        const timer = setTimeout(() => {
+          timers.delete(timer);
+          void appendEvents(log, [result]).catch(() => undefined);
+        }, latencyMs);
+        timers.add(timer);
+      }
+    }
+    await appendEvents(log, now);
+  });
   return {
     /** Every step it received, in order. */
     steps,
