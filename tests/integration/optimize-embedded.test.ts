@@ -1,53 +1,21 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  demosVariable,
-  labelExamples,
-  labelProgram,
-  labelTaskAnswer,
-} from "../../processors/optimizers/label-task.ts";
-import { optimizeOnLog, readRegistry, startEvaluations } from "../../processors/optimizers/stream.ts";
-import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
-import { createClient } from "../../streams/client.ts";
+import { demosVariable, labelExamples } from "../../processors/optimizers/label-task.ts";
+import { optimizeOnLog, readRegistry } from "../../processors/optimizers/stream.ts";
 import type { EventLog } from "../../streams/log.ts";
-import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
+import { labelSystem } from "./optimize-support.ts";
 
-const cleanups: (() => Promise<void> | void)[] = [];
+const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
 /** Pipeline, evaluation processor and a test executor that answers the label task like the test LM. */
 const system = async (): Promise<EventLog> => {
-  const dir = mkdtempSync(join(tmpdir(), "dspex-optimize-"));
-  const log = await openLog({ backend: "embedded", path: join(dir, "log.db") });
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  cleanups.push(() => log.close());
-  const pipeline = startPipeline(log);
-  const evaluations = startEvaluations(log);
-  const executor = startTestExecutor(log, {
-    latencyMs: 0,
-    behave: (step) => {
-      // The executor gets what the planner resolved: demos, instructions and temperature from the overrides.
-      const overrides = {
-        demos: step.demos,
-        instructions: step.signature.instructions,
-        temperature: step.lm.temperature,
-      };
-      return { outputs: { answer: labelTaskAnswer(step.inputs, overrides as never) } };
-    },
-  });
-  await Promise.all([pipeline.ready, evaluations.ready]);
-  cleanups.push(() => executor.stop());
-  cleanups.push(() => evaluations.stop());
-  cleanups.push(() => pipeline.stop());
-  await createClient(log).register(labelProgram());
-  return log;
+  const s = await labelSystem();
+  cleanups.push(s.stop);
+  return s.log;
 };
 
 describe("optimization through the stream (embedded log, test executor)", () => {
