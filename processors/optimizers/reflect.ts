@@ -69,8 +69,11 @@ export const reflectionProgram = (): ProgramDefinition => ({
             name: "module_advice",
             type: "dict[str, str]",
             optional: false,
+            // DSPy's wording, placeholders and all.
             description:
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: literal placeholders for the LM
               "For each module, describe very concretely: If the module receives ${description of input or patterns therein}, " +
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: literal placeholders for the LM
               "then it should ${description of content, behavior, or strategies to adopt and/or others to avoid}.",
           },
         ],
