@@ -155,7 +155,7 @@ const summarize = (label: string, rates: Map<number, number>) => {
   const four = rates.get(4);
   if (one && four)
     console.log(
-      `bench: consumers.${label}: 4 consumers = ${(four / one).toFixed(2)}× one (goal ≥ 3.6×): ${four / one >= 3.6 ? "met" : "NOT met"}`,
+      `# consumers.${label}: 4 consumers = ${(four / one).toFixed(2)}× one (goal ≥ 3.6×): ${four / one >= 3.6 ? "met" : "NOT met"}`,
     );
 };
 
@@ -371,14 +371,14 @@ export const consumersSuite: Suite = {
   async run() {
     const found = findPython();
     if (!found.python) {
-      console.log(`bench: consumers skipped: ${found.reason}`);
+      console.log(`# consumers skipped: ${found.reason}`);
       return;
     }
     summarize("stdio", await stdioRates(found.python));
     const brokers = process.env.DSPEX_KAFKA_BROKERS ?? "127.0.0.1:19092";
     const problem = await brokerProblem(brokers);
     if (problem) {
-      console.log(`bench: consumers.kafka skipped: no broker reachable at ${brokers} (${problem})`);
+      console.log(`# consumers.kafka skipped: no broker reachable at ${brokers} (${problem})`);
       return;
     }
     summarize("kafka", await kafkaRates(found.python, brokers));

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Kafka, logLevel } from "kafkajs";
 import { type KafkaLog, openKafkaLog } from "../streams/kafka/log.ts";
-import type { AppendRecord, LogRecord } from "../streams/log.ts";
+import type { AppendRecord, EventLog, LogRecord } from "../streams/log.ts";
 import { median, percentile, report, type Suite, seconds } from "./report.ts";
 
 const EVENTS = 200_000;
@@ -37,7 +37,7 @@ const eventValue = (i: number) =>
     data: { stepId: `s-${i}`, outputs: { answer: "Paris is the capital of France." }, latencyMs: 41.5 },
   });
 
-const records = (topic: string, from: number, count: number): AppendRecord[] =>
+export const records = (topic: string, from: number, count: number): AppendRecord[] =>
   Array.from({ length: count }, (_, j) => ({
     topic,
     key: `execution-${(from + j) % 1000}`,
@@ -45,7 +45,7 @@ const records = (topic: string, from: number, count: number): AppendRecord[] =>
   }));
 
 /** The brokers to measure, and how to put things back afterwards. */
-const findBroker = async (): Promise<{ brokers: string; release: () => Promise<void> }> => {
+export const findBroker = async (): Promise<{ brokers: string; release: () => Promise<void> }> => {
   const given = process.env.DSPEX_KAFKA_BROKERS;
   if (given) return { brokers: given, release: async () => undefined };
   const running = await run("bash", [`${infra}status.sh`]).then(
@@ -60,7 +60,7 @@ const findBroker = async (): Promise<{ brokers: string; release: () => Promise<v
 };
 
 /** Consumes `group` until `count` records arrived; resolves with the seconds it took. */
-const consumeAll = (log: KafkaLog, group: string, topic: string, count: number) =>
+export const consumeAll = (log: EventLog, group: string, topic: string, count: number) =>
   new Promise<number>((resolve, reject) => {
     const start = process.hrtime.bigint();
     let seen = 0;
@@ -94,7 +94,7 @@ const transformAll = (log: KafkaLog, input: string, output: string, count: numbe
   });
 
 /** append() of one record → the consumer's handler sees it; one record in flight at a time. */
-const roundTrips = async (log: KafkaLog, topic: string, count: number): Promise<number[]> => {
+export const roundTrips = async (log: EventLog, topic: string, count: number): Promise<number[]> => {
   const waiting = new Map<string, (record: LogRecord) => void>();
   const consumer = log.consume({ group: "bench-latency", topics: [topic], from: "end" }, (batch) => {
     for (const record of batch.records) waiting.get(record.value.toString())?.(record);
@@ -123,7 +123,7 @@ const roundTrips = async (log: KafkaLog, topic: string, count: number): Promise<
 };
 
 /** Removes the topics this run created (they keep everything: retention.ms=-1). */
-const deleteTopics = async (brokers: string, namespace: string) => {
+export const deleteTopics = async (brokers: string, namespace: string) => {
   const kafka = new Kafka({
     clientId: "dspex-bench",
     brokers: brokers.split(","),

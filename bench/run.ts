@@ -1,13 +1,31 @@
-/** `npm run bench` runs every suite; `npm run bench -- <suite> [...]` runs the named ones. */
+/**
+ * `npm run bench` runs every suite; `npm run bench -- <suite> [...]` runs the named ones.
+ * Each figure is a `bench: <suite>.<metric> = <number> <unit>` line; notes are `#` lines; a summary
+ * of every figure closes the run (also written as JSON to DSPEX_BENCH_JSON, when set).
+ */
+import { writeFileSync } from "node:fs";
 import { consumersSuite } from "./consumers.ts";
 import { kafkaSuite } from "./kafka.ts";
 import { logSuite } from "./log.ts";
+import { logVsKafkaSuite } from "./log-vs-kafka.ts";
+import { memorySuite } from "./memory.ts";
 import { optimizersSuite } from "./optimizers.ts";
+import { peersSuite } from "./peers.ts";
 import { pipelineSuite } from "./pipeline.ts";
 import { programsSuite } from "./programs.ts";
-import { figures, type Suite } from "./report.ts";
+import { figureLine, figures, machine, type Suite, summary } from "./report.ts";
 
-const suites: Suite[] = [logSuite, kafkaSuite, programsSuite, pipelineSuite, optimizersSuite, consumersSuite];
+const suites: Suite[] = [
+  logSuite,
+  kafkaSuite,
+  logVsKafkaSuite,
+  programsSuite,
+  memorySuite,
+  pipelineSuite,
+  optimizersSuite,
+  consumersSuite,
+  peersSuite,
+];
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !suites.some((s) => s.name === name));
@@ -15,16 +33,38 @@ if (unknown.length > 0) {
   console.error(`unknown suite ${unknown.join(", ")}; suites: ${suites.map((s) => s.name).join(", ")}`);
   process.exit(2);
 }
+
+// `bench:` starts figures only: a suite's other `bench:` lines (skips, notes) are printed as `#` lines.
+const print = console.log.bind(console);
+console.log = (...args: unknown[]) => {
+  const [first, ...rest] = args;
+  if (typeof first === "string" && first.startsWith("bench: ") && !figureLine.test(first))
+    return print(`# ${first.slice("bench: ".length)}`, ...rest);
+  return print(...args);
+};
+
 const chosen = wanted.length === 0 ? suites : suites.filter((s) => wanted.includes(s.name));
+console.log(`# dspex bench: ${chosen.map((s) => s.name).join(", ")}`);
+console.log(`# ${machine()}`);
+const failed: string[] = [];
 for (const suite of chosen) {
   console.log(`# ${suite.name}: ${suite.description}`);
-  await suite.run();
+  const started = Date.now();
+  try {
+    await suite.run();
+  } catch (error) {
+    failed.push(suite.name);
+    console.error(`# ${suite.name} failed: ${(error as Error).stack ?? error}`);
+  }
+  console.log(`# ${suite.name} took ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
-console.log("\nsummary");
-console.table(
-  figures.map((f) => ({
-    metric: `${f.suite}.${f.metric}`,
-    value: Number(f.value.toPrecision(4)),
-    unit: f.unit,
-  })),
-);
+console.log(`\nsummary (${machine()})\n${summary()}`);
+if (process.env.DSPEX_BENCH_JSON)
+  writeFileSync(
+    process.env.DSPEX_BENCH_JSON,
+    `${JSON.stringify({ machine: machine(), suites: chosen.map((s) => s.name), failed, figures }, null, 2)}\n`,
+  );
+if (failed.length > 0) {
+  console.error(`# failed: ${failed.join(", ")}`);
+  process.exitCode = 1;
+}

@@ -16,6 +16,8 @@ export interface WorkerPoolOptions {
   pingIntervalMs?: number;
   /** A worker that does not answer a ping within this is killed and replaced. */
   pingTimeoutMs?: number;
+  /** How long a new worker may take to load DSPy before it is killed and replaced (on top of pingTimeoutMs). */
+  startupTimeoutMs?: number;
   /** A session unused this long forgets its worker. */
   idleSessionTtlMs?: number;
   /** How often a step may lose its worker to a crash before it fails. */
@@ -91,6 +93,7 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
   const queueLimit = options.queueLimit ?? 1000;
   const pingIntervalMs = options.pingIntervalMs ?? 5_000;
   const pingTimeoutMs = options.pingTimeoutMs ?? 20_000;
+  const startupTimeoutMs = options.startupTimeoutMs ?? 60_000;
   const idleSessionTtlMs = options.idleSessionTtlMs ?? 10 * 60_000;
   const maxCrashes = options.maxCrashesPerStep ?? 2;
   const workers: Worker[] = [];
@@ -205,7 +208,7 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
     for (const worker of workers) {
       if (worker.exited) continue;
       const silentFor = now - worker.lastPongAt;
-      if (silentFor > pingTimeoutMs + (worker.ready ? 0 : 60_000)) worker.child.kill("SIGKILL");
+      if (silentFor > pingTimeoutMs + (worker.ready ? 0 : startupTimeoutMs)) worker.child.kill("SIGKILL");
       else if (worker.ready) {
         worker.pingSentAt = now;
         send(worker, { type: "ping", id: 0 });

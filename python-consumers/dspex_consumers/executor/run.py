@@ -1,6 +1,7 @@
 """execute_step: one StepDispatched `data` → the outputs, usage, latency and trace, or a classified error."""
 
 import concurrent.futures
+import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -117,25 +118,39 @@ def _ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
+# Steps run on reused threads: starting a thread per step cost tens of ms on a loaded machine
+# (bench/peers.ts). A step past its deadline keeps its thread; the next steps run on the others.
+_STEP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="step")
+
+
 def _run_with_deadline(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]]):
-    """The step runs on its own thread; past `timeoutMs` we report a timeout and leave the thread behind."""
+    """The step runs on a thread of its own; past `timeoutMs` we report a timeout and leave the thread behind."""
     timeout_s = step["timeoutMs"] / 1000
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"step-{step['stepId']}")
-    future = pool.submit(_run, step, settings, history, timeout_s)
-    pool.shutdown(wait=False)
+    future = _STEP_THREADS.submit(_run, step, settings, history, timeout_s)
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError as error:
+        future.cancel()  # still queued behind 64 stuck steps: never run it
         raise StepTimeout(f"step {step['stepId']} ran past its {step['timeoutMs']} ms") from error
 
 
 _SIGNATURE_LOCK = threading.Lock()  # pydantic model creation in dspy.Signature is not reentrant-safe
+_SIGNATURES: dict[str, type[dspy.Signature]] = {}  # by spec: building one costs ~1 ms of CPU per step
+
+
+def _signature_of(spec: dict[str, Any]) -> type[dspy.Signature]:
+    key = json.dumps(spec, sort_keys=True)
+    with _SIGNATURE_LOCK:
+        if key not in _SIGNATURES:
+            if len(_SIGNATURES) >= 1024:
+                _SIGNATURES.clear()
+            _SIGNATURES[key] = build_signature(spec)
+        return _SIGNATURES[key]
 
 
 def _run(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], timeout_s: float):
     try:
-        with _SIGNATURE_LOCK:
-            signature = build_signature(step["signature"])
+        signature = _signature_of(step["signature"])
     except (ValueError, TypeError, KeyError) as error:
         raise BadStep(f"bad signature: {error}") from error
     module = build_module(step, signature, settings)

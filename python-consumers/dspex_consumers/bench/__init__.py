@@ -1,0 +1,1 @@
+"""Benchmark helpers: the plain-DSPy side of the peer comparison (`bench/peers.ts`)."""
