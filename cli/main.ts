@@ -48,3 +48,6 @@ try {
   else console.error("(set DSPEX_DEBUG=1 for the stack trace)");
   process.exitCode = 1;
 }
+// A command is done when its action returns: exit even if a client library left a socket open (a Kafka
+// tail unsubscribed while its consumer was still joining kept `run` and `publish --wait` alive).
+process.stdout.write("", () => process.exit());

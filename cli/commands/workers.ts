@@ -15,7 +15,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 interface WorkersOptions extends LogOptions {
   count?: number;
   group: string;
-  name: string;
+  name?: string;
   logLevel: string;
   verbose?: boolean;
   maxRestarts: number;
@@ -75,11 +75,7 @@ export const workersCommand = withLogOptions(new Command("workers"))
   .description("start N Python consumers of the steps on Kafka (scale-out mode), until SIGINT/SIGTERM")
   .option("-n, --count <n>", "how many consumers (default: config python.workers, 2)", positiveInteger)
   .option("--group <id>", "the consumers' group (under the config's Kafka namespace)", "dspex-consumers")
-  .option(
-    "--name <prefix>",
-    "worker names are <prefix>-1, <prefix>-2, ... (they appear in StepCompleted)",
-    `python-${hostname()}-${process.pid}`,
-  )
+  .option("--name <prefix>", "worker names are <prefix>-1, <prefix>-2, ... (default: python-<host>-<pid>)")
   .option("--log-level <level>", "the consumers' log level (DEBUG, INFO, WARNING)", "INFO")
   .option(
     "--max-restarts <n>",
@@ -159,7 +155,8 @@ export const workersCommand = withLogOptions(new Command("workers"))
     say(
       `starting ${count} Python consumer${count > 1 ? "s" : ""} of ${config.kafka.namespace}${Topics.steps} in group ${config.kafka.namespace}${options.group} on ${describeLog(config)}`,
     );
-    for (let i = 1; i <= count; i++) start(`${options.name}-${i}`, []);
+    const prefix = options.name ?? `python-${hostname()}-${process.pid}`;
+    for (let i = 1; i <= count; i++) start(`${prefix}-${i}`, []);
     let shown = "";
     const status = setInterval(() => {
       const total = [...steps.values()].reduce((a, b) => a + b, 0);
@@ -170,7 +167,9 @@ export const workersCommand = withLogOptions(new Command("workers"))
     const signal = await untilSignal();
     stopping = true;
     clearInterval(status);
-    say(`${signal}: stopping ${children.size} consumers (each finishes its step, then leaves the group)`);
+    say(
+      `${signal}: stopping ${children.size} consumer${children.size === 1 ? "" : "s"} (each finishes its step, then leaves the group)`,
+    );
     for (const child of children.values()) child.kill("SIGTERM");
     const force = setTimeout(() => {
       for (const child of children.values()) if (child.exitCode === null) child.kill("SIGKILL");

@@ -1,0 +1,149 @@
+/**
+ * Scale-out mode, as the README describes it: `dspex processors` and `dspex workers` as separate processes
+ * on the real Kafka broker (the pipeline in one, Python consumers in others), requests published by a
+ * client. A second `dspex workers` started while requests are running joins the consumer group, takes
+ * partitions and executes steps; every request gets exactly one result; `dspex run` talks to the running
+ * deployment; SIGTERM stops every process cleanly. The LM is the test LM, sleeping 300 ms per call.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { afterAll, describe, expect, it } from "vitest";
+import { findPython } from "../../processors/workers/python.ts";
+import { dspy, program, v } from "../../programs/index.ts";
+import { createClient } from "../../streams/client.ts";
+import type { EventLog } from "../../streams/log.ts";
+import { openLog } from "../../streams/open.ts";
+import { readEvents } from "../../streams/store.ts";
+import { Topics } from "../../streams/topics.ts";
+import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
+
+const found = findPython();
+const kafka = kafkaForTests();
+const skipReason = !found.python ? found.reason : "skipReason" in kafka ? kafka.skipReason : undefined;
+if (skipReason) console.warn(`skipping the scale-out test: ${skipReason}`);
+
+const tsx = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
+const cli = new URL("../../cli/main.ts", import.meta.url).pathname;
+
+/** A `dspex` command in a process of its own; `lines` collects what it prints. */
+const dspex = (args: string[], env: NodeJS.ProcessEnv) => {
+  const child = spawn(tsx, [cli, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout! }).on("line", (line) => lines.push(line));
+  const errors: string[] = [];
+  createInterface({ input: child.stderr! }).on("line", (line) => errors.push(line));
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  const waitFor = async (pattern: RegExp, timeoutMs = 90_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!lines.some((line) => pattern.test(line))) {
+      if (child.exitCode !== null)
+        throw new Error(`dspex ${args[0]} exited: ${[...lines, ...errors].join("\n")}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `dspex ${args[0]} printed no ${pattern} within ${timeoutMs} ms:\n${lines.join("\n")}`,
+        );
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  return { child, lines, errors, exited, waitFor };
+};
+
+const stop = async (child: ChildProcess): Promise<number | null> => {
+  if (child.exitCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
+};
+
+const slowQa = program("scale-out-qa")
+  .input("question: str")
+  .variable("model", v.model(["dspex/test?latency_ms=300"]))
+  .stage("answer", dspy.predict("question -> answer"))
+  .output("answer", "answer.answer");
+
+describe.skipIf(skipReason !== undefined)("scale-out on Kafka: dspex processors + dspex workers", () => {
+  const children: ChildProcess[] = [];
+  let log: EventLog | undefined;
+  afterAll(async () => {
+    await Promise.all(children.map(stop));
+    await log?.close();
+  }, 60_000);
+
+  it("a consumer started while requests run takes partitions; every request gets exactly one result", async () => {
+    const config = freshKafkaConfig();
+    const env = {
+      ...process.env,
+      DSPEX_BACKEND: "kafka",
+      DSPEX_KAFKA_BROKERS: (kafka as { brokers: string }).brokers,
+      DSPEX_KAFKA_NAMESPACE: config.namespace,
+      DSPEX_PYTHON: found.python,
+    };
+    const processors = dspex(["processors", "--status-every", "1000"], env);
+    const first = dspex(["workers", "-n", "1", "--name", "first"], env);
+    children.push(processors.child, first.child);
+    await processors.waitFor(/processors ready/);
+    await first.waitFor(/first-1: assigned .*dspex\.steps/);
+
+    log = await openLog(config);
+    const client = createClient(log);
+    await client.register(slowQa.build());
+    const requestIds: string[] = [];
+    const results: Promise<unknown>[] = [];
+    const request = () => {
+      const requestId = `scale-${requestIds.length}`;
+      requestIds.push(requestId);
+      results.push(
+        client.execute(
+          { requestId, programId: "scale-out-qa", inputs: { question: `question ${requestId}` } },
+          { timeoutMs: 120_000 },
+        ),
+      );
+    };
+
+    // Requests are running on the first consumer when the second starts; more keep coming until it
+    // holds partitions, then one more wave that both share.
+    for (let i = 0; i < 10; i++) request();
+    const second = dspex(["workers", "-n", "1", "--name", "second"], env);
+    children.push(second.child);
+    const joined = second.waitFor(/second-1: assigned .*dspex\.steps/);
+    let hasJoined = false;
+    joined.then(() => (hasJoined = true)).catch(() => undefined);
+    while (!hasJoined) {
+      if (second.child.exitCode !== null) await joined;
+      request();
+      await Promise.race([joined, new Promise((r) => setTimeout(r, 700))]);
+    }
+    for (let i = 0; i < 12; i++) request();
+
+    const outcomes = (await Promise.all(results)) as { type: string }[];
+    expect(outcomes.map((o) => o.type)).toEqual(requestIds.map(() => "ExecutionCompleted"));
+    // Redelivered steps after a rebalance must not produce a second result.
+    await new Promise((r) => setTimeout(r, 2_000));
+    const perRequest = new Map<string, number>();
+    for (const read of await readEvents(log, Topics.results))
+      if ("event" in read && "requestId" in read.event.data)
+        perRequest.set(read.event.data.requestId, (perRequest.get(read.event.data.requestId) ?? 0) + 1);
+    expect(requestIds.filter((id) => perRequest.get(id) !== 1)).toEqual([]);
+    const workers = new Set(
+      (await readEvents(log, Topics.stepResults)).flatMap((read) =>
+        "event" in read && read.event.type === "StepCompleted" ? [read.event.data.worker] : [],
+      ),
+    );
+    expect([...workers].sort()).toEqual(["first-1", "second-1"]);
+
+    // `dspex run` against the running deployment: it starts nothing, publishes, prints the result.
+    const run = dspex(["run", "scale-out-qa", "-i", "question=one more", "--timeout", "60000"], env);
+    expect(await run.exited).toBe(0);
+    expect(JSON.parse(run.lines.join("\n"))).toMatchObject({ type: "ExecutionCompleted" });
+
+    // SIGTERM: each consumer finishes its step and leaves; the processors commit and stop.
+    for (const proc of [second, first, processors]) {
+      expect(await stop(proc.child)).toBe(0);
+      expect(proc.lines.at(-1)).toMatch(/stopped/);
+    }
+    expect(processors.lines.some((line) => /finished: \d+ completed/.test(line))).toBe(true);
+  }, 150_000);
+});
