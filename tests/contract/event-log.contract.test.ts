@@ -5,7 +5,7 @@ import { type EventLog, headerOf, type LogRecord, textOf } from "../../streams/l
 import { openLog } from "../../streams/open.ts";
 import { appendEvents, consumeEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { backendsUnderTest } from "../support/backends.ts";
+import { backendsUnderTest, skippedHere } from "../support/backends.ts";
 import { killHard, spawnTs } from "../support/processes.ts";
 
 const childScript = new URL("./child.ts", import.meta.url).pathname;
@@ -37,12 +37,7 @@ const request = (n: number, key = `session-${n % 3}`) =>
   });
 
 describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
-  const reason = backend.skipReason();
-  if (reason) {
-    it.skip(`skipped: ${reason}`, () => undefined);
-    console.log(`[contract] ${backend.name} skipped: ${reason}`);
-    return;
-  }
+  if (skippedHere(backend)) return;
   const opened: EventLog[] = [];
   const open = async (config = backend.freshConfig()) => {
     const log = await openLog(config);

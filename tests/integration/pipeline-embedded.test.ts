@@ -9,7 +9,7 @@ import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { backendsUnderTest } from "../support/backends.ts";
+import { backendsUnderTest, skippedHere } from "../support/backends.ts";
 import { program, stage } from "../unit/processors/fixtures.ts";
 
 const qa = program(
@@ -71,11 +71,7 @@ const crashingLog = (log: EventLog, group: string): EventLog => {
 };
 
 describe.each(backendsUnderTest)("pipeline on the $name log", (backend) => {
-  const reason = backend.skipReason();
-  if (reason) {
-    it.skip(`skipped: ${reason}`, () => undefined);
-    return;
-  }
+  if (skippedHere(backend)) return;
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();

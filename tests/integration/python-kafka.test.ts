@@ -17,7 +17,7 @@ import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
-import { mixedTriage } from "../support/programs.ts";
+import { expectTriageCompleted, mixedTriage, triageMessages } from "../support/programs.ts";
 
 const found = findPython();
 const kafka = kafkaForTests();
@@ -92,20 +92,14 @@ describe.skipIf(skipReason !== undefined)("Python consumers on the Kafka log", (
     const client = createClient(log);
     await client.register(triage.build());
     const results = await Promise.all(
-      ["I was charged twice", "I forgot my password", "Where is my invoice?"].map((message, i) =>
+      triageMessages.map((message, i) =>
         client.execute(
           { requestId: `kpy-${i}`, programId: "kafka-py-triage", inputs: { message } },
           { timeoutMs: 120_000 },
         ),
       ),
     );
-    for (const result of results) {
-      expect(result.type).toBe("ExecutionCompleted");
-      if (result.type !== "ExecutionCompleted") continue;
-      expect(["billing", "account"]).toContain(result.data.outputs.category);
-      expect(typeof result.data.outputs.reply).toBe("string");
-      expect(Object.keys(result.data.stages).sort()).toEqual(["classify", "draft", "faq"]);
-    }
+    expectTriageCompleted(results);
     expect(await completions(log)).toHaveLength(3);
     const workers = (await readEvents(log, Topics.stepResults)).flatMap((r) =>
       "event" in r && r.event.type === "StepCompleted" ? [r.event.data.worker] : [],

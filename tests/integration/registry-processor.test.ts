@@ -8,7 +8,7 @@ import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { backendsUnderTest } from "../support/backends.ts";
+import { backendsUnderTest, skippedHere } from "../support/backends.ts";
 
 const id = "qa.temperature";
 const declaration = {
@@ -34,11 +34,7 @@ const answerTo = async (log: EventLog, commandId: string, count: number): Promis
 const backends = backendsUnderTest.filter((b) => b.name === "embedded" || b.name === "kafka");
 
 describe.each(backends)("registry processor on the $name log", (backend) => {
-  const reason = backend.skipReason();
-  if (reason) {
-    it.skip(`skipped: ${reason}`, () => undefined);
-    return;
-  }
+  if (skippedHere(backend)) return;
   const running: RunningProcessor<unknown>[] = [];
   const logs: EventLog[] = [];
   afterEach(async () => {

@@ -20,7 +20,7 @@ import {
 import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { appendEvents } from "../../streams/store.ts";
-import { backendsUnderTest } from "../support/backends.ts";
+import { backendsUnderTest, skippedHere } from "../support/backends.ts";
 
 const variableIds = ["v0", "v1", "v2"];
 const holders = ["opt-a", "opt-b", "opt-c"];
@@ -129,11 +129,7 @@ const step = fc.oneof(
 );
 
 describe.each(backendsUnderTest)("replay gives the live state: $name", (backend) => {
-  const reason = backend.skipReason();
-  if (reason) {
-    it.skip(`skipped: ${reason}`, () => undefined);
-    return;
-  }
+  if (skippedHere(backend)) return;
   const logs: EventLog[] = [];
   afterAll(async () => {
     await Promise.all(logs.map((l) => l.close()));

@@ -16,7 +16,7 @@ import type { Position } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { maxDeadLetterOriginalBytes, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { backendsUnderTest } from "../support/backends.ts";
+import { backendsUnderTest, skippedHere } from "../support/backends.ts";
 import { program, stage } from "../unit/processors/fixtures.ts";
 import { anyBadBytes, badRecords } from "./bad-input-corpus.ts";
 
@@ -50,11 +50,7 @@ const key = (p: Position) => `${p.topic}/${p.partition}/${p.offset}`;
 describe.each(backendsUnderTest.filter((b) => b.name !== "eventstoredb"))(
   "bad input on the $name log",
   (backend) => {
-    const reason = backend.skipReason();
-    if (reason) {
-      it.skip(`skipped: ${reason}`, () => undefined);
-      return;
-    }
+    if (skippedHere(backend)) return;
 
     it("dead-letters every bad record with its reason, rejects bad requests, and completes the valid ones", async () => {
       const log = await openLog(backend.freshConfig());

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { it } from "vitest";
 import type { LogConfig } from "../../streams/open.ts";
 import { eventStoreDbBackend } from "./eventstoredb.ts";
 import { kafkaBackend } from "./kafka.ts";
@@ -35,4 +36,17 @@ export const embeddedBackend: BackendUnderTest = {
 };
 
 /** Every backend the contract suite knows; the Kafka and EventStoreDB backends add themselves here. */
+/**
+ * Inside a `describe` for one backend: when it cannot run here, registers one skipped test named
+ * with the reason and prints it (a skip is never silent) and returns true; the caller then registers nothing else.
+ */
+export const skippedHere = (backend: BackendUnderTest): boolean => {
+  const reason = backend.skipReason();
+  if (reason) {
+    it.skip(`skipped: ${reason}`, () => undefined);
+    console.log(`[${backend.name}] skipped: ${reason}`);
+  }
+  return reason !== undefined;
+};
+
 export const backendsUnderTest: BackendUnderTest[] = [embeddedBackend, kafkaBackend, eventStoreDbBackend];

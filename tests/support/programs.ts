@@ -1,4 +1,6 @@
+import { expect } from "vitest";
 import { dspy, native, program, v } from "../../programs/index.ts";
+import type { ExecutionResult } from "../../streams/client.ts";
 
 /** A 3-stage program mixing native and DSPy stages: retrieve ∥ classify → draft, with the test LM. */
 export const mixedTriage = (programId: string) =>
@@ -18,3 +20,17 @@ export const mixedTriage = (programId: string) =>
     })
     .output("category", "classify.category")
     .output("reply", "draft.reply");
+
+/** The messages every `mixedTriage` test sends, and what each of their results must show. */
+export const triageMessages = ["I was charged twice", "I forgot my password", "Where is my invoice?"];
+
+export const expectTriageCompleted = (results: ExecutionResult[]): void => {
+  for (const result of results) {
+    expect(result.type).toBe("ExecutionCompleted");
+    if (result.type !== "ExecutionCompleted") continue;
+    expect(["billing", "account"]).toContain(result.data.outputs.category);
+    expect(typeof result.data.outputs.reply).toBe("string");
+    expect(Object.keys(result.data.stages).sort()).toEqual(["classify", "draft", "faq"]);
+    expect(result.data.usage.calls).toBeGreaterThanOrEqual(2);
+  }
+};
