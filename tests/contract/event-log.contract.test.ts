@@ -117,6 +117,30 @@ describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
     expect(headerOf(bytes!, "missing")).toBeUndefined();
   });
 
+  it("reads a large page exactly as the same records read in small pages", async () => {
+    const log = await open();
+    const topic = unique("pages");
+    await log.ensureTopics([{ topic, partitions: 1 }]);
+    const records = Array.from({ length: 1500 }, (_, i) => ({
+      topic,
+      key: `k${i % 7}`,
+      value: i % 5 === 0 ? Uint8Array.from([i % 256, 0xff, 0]) : `{"n":${i},"s":"é${i}"}`,
+      ...(i % 3 === 0 ? {} : { headers: { "dspex-type": `T${i % 4}` } }),
+    }));
+    for (let i = 0; i < records.length; i += 500) await log.append(records.slice(i, i + 500));
+    const view = (r: LogRecord) => [r.offset, r.key, r.value.toString("hex"), r.headers];
+    const large = await log.read(topic, { partition: 0, fromOffset: 100, limit: 1300 });
+    const small: LogRecord[] = [];
+    for (let from = 100; from < 1400; from += 100)
+      small.push(...(await log.read(topic, { partition: 0, fromOffset: from, limit: 100 })));
+    expect(large).toHaveLength(1300);
+    expect(large.map(view)).toEqual(small.map(view));
+    expect(large[0]!.value).toEqual(Buffer.from([100, 0xff, 0]));
+    expect(textOf(large[1]!)).toBe('{"n":101,"s":"é101"}');
+    expect(headerOf(large[1]!, "dspex-type")).toBe("T1");
+    expect(large[2]!.headers).toEqual({});
+  });
+
   it("redelivers what a killed consumer had not committed", async () => {
     const config = backend.freshConfig();
     const log = await open(config);

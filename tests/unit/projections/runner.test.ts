@@ -12,6 +12,7 @@ import {
 import type { EventLog } from "../../../streams/log.ts";
 import { openLog } from "../../../streams/open.ts";
 import { appendEvents } from "../../../streams/store.ts";
+import { Topics } from "../../../streams/topics.ts";
 import { embeddedBackend } from "../../support/backends.ts";
 
 const opened: EventLog[] = [];
@@ -69,6 +70,41 @@ describe("projection runner on the embedded log", () => {
     expect(await resumed.start()).toBe(0);
     expect(resumed.eventsApplied).toBe(6);
     expect(stateHash(resumed.state("variables"))).toBe(stateHash(runner.state("variables")));
+  });
+
+  it("folds small pages to the same state and checkpoint as one large page", async () => {
+    const log = await open();
+    const ids = Array.from({ length: 10 }, (_, i) => `v${i}`);
+    await execute(log, [
+      ...ids.map(declare),
+      ...Array.from({ length: 90 }, (_, i) => set(ids[i % 10]!, i + 1)),
+    ]);
+    const paged = projectionRunner({ name: "paged", log, projections: [variablesProjection], batchSize: 7 });
+    const whole = projectionRunner({ name: "whole", log, projections: [variablesProjection] });
+    expect(await paged.start()).toBe(100);
+    expect(await whole.start()).toBe(100);
+    expect(stateHash(paged.state("variables"))).toBe(stateHash(whole.state("variables")));
+    expect(paged.checkpoint()).toEqual(whole.checkpoint());
+  });
+
+  it("given a snapshot store that fails, when a run reaches a snapshot, then it fails with that error, its checkpoint at the last applied event", async () => {
+    const log = await open();
+    await execute(
+      log,
+      Array.from({ length: 30 }, (_, i) => declare(`v${i}`)),
+    );
+    const failing = { ...memorySnapshotStore(), save: async () => Promise.reject(new Error("disk full")) };
+    const runner = projectionRunner({
+      name: "failing",
+      log,
+      projections: [variablesProjection],
+      snapshots: failing,
+      snapshotEvery: 5,
+      batchSize: 4,
+    });
+    await expect(runner.start()).rejects.toThrow("disk full");
+    expect(runner.eventsApplied).toBe(5);
+    expect(runner.checkpoint()).toEqual({ [`${Topics.variables}/0`]: 5 });
   });
 
   it("rebuilds from scratch to the same state, and ignores a snapshot of another projection version", async () => {
