@@ -87,6 +87,7 @@ export const replayRecords = (count: number): AppendRecord[][] => {
   ].map((event) => encodeEvent(event));
   const batches: AppendRecord[][] = [];
   let batch: AppendRecord[] = [];
+  const versions = new Array<number>(1000).fill(0);
   for (let i = 0; i < count; i++) {
     const variable = `v${i % 1000}`;
     const execution = `e${Math.floor(i / 4)}`;
@@ -97,7 +98,7 @@ export const replayRecords = (count: number): AppendRecord[][] => {
     const value = (template.value as string)
       .replace(/"id":"[^"]+"/, `"id":"${id}"`)
       .replaceAll(kind <= 1 ? '"v"' : '"e"', `"${key}"`)
-      .replace('"version":1', `"version":${i}`);
+      .replace('"version":1', `"version":${kind === 1 ? ++versions[i % 1000]! : 1}`);
     batch.push({ ...template, key, value, headers: { ...template.headers, "dspex-id": id } });
     if (batch.length === 5000) {
       batches.push(batch);

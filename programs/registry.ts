@@ -248,6 +248,8 @@ export const evolve = (state: VariableState | undefined, event: RegistryEvent): 
   switch (event.type) {
     case "VariableChanged": {
       const { value, version, actor, reason, provenance } = event.data;
+      if (version !== state.version + 1)
+        return withRejection(state, value, actor, conflictOf(state, version), event.occurredAt);
       const change: VariableChange = {
         version,
         value,
@@ -266,30 +268,60 @@ export const evolve = (state: VariableState | undefined, event: RegistryEvent): 
     }
     case "VariableChangeRejected": {
       const { value, actor, reason } = event.data;
-      const next = copyOf(state);
-      next.rejections = state.rejections + 1;
-      next.lastRejection = { value, actor, reason, at: event.occurredAt };
-      return next;
+      return withRejection(state, value, actor, reason, event.occurredAt);
     }
     case "VariableLeaseRequested": {
+      const { leaseId, holder } = event.data;
+      if (state.lease?.leaseId === leaseId || state.queue.some((l) => l.leaseId === leaseId)) return state;
       const next = copyOf(state);
-      next.queue = [...state.queue, { leaseId: event.data.leaseId, holder: event.data.holder }];
+      next.queue = [...state.queue, { leaseId, holder }];
       return next;
     }
     case "VariableLeaseGranted": {
+      const { leaseId, holder } = event.data;
+      if (state.lease?.leaseId === leaseId) return state;
       const next = copyOf(state);
-      next.lease = { leaseId: event.data.leaseId, holder: event.data.holder };
-      next.queue = withoutLease(state.queue, event.data.leaseId);
+      // Granted by a writer that had not seen the current holder: it waits its turn in the queue.
+      if (state.lease) {
+        if (!state.queue.some((l) => l.leaseId === leaseId))
+          next.queue = [...state.queue, { leaseId, holder }];
+        return next;
+      }
+      next.lease = { leaseId, holder };
+      next.queue = withoutLease(state.queue, leaseId);
       return next;
     }
     case "VariableLeaseReleased": {
       const next = copyOf(state);
-      if (state.lease?.leaseId === event.data.leaseId) next.lease = null;
-      else next.queue = withoutLease(state.queue, event.data.leaseId);
+      if (state.lease?.leaseId !== event.data.leaseId) {
+        next.queue = withoutLease(state.queue, event.data.leaseId);
+        return next;
+      }
+      // The next in line holds it from here, whether or not the releaser's grant names it.
+      next.lease = state.queue[0] ?? null;
+      next.queue = state.queue.slice(1);
       return next;
     }
   }
 };
+
+const withRejection = (
+  state: VariableState,
+  value: unknown,
+  actor: string,
+  reason: string,
+  at: string,
+): VariableState => {
+  const next = copyOf(state);
+  next.rejections = state.rejections + 1;
+  next.lastRejection = { value, actor, reason, at };
+  return next;
+};
+
+/** Why a change of another version than the next one lost: its writer decided it against a stale state. */
+const conflictOf = (state: VariableState, version: number): string =>
+  `conflict: this change was decided as version ${version}, but ${state.declaration.name} was at version ${state.version} ` +
+  "(another writer changed it first); decide again against the current value";
 
 /** Registry ids of a program's variables: `<program>.<name>` and `<program>.<stage>.<name>`. */
 export const programVariables = (

@@ -248,3 +248,44 @@ describe("variable registry: leases", () => {
     expect(() => given().when(lease("L1"))).toThrow(RegistryError);
   });
 });
+
+describe("variable registry: concurrent writers (the log's order decides)", () => {
+  it("given two writers that decided a change against the same version, when both land, then the first wins and the second folds as a conflict", () => {
+    const { state } = given(declare, set(1));
+    const first = decide(state, set(1.5, "alice"), { commandId: "a", occurredAt: at });
+    const second = decide(state, set(0.2, "bob"), { commandId: "b", occurredAt: at });
+    expect(second[0]!.data).toMatchObject({ version: 2 });
+    const after = fold([...first, ...second], state);
+    expect(after).toMatchObject({ value: 1.5, version: 2, rejections: 1 });
+    expect(after!.history.map((change) => [change.version, change.actor])).toEqual([
+      [1, "alice"],
+      [2, "alice"],
+    ]);
+    expect(after!.lastRejection).toMatchObject({ value: 0.2, actor: "bob" });
+    expect(after!.lastRejection!.reason).toBe(
+      "conflict: this change was decided as version 2, but temperature was at version 2 (another writer changed it first); decide again against the current value",
+    );
+  });
+
+  it("given two optimizers granted a free variable at once, when both grants land in any order, then the first grant holds it and the other waits", () => {
+    const { state } = given(declare);
+    const [requestA, grantA] = decide(state, lease("A"), { commandId: "a" });
+    const [requestB, grantB] = decide(state, lease("B"), { commandId: "b" });
+    for (const order of [
+      [requestA!, grantA!, requestB!, grantB!],
+      [requestA!, requestB!, grantA!, grantB!],
+      [requestB!, requestA!, grantA!, grantB!],
+    ])
+      expect(fold(order, state)).toMatchObject({ lease: { leaseId: "A" }, queue: [{ leaseId: "B" }] });
+  });
+
+  it("given a request the holder had not seen, when the holder releases, then the request holds the variable", () => {
+    const { state } = given(declare);
+    const granted = decide(state, lease("A"), { commandId: "a" });
+    const stale = fold(granted, state);
+    const both = fold(decide(state, lease("B"), { commandId: "b" }), stale);
+    const released = decide(stale, release("A"), { commandId: "r" });
+    expect(released.map((e) => e.type)).toEqual(["VariableLeaseReleased"]);
+    expect(fold(released, both)).toMatchObject({ lease: { leaseId: "B" }, queue: [] });
+  });
+});
