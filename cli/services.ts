@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { startEvaluations } from "../processors/optimizers/stream.ts";
 import { startPipeline } from "../processors/pipeline/pipeline.ts";
+import { startRegistry } from "../processors/registry/registry.ts";
 import type { RunningProcessor } from "../processors/runtime.ts";
 import { startWorkerPool } from "../processors/workers/pool.ts";
 import { defaultPython } from "../processors/workers/python.ts";
@@ -62,24 +63,24 @@ export const watchProcessors = (processors: Record<string, Pick<RunningProcessor
   };
 };
 
-/** The pipeline and the evaluation processor of one log, run in this process. */
+/** The pipeline, evaluation and registry processors of one log, run in this process. */
 export const startProcessors = (log: EventLog) => {
   const pipeline = startPipeline(log);
   const evaluations = startEvaluations(log);
-  const watch = watchProcessors({ pipeline, evaluations });
+  const registry = startRegistry(log);
+  const all = { pipeline, evaluations, registry };
+  const watch = watchProcessors(all);
   return {
-    pipeline,
-    evaluations,
-    /** Rejects when either stops on its own. */
+    ...all,
+    /** Rejects when one stops on its own. */
     failed: watch.failed,
     /** `work`, unless a processor fails first. */
     guard: watch.guard,
-    /** Resolves when both consume (their state rebuilt from the log). */
-    ready: () => watch.guard(Promise.all([pipeline.ready, evaluations.ready])),
+    /** Resolves when all consume (their state rebuilt from the log). */
+    ready: () => watch.guard(Promise.all(Object.values(all).map((processor) => processor.ready))),
     async stop() {
       watch.stopping();
-      await pipeline.stop();
-      await evaluations.stop();
+      for (const processor of Object.values(all)) await processor.stop();
     },
   };
 };

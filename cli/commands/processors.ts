@@ -20,13 +20,13 @@ export const untilSignal = (): Promise<NodeJS.Signals> =>
   });
 
 /**
- * The pipeline and evaluation processors as a process of their own: with `dspex workers` on Kafka this is
+ * The pipeline, evaluation and registry processors as a process of their own: with `dspex workers` on Kafka this is
  * scale-out mode. Status lines say when they consume and, every few seconds while requests finish,
  * how many did.
  */
 export const processorsCommand = withLogOptions(new Command("processors"))
   .description(
-    "run the pipeline and evaluation processors until SIGINT/SIGTERM (scale-out: with `dspex workers` on Kafka)",
+    "run the pipeline, evaluation and registry processors until SIGINT/SIGTERM (scale-out: with `dspex workers` on Kafka)",
   )
   .option(
     "--stdio-workers <n>",

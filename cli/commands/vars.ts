@@ -1,6 +1,10 @@
 import { Command } from "commander";
+import { commandAnswered, startRegistry } from "../../processors/registry/registry.ts";
 import { readRegistry } from "../../programs/register.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { jsonEqual } from "../../programs/variables/index.ts";
+import type { VariableCommand } from "../../streams/events/index.ts";
+import { positiveInteger } from "../arguments.ts";
+import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
 
 const shown = (value: unknown, width: number): string => {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -33,3 +37,82 @@ export const varsCommand = withLogOptions(new Command("vars"))
       await log.close();
     }
   });
+
+type JsonValue = Extract<VariableCommand, { command: "set" }>["value"];
+
+/** A value from the command line: JSON where it parses (0.3, true, [1, 2], "text"), else the text itself. */
+export const commandLineValue = (text: string): JsonValue => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
+
+interface SetOptions extends LogOptions {
+  reason: string;
+  actor: string;
+  local?: boolean;
+  timeout: number;
+}
+
+/**
+ * Changes a variable the way every writer should: a command to the registry processor, which decides it
+ * against the variable's state in log order. On the embedded log this process runs the processor.
+ */
+varsCommand.addCommand(
+  new Command("set")
+    .description(
+      "change a variable through the registry processor; prints the change, or why it was rejected",
+    )
+    .argument("<variable>", "the variable's registry id (`dspex vars` lists them)")
+    .argument("<value>", "JSON (0.3, true, [1, 2], '\"text\"'); anything else is taken as text")
+    .option("--reason <text>", "why, kept in the variable's history", "")
+    .option("--actor <name>", "who changes it", "cli")
+    .option("--local", "run the registry processor in this process (default on the embedded log)")
+    .option(
+      "--no-local",
+      "only publish the command: a registry processor runs elsewhere (`dspex processors`)",
+    )
+    .option("--timeout <ms>", "how long to wait for the registry's answer", positiveInteger, 30_000)
+    .action(async (variableId: string, text: string, _options: unknown, command: Command) => {
+      // The log options belong to `vars` (they may come before or after `set`).
+      const options = command.optsWithGlobals<SetOptions>();
+      const { log, config } = await openCommandLog(options);
+      const local = options.local ?? config.backend === "embedded";
+      const registry = local ? startRegistry(log) : undefined;
+      try {
+        const current = (await readRegistry(log)).variables.get(variableId);
+        if (!current)
+          throw new Error(`no variable ${variableId} in ${describeLog(config)}: \`dspex vars\` lists them`);
+        const value = commandLineValue(text);
+        if (jsonEqual(current.value, value)) {
+          console.log(`${variableId}  v${current.version} = ${shown(value, 70)} already; nothing changed`);
+          return;
+        }
+        const change = {
+          command: "set" as const,
+          variableId,
+          value,
+          actor: options.actor,
+          reason: options.reason,
+        };
+        const answer = await commandAnswered(log, change, options.timeout).catch((error: Error) => {
+          if (error.name !== "TimeoutError") throw error;
+          throw new Error(
+            `no answer from the registry within ${options.timeout} ms: is \`dspex processors\` running on ${describeLog(config)}? (or pass --local)`,
+          );
+        });
+        if (answer.type === "VariableChanged") {
+          const { version, previous } = answer.data;
+          console.log(`${variableId}  v${version} = ${shown(value, 70)} (was ${shown(previous, 40)})`);
+        } else if (answer.type === "VariableChangeRejected") {
+          console.error(`${variableId}: rejected: ${answer.data.reason}`);
+          process.exitCode = 1;
+        } else console.log(`${variableId}: ${answer.type}`);
+      } finally {
+        await registry?.stop();
+        await log.close();
+      }
+    }),
+);

@@ -1,3 +1,4 @@
+import { filter, firstValueFrom, map, timeout } from "rxjs";
 import { isRegistryEvent } from "../../programs/register.ts";
 import {
   type CommandMeta,
@@ -8,6 +9,7 @@ import {
   type RegistryEvent,
   type VariableState,
 } from "../../programs/registry.ts";
+import { decodeRecord } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import {
   type DspexEvent,
@@ -16,7 +18,7 @@ import {
   type VariableCommand,
   VariableCommandIssued,
 } from "../../streams/events/index.ts";
-import { derivedId } from "../../streams/ids.ts";
+import { derivedId, newId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
@@ -175,4 +177,29 @@ export const issueCommand = async (
   });
   await appendEvents(log, [issued as Envelope]);
   return issued;
+};
+
+/**
+ * Issues a command and resolves with the first event the registry processor answered it with: rejects after
+ * `timeoutMs` without one (no registry processor running). A command that changes nothing (the current value
+ * again, a repeated lease request) gets no answer: check the state before issuing those.
+ */
+export const commandAnswered = async (
+  log: EventLog,
+  command: VariableCommand,
+  timeoutMs = 30_000,
+): Promise<RegistryEvent> => {
+  const id = newId();
+  // Subscribed before the command is appended, from the end: the answer can't be missed.
+  const answer = firstValueFrom(
+    log.tail([Topics.variables], { from: "end" }).pipe(
+      map((record) => decodeRecord(record)),
+      filter((decoded) => decoded.ok && decoded.event.causationId === id),
+      map((decoded) => (decoded as { ok: true; event: RegistryEvent }).event),
+      timeout({ first: timeoutMs }),
+    ),
+  );
+  answer.catch(() => undefined);
+  await issueCommand(log, command, { id });
+  return answer;
 };

@@ -54,4 +54,35 @@ describe("dspex vars and replay", () => {
     expect(lines.find((l) => l.startsWith("variables"))).toContain(expectedHash);
     expect(lines.at(-1)).toMatch(/^replayed \d+ events in/);
   });
+
+  it("vars set changes a variable through the registry processor, and says why when it refuses", async () => {
+    const path = join(temporaryFolder("dspex-vars-set-"), "log.db");
+    const log = await openLog({ backend: "embedded", path });
+    await registerProgram(log, qa);
+    await log.close();
+    const lines = printed();
+    const errors: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void errors.push(args.join(" ")));
+    const set = (...args: string[]) =>
+      varsCommand.parseAsync(["set", "qa.answer.temperature", ...args, "--log", path], { from: "user" });
+
+    await set("0.3", "--reason", "cooler");
+    expect(lines).toEqual(["qa.answer.temperature  v1 = 0.3 (was 0)"]);
+    await set("0.3");
+    expect(lines[1]).toBe("qa.answer.temperature  v1 = 0.3 already; nothing changed");
+    await set("9", "--actor", "ops");
+    expect(errors).toEqual(["qa.answer.temperature: rejected: temperature must be between 0 and 2 (got 9)"]);
+    expect(process.exitCode).toBe(1);
+    process.exitCode = 0;
+    await expect(
+      varsCommand.parseAsync(["set", "qa.nope", "1", "--log", path], { from: "user" }),
+    ).rejects.toThrow(/no variable qa.nope in .*`dspex vars` lists them/);
+
+    const reopened = await openLog({ backend: "embedded", path });
+    const state = (await readRegistry(reopened)).variables.get("qa.answer.temperature")!;
+    await reopened.close();
+    expect(state).toMatchObject({ value: 0.3, version: 1, rejections: 1 });
+    expect(state.history).toMatchObject([{ version: 1, value: 0.3, actor: "cli", reason: "cooler" }]);
+    expect(state.lastRejection).toMatchObject({ value: 9, actor: "ops" });
+  });
 });
