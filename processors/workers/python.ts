@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 
 const repoRoot = new URL("../..", import.meta.url).pathname;
@@ -8,13 +8,29 @@ const repoRoot = new URL("../..", import.meta.url).pathname;
 export const defaultPython = (configured?: string): string =>
   configured ?? process.env.DSPEX_PYTHON ?? join(repoRoot, ".venv/bin/python");
 
-/** That Python, if it exists and can import dspex_consumers; else why not and what to run. */
+const ownPackage = realpathSync(join(repoRoot, "python-consumers/dspex_consumers"));
+
+/**
+ * That Python, if it exists and imports dspex_consumers from this checkout; else why not and what to run.
+ * (The venv is shared by checkouts with the same pins; its editable install points at the last one set up.)
+ */
 export const findPython = (configured?: string): { python?: string; reason?: string } => {
   const python = defaultPython(configured);
   if (!existsSync(python))
     return { reason: `no Python venv at ${python}: run \`bash infra/python/setup.sh\`` };
-  const probe = spawnSync(python, ["-c", "import dspex_consumers"], { encoding: "utf8" });
+  const probe = spawnSync(
+    python,
+    ["-c", "import os, dspex_consumers; print(os.path.realpath(os.path.dirname(dspex_consumers.__file__)))"],
+    { encoding: "utf8" },
+  );
   if (probe.status !== 0)
-    return { reason: `${python} cannot import dspex_consumers: ${probe.stderr.trim()}` };
+    return {
+      reason: `${python} cannot import dspex_consumers (run \`bash infra/python/setup.sh\`): ${probe.stderr.trim()}`,
+    };
+  const imported = probe.stdout.trim();
+  if (imported !== ownPackage)
+    return {
+      reason: `${python} imports dspex_consumers from ${imported}, another checkout: run \`bash infra/python/setup.sh\` here to point it at ${ownPackage}`,
+    };
   return { python };
 };
