@@ -2,16 +2,25 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { signature } from "../programs/signatures/signature.ts";
-import { executionsProjection, projectionRunner, variablesProjection } from "../projections/index.ts";
+import {
+  executionsProjection,
+  foldInto,
+  folding,
+  type Projection,
+  projectionRunner,
+  variablesProjection,
+} from "../projections/index.ts";
 import { encodeEvent } from "../streams/codec.ts";
 import { openEmbeddedLog } from "../streams/embedded/log.ts";
+import type { DspexEvent } from "../streams/events/index.ts";
 import {
   ExecutionStarted,
   StageCompleted,
   VariableChanged,
   VariableDeclared,
 } from "../streams/events/index.ts";
-import type { AppendRecord } from "../streams/log.ts";
+import { type AppendRecord, type EventLog, textOf } from "../streams/log.ts";
+import { Topics } from "../streams/topics.ts";
 import { percentile, report, type Suite, seconds } from "./report.ts";
 
 const SIGNATURE =
@@ -109,6 +118,30 @@ export const replayRecords = (count: number): AppendRecord[][] => {
   return batches;
 };
 
+/**
+ * What this machine allows whatever the log: `JSON.parse` and the folds alone, over envelopes already in
+ * memory (no reads, no runner). The replay above cannot beat it; it says how far the goal is from the CPU.
+ */
+const parseAndFoldCeiling = async (log: EventLog, sample: number) => {
+  const texts: string[] = [];
+  for (const topic of [Topics.variables, Topics.executions]) {
+    for (const record of await log.read(topic, { partition: 0, limit: sample / 2 }))
+      texts.push(textOf(record));
+  }
+  const projections = [variablesProjection, executionsProjection] as Projection<unknown>[];
+  const best: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const folds = projections.map((projection) => folding(projection, new Map()));
+    const start = process.hrtime.bigint();
+    for (const text of texts) {
+      const event = JSON.parse(text) as DspexEvent;
+      foldInto(event.type.startsWith("Variable") ? folds[0]! : folds[1]!, event);
+    }
+    best.push(texts.length / seconds(start));
+  }
+  report("programs", "replay.ceiling.parse+fold_in_memory", Math.max(...best), "events/s");
+};
+
 const replayThroughput = async () => {
   const folder = mkdtempSync(join(tmpdir(), "dspex-bench-programs-"));
   const log = openEmbeddedLog({ path: join(folder, "log.db") });
@@ -137,6 +170,7 @@ const replayThroughput = async () => {
         "events/cpu-s",
       );
     }
+    await parseAndFoldCeiling(log, Math.min(REPLAY_EVENTS, 200_000));
   } finally {
     await log.close();
     rmSync(folder, { recursive: true, force: true });
