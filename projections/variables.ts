@@ -4,7 +4,7 @@ import type { Projection } from "./projection.ts";
 /** The variable registry read model: value, version, recent history, lease and queue per variable id. */
 export const variablesProjection: Projection<VariableState> = {
   name: "variables",
-  version: 1,
+  version: 2,
   types: [
     "VariableDeclared",
     "VariableChanged",

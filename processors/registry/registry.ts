@@ -154,7 +154,7 @@ export const registryProcessor = (name = registryProcessorName): Processor<Regis
   topics: [Topics.variables],
   initialState: emptyRegistryState,
   handle: handleRegistry,
-  version: 1,
+  version: 2,
   snapshotOf: snapshotOfRegistry,
   restore: restoreRegistry,
 });

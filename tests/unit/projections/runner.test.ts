@@ -127,7 +127,7 @@ describe("projection runner on the embedded log", () => {
     const newer = projectionRunner({
       name: "r",
       log,
-      projections: [{ ...variablesProjection, version: 2 }],
+      projections: [{ ...variablesProjection, version: variablesProjection.version + 1 }],
       snapshots,
     });
     expect(await newer.start()).toBe(2);
