@@ -123,15 +123,26 @@ export const consumeEvents = (
     }
     let committed = false;
     let deferred = false;
-    const commitWith = (outputs: readonly Envelope[]) => {
+    let lettersOut = deadLetters.length === 0;
+    /**
+     * The dead letters go out with the first commit only. A batch its handler deferred but that had dead
+     * letters is committed at once (below); a later commit of it that adds nothing does nothing, so it never
+     * runs a second transaction beside the first.
+     */
+    const commitWith = async (outputs: readonly Envelope[]) => {
+      if (committed && lettersOut && outputs.length === 0) return [];
+      const letters = lettersOut ? [] : deadLetters;
       committed = true;
-      return batch.commitWith([...deadLetters, ...outputs.map(encodeEvent)]);
+      lettersOut = true;
+      return batch.commitWith([...letters, ...outputs.map(encodeEvent)]);
     };
     const defer = () => {
       deferred = true;
     };
     if (events.length > 0) await handler({ events, commitWith, defer });
     if (committed || (deferred && deadLetters.length === 0)) return;
-    if (options.autoCommit === false) await log.append(deadLetters);
-    else await batch.commitWith(deadLetters);
+    if (options.autoCommit === false) {
+      lettersOut = true;
+      await log.append(deadLetters);
+    } else await commitWith([]);
   });

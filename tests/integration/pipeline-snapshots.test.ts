@@ -4,6 +4,7 @@ import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
 import { type Processor, rebuildState, runProcessor } from "../../processors/runtime.ts";
 import { memorySnapshotStore } from "../../projections/snapshots.ts";
 import { createClient } from "../../streams/client.ts";
+import { encodeEvent } from "../../streams/codec.ts";
 import type { DspexEvent, EventOf } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
@@ -156,5 +157,22 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     expect(await committed()).toBe(1);
     await waitFor(async () => (await committed()) === 3, 5_000);
     expect(running.state()).toBe(1);
+  });
+
+  it("a quiet batch with a record that is not an event dead-letters it once, with the batch committed at once", async () => {
+    const log = await freshLog();
+    const running = runProcessor(log, counter, { quietCommitMs: 200 });
+    cleanups.push(() => running.stop());
+    await running.ready;
+    const ignored = encodeEvent(requested("i1", "ignore", { question: "q" }));
+    await log.append([{ topic: Topics.requests, key: "k", value: "not json" }, ignored]);
+    await waitFor(async () => [...(await log.committed("counter", Topics.requests)).values()][0] === 2);
+    // Past the quiet commit's timer: the batch it holds was committed with its dead letter already.
+    await new Promise((wake) => setTimeout(wake, 600));
+    const letters = (await eventsOf(log, Topics.dlq)).filter(({ event }) => event.type === "DeadLettered");
+    expect(letters.map(({ event }) => (event.data as { reason: string }).reason)).toEqual([
+      expect.stringMatching(/not valid JSON|JSON/),
+    ]);
+    expect(running.state()).toBe(0);
   });
 });
