@@ -10,7 +10,15 @@ const typeError =
 
 const jsonValue = z.json();
 
-const bounded = (schema: z.ZodNumber, c: FieldConstraints, lower?: number, upper?: number): z.ZodNumber => {
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+type Check = z.core.$ZodCheck<unknown>;
+
+/** Bounds as checks, applied with one `.check()`: each `.min()` or `.max()` would clone the schema again. */
+const checked = <S extends z.ZodType>(schema: S, checks: readonly Check[]): S =>
+  checks.length === 0 ? schema : (schema.check(...checks) as S);
+
+const numberBounds = (c: FieldConstraints, lower?: number, upper?: number): Check[] => {
   const min = c.min ?? lower;
   const max = c.max ?? upper;
   const range =
@@ -19,54 +27,64 @@ const bounded = (schema: z.ZodNumber, c: FieldConstraints, lower?: number, upper
       : min !== undefined
         ? `must be at least ${min}`
         : `must be at most ${max}`;
-  let out = schema;
-  if (min !== undefined) out = out.min(min, { error: range });
-  if (max !== undefined) out = out.max(max, { error: range });
-  return out;
+  const checks: Check[] = [];
+  if (min !== undefined) checks.push(z.gte(min, { error: range }));
+  if (max !== undefined) checks.push(z.lte(max, { error: range }));
+  return checks;
 };
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+/** Length bounds of a string (characters) or a list (items). */
+const lengthBounds = (unit: string, min?: number, max?: number, exactly?: number): Check[] => {
+  const checks: Check[] = [];
+  if (min !== undefined) checks.push(z.minLength(min, { error: `must have at least ${plural(min, unit)}` }));
+  if (max !== undefined) checks.push(z.maxLength(max, { error: `must have at most ${plural(max, unit)}` }));
+  if (exactly !== undefined)
+    checks.push(z.length(exactly, { error: `must have exactly ${plural(exactly, unit)}` }));
+  return checks;
+};
 
 /** The zod schema of one value of a type, with the field's constraints. */
 export const schemaOfType = (type: TypeNode, c: FieldConstraints = {}): z.ZodType => {
   switch (type.kind) {
     case "str": {
-      let s = z.string({ error: typeError("a string") });
+      const checks: Check[] = [];
       if (c.minLength !== undefined)
-        s = s.min(c.minLength, { error: `must be at least ${plural(c.minLength, "character")}` });
+        checks.push(
+          z.minLength(c.minLength, { error: `must be at least ${plural(c.minLength, "character")}` }),
+        );
       if (c.maxLength !== undefined)
-        s = s.max(c.maxLength, { error: `must be at most ${plural(c.maxLength, "character")}` });
-      if (c.pattern !== undefined) s = s.regex(new RegExp(c.pattern), { error: `must match /${c.pattern}/` });
-      return s;
+        checks.push(
+          z.maxLength(c.maxLength, { error: `must be at most ${plural(c.maxLength, "character")}` }),
+        );
+      if (c.pattern !== undefined)
+        checks.push(z.regex(new RegExp(c.pattern), { error: `must match /${c.pattern}/` }));
+      return checked(z.string({ error: typeError("a string") }), checks);
     }
     case "int":
-      return bounded(z.number({ error: typeError("an integer") }).int({ error: "must be an integer" }), c);
+      return checked(z.int({ error: typeError("an integer") }), numberBounds(c));
     case "float":
-      return bounded(z.number({ error: typeError("a number") }), c);
+      return checked(z.number({ error: typeError("a number") }), numberBounds(c));
     case "probability":
-      return bounded(z.number({ error: typeError("a probability (a number between 0 and 1)") }), c, 0, 1);
+      return checked(
+        z.number({ error: typeError("a probability (a number between 0 and 1)") }),
+        numberBounds(c, 0, 1),
+      );
     case "confidence":
-      return bounded(z.number({ error: typeError("a confidence (a number ≥ 0)") }), c, 0);
+      return checked(z.number({ error: typeError("a confidence (a number ≥ 0)") }), numberBounds(c, 0));
     case "bool":
       return z.boolean({ error: typeError("a boolean") });
-    case "embedding": {
-      let s = z
-        .array(z.number({ error: "must be a number" }), {
+    case "embedding":
+      return checked(
+        z.array(z.number({ error: "must be a number" }), {
           error: typeError("an embedding (a list of numbers)"),
-        })
-        .min(1, { error: "must have at least 1 dimension" });
-      if (c.dimensions !== undefined)
-        s = s.length(c.dimensions, { error: `must have exactly ${plural(c.dimensions, "dimension")}` });
-      return s;
-    }
-    case "list": {
-      let s = z.array(schemaOfType(type.item), { error: typeError("a list") });
-      if (c.minItems !== undefined)
-        s = s.min(c.minItems, { error: `must have at least ${plural(c.minItems, "item")}` });
-      if (c.maxItems !== undefined)
-        s = s.max(c.maxItems, { error: `must have at most ${plural(c.maxItems, "item")}` });
-      return s;
-    }
+        }),
+        lengthBounds("dimension", 1, undefined, c.dimensions),
+      );
+    case "list":
+      return checked(
+        z.array(schemaOfType(type.item), { error: typeError("a list") }),
+        lengthBounds("item", c.minItems, c.maxItems),
+      );
     case "dict":
       return z.record(z.string(), type.value ? schemaOfType(type.value) : jsonValue, {
         error: typeError("an object"),
@@ -80,16 +98,20 @@ export const schemaOfType = (type: TypeNode, c: FieldConstraints = {}): z.ZodTyp
   }
 };
 
-/** A field's schema: optional fields also take null; a default fills an absent value. */
-export const schemaOfField = (field: FieldSpec, type: TypeNode): z.ZodType => {
+/** What a field's value (and its default) must be: optional fields also take null. */
+export const acceptedOf = (field: FieldSpec, type: TypeNode): z.ZodType => {
   const value = schemaOfType(type, field.constraints);
-  if (field.default !== undefined)
-    return (field.optional ? value.nullable() : value).default(field.default as never);
-  return field.optional ? value.nullable().optional() : value;
+  return field.optional ? value.nullable() : value;
 };
 
-export const objectSchemaOf = (fields: readonly { field: FieldSpec; type: TypeNode }[], side: string) =>
-  z.object(Object.fromEntries(fields.map(({ field, type }) => [field.name, schemaOfField(field, type)])), {
+/** A field's schema from what it accepts: a default fills an absent value; optional fields may be absent. */
+export const schemaOfField = (field: FieldSpec, accepted: z.ZodType): z.ZodType => {
+  if (field.default !== undefined) return accepted.default(field.default as never);
+  return field.optional ? accepted.optional() : accepted;
+};
+
+export const objectSchemaOf = (fields: readonly { name: string; schema: z.ZodType }[], side: string) =>
+  z.object(Object.fromEntries(fields.map(({ name, schema }) => [name, schema])), {
     error: (issue) => (issue.input === undefined ? `${side} are required` : `${side} must be an object`),
   });
 

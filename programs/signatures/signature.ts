@@ -1,7 +1,7 @@
 import type { z } from "zod";
 import type { FieldSpec, SignatureSpec } from "../../streams/events/common.ts";
 import { type ParsedField, parseSignatureText, parseTypeExpression } from "./parse.ts";
-import { describeFieldIssues, objectSchemaOf, schemaOfField } from "./schema.ts";
+import { acceptedOf, describeFieldIssues, objectSchemaOf, schemaOfField } from "./schema.ts";
 import { SignatureSyntaxError } from "./syntax-error.ts";
 import type { TypeNode } from "./types.ts";
 
@@ -35,18 +35,26 @@ const build = (
   outputs: ParsedField[],
   source?: string,
 ): Signature => {
-  for (const { field, type, defaultAt } of [...inputs, ...outputs]) {
-    if (field.default === undefined) continue;
-    const checked = schemaOfField({ ...field, default: undefined }, type).safeParse(field.default);
-    if (!checked.success) {
-      const reason = `default of ${field.name} ${describeFieldIssues(checked.error)[0]}`;
-      if (source !== undefined && defaultAt !== undefined)
-        throw new SignatureSyntaxError(source, defaultAt + 1, reason);
-      throw new SignatureSyntaxError(JSON.stringify(field.default), 1, reason);
-    }
-  }
-  const inputSchema = objectSchemaOf(inputs, "inputs") as unknown as z.ZodType<Record<string, unknown>>;
-  const outputSchema = objectSchemaOf(outputs, "outputs") as unknown as z.ZodType<Record<string, unknown>>;
+  const schemasOf = (fields: ParsedField[]) =>
+    fields.map(({ field, type, defaultAt }) => {
+      const accepted = acceptedOf(field, type);
+      if (field.default !== undefined) {
+        const checked = accepted.safeParse(field.default);
+        if (!checked.success) {
+          const reason = `default of ${field.name} ${describeFieldIssues(checked.error)[0]}`;
+          if (source !== undefined && defaultAt !== undefined)
+            throw new SignatureSyntaxError(source, defaultAt + 1, reason);
+          throw new SignatureSyntaxError(JSON.stringify(field.default), 1, reason);
+        }
+      }
+      return { name: field.name, schema: schemaOfField(field, accepted) };
+    });
+  const inputSchema = objectSchemaOf(schemasOf(inputs), "inputs") as unknown as z.ZodType<
+    Record<string, unknown>
+  >;
+  const outputSchema = objectSchemaOf(schemasOf(outputs), "outputs") as unknown as z.ZodType<
+    Record<string, unknown>
+  >;
   return {
     spec,
     types: new Map([...inputs, ...outputs].map(({ field, type }) => [field.name, type])),
