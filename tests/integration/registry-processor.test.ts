@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { issueCommand, startRegistry } from "../../processors/registry/registry.ts";
+import { commandAnswered, issueCommand, startRegistry } from "../../processors/registry/registry.ts";
 import type { RunningProcessor } from "../../processors/runtime.ts";
 import type { VariableState } from "../../programs/registry.ts";
 import { projectionRunner, variablesProjection } from "../../projections/index.ts";
@@ -121,5 +121,24 @@ describe.each(backends)("registry processor on the $name log", (backend) => {
       queue: [],
     });
     expect(folded).toEqual(second.state().variables.get(id));
+  });
+
+  it("resolves a command with its answer (commandAnswered), and times out with no processor running", async () => {
+    const log = await openLog(backend.freshConfig());
+    logs.push(log);
+    await expect(
+      commandAnswered(log, { command: "declare", variableId: id, declaration }, 300),
+    ).rejects.toMatchObject({ name: "TimeoutError" });
+    const registry = startRegistry(log);
+    running.push(registry);
+    await registry.ready;
+    // The declaration issued while no processor ran is decided now, before the commands below.
+    const changed = await commandAnswered(log, { command: "set", variableId: id, value: 1.5, actor: "ops" });
+    expect([changed.type, changed.data]).toEqual([
+      "VariableChanged",
+      { variableId: id, value: 1.5, previous: 0.7, version: 1, actor: "ops", reason: "" },
+    ]);
+    const refused = await commandAnswered(log, { command: "set", variableId: id, value: -1, actor: "ops" });
+    expect(refused.data).toMatchObject({ reason: "temperature must be between 0 and 2 (got -1)" });
   });
 });
