@@ -33,13 +33,19 @@ const numberBounds = (c: FieldConstraints, lower?: number, upper?: number): Chec
   return checks;
 };
 
-/** Length bounds of a string (characters) or a list (items). */
-const lengthBounds = (unit: string, min?: number, max?: number, exactly?: number): Check[] => {
+/** Length bounds: "must be at least 3 characters" (strings), "must have at most 2 items" (lists). */
+const lengthBounds = (
+  unit: string,
+  verb: "be" | "have",
+  { min, max, exactly }: { min?: number; max?: number; exactly?: number },
+): Check[] => {
   const checks: Check[] = [];
-  if (min !== undefined) checks.push(z.minLength(min, { error: `must have at least ${plural(min, unit)}` }));
-  if (max !== undefined) checks.push(z.maxLength(max, { error: `must have at most ${plural(max, unit)}` }));
+  if (min !== undefined)
+    checks.push(z.minLength(min, { error: `must ${verb} at least ${plural(min, unit)}` }));
+  if (max !== undefined)
+    checks.push(z.maxLength(max, { error: `must ${verb} at most ${plural(max, unit)}` }));
   if (exactly !== undefined)
-    checks.push(z.length(exactly, { error: `must have exactly ${plural(exactly, unit)}` }));
+    checks.push(z.length(exactly, { error: `must ${verb} exactly ${plural(exactly, unit)}` }));
   return checks;
 };
 
@@ -47,15 +53,7 @@ const lengthBounds = (unit: string, min?: number, max?: number, exactly?: number
 export const schemaOfType = (type: TypeNode, c: FieldConstraints = {}): z.ZodType => {
   switch (type.kind) {
     case "str": {
-      const checks: Check[] = [];
-      if (c.minLength !== undefined)
-        checks.push(
-          z.minLength(c.minLength, { error: `must be at least ${plural(c.minLength, "character")}` }),
-        );
-      if (c.maxLength !== undefined)
-        checks.push(
-          z.maxLength(c.maxLength, { error: `must be at most ${plural(c.maxLength, "character")}` }),
-        );
+      const checks = lengthBounds("character", "be", { min: c.minLength, max: c.maxLength });
       if (c.pattern !== undefined)
         checks.push(z.regex(new RegExp(c.pattern), { error: `must match /${c.pattern}/` }));
       return checked(z.string({ error: typeError("a string") }), checks);
@@ -78,12 +76,12 @@ export const schemaOfType = (type: TypeNode, c: FieldConstraints = {}): z.ZodTyp
         z.array(z.number({ error: "must be a number" }), {
           error: typeError("an embedding (a list of numbers)"),
         }),
-        lengthBounds("dimension", 1, undefined, c.dimensions),
+        lengthBounds("dimension", "have", { min: 1, exactly: c.dimensions }),
       );
     case "list":
       return checked(
         z.array(schemaOfType(type.item), { error: typeError("a list") }),
-        lengthBounds("item", c.minItems, c.maxItems),
+        lengthBounds("item", "have", { min: c.minItems, max: c.maxItems }),
       );
     case "dict":
       return z.record(z.string(), type.value ? schemaOfType(type.value) : jsonValue, {

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { demosVariable, labelExamples } from "../../processors/optimizers/label-task.ts";
+import { demosVariable } from "../../processors/optimizers/label-task.ts";
 import { optimizeOnLog, readRegistry } from "../../processors/optimizers/stream.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { labelSystem } from "./optimize-support.ts";
+import { labelBootstrap, labelSystem } from "./optimize-support.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -26,14 +26,8 @@ describe("optimization through the stream (embedded log, test executor)", () => 
       {
         optimizationId: "boot-1",
         programId: "label-qa",
-        optimizer: "bootstrap",
-        variables: ["demos"],
-        trainset: labelExamples("train", 12),
-        devset: labelExamples("dev", 6),
-        metric: { name: "exact_match", field: "answer", params: {} },
-        budget: {},
+        ...labelBootstrap,
         seed: 1,
-        params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
       },
       { evaluationTimeoutMs: 60_000 },
     );

@@ -7,7 +7,6 @@ import {
   demosVariable,
   instructionsVariable,
   LABELS,
-  labelExamples,
   labelProgram,
   labelTaskRun,
 } from "../../processors/optimizers/label-task.ts";
@@ -25,7 +24,7 @@ import { createClient } from "../../streams/client.ts";
 import { type EventOf, MetricRecorded } from "../../streams/events/index.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { eventsOn, eventually, labelSystem } from "./optimize-support.ts";
+import { eventsOn, eventually, labelBootstrap, labelSystem } from "./optimize-support.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -43,14 +42,7 @@ type RequestData = EventOf<"OptimizationRequested">["data"];
 const request = (optimizationId: string, overrides: Partial<RequestData> = {}): RequestData => ({
   optimizationId,
   programId: "label-qa",
-  optimizer: "bootstrap",
-  variables: ["demos"],
-  trainset: labelExamples("train", 12),
-  devset: labelExamples("dev", 6),
-  metric: { name: "exact_match", field: "answer", params: {} },
-  budget: {},
-  seed: 0,
-  params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
+  ...labelBootstrap,
   ...overrides,
 });
 
@@ -132,16 +124,7 @@ describe("the optimizer consuming OptimizationRequested (embedded log, test exec
       metric: "judge",
       minExecutions: 3,
       margin: 0.1,
-      request: {
-        optimizer: "bootstrap" as const,
-        variables: ["demos"],
-        trainset: labelExamples("train", 12),
-        devset: labelExamples("dev", 6),
-        metric: { name: "exact_match", field: "answer", params: {} },
-        budget: {},
-        seed: 0,
-        params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
-      },
+      request: labelBootstrap,
     };
     const reoptimizer = runProcessor(log, reoptimizationProcessor([policy]));
     await reoptimizer.ready;

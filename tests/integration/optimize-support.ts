@@ -1,5 +1,10 @@
 import { join } from "node:path";
-import { labelProgram, labelTaskAnswer, testLmReflection } from "../../processors/optimizers/label-task.ts";
+import {
+  labelExamples,
+  labelProgram,
+  labelTaskAnswer,
+  testLmReflection,
+} from "../../processors/optimizers/label-task.ts";
 import { reflectionProgramId } from "../../processors/optimizers/reflect.ts";
 import { startEvaluations } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
@@ -21,6 +26,18 @@ export const labelTaskBehaviour = (step: Step) => {
     temperature: step.lm.temperature,
   };
   return { outputs: { answer: labelTaskAnswer(step.inputs, overrides as never) } };
+};
+
+/** The optimization these tests request: bootstrap the label program's demos (12 train, 6 dev examples). */
+export const labelBootstrap = {
+  optimizer: "bootstrap" as const,
+  variables: ["demos"],
+  trainset: labelExamples("train", 12),
+  devset: labelExamples("dev", 6),
+  metric: { name: "exact_match", field: "answer", params: {} },
+  budget: {},
+  seed: 0,
+  params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
 };
 
 /** An embedded log with the pipeline, the evaluation processor and a test executor; the label program registered. */

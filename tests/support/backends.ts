@@ -35,7 +35,6 @@ export const embeddedBackend: BackendUnderTest = {
   }),
 };
 
-/** Every backend the contract suite knows; the Kafka and EventStoreDB backends add themselves here. */
 /**
  * Inside a `describe` for one backend: when it cannot run here, registers one skipped test named
  * with the reason and prints it (a skip is never silent) and returns true; the caller then registers nothing else.
@@ -49,4 +48,5 @@ export const skippedHere = (backend: BackendUnderTest): boolean => {
   return reason !== undefined;
 };
 
+/** Every backend the contract suite knows. */
 export const backendsUnderTest: BackendUnderTest[] = [embeddedBackend, kafkaBackend, eventStoreDbBackend];
