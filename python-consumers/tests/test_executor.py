@@ -186,5 +186,5 @@ def test_results_are_valid_events(dispatched):
     failed = result_event(dispatched, execute_step({**dispatched["data"], "inputs": {}}), "w")
     for event in (completed, failed):
         assert validate_event(event) == event
-        assert event["causationId"] == dispatched["id"] and event["key"] == "x1"
+        assert event["causationId"] == dispatched["id"] and event["key"] == dispatched["key"]
     assert completed["type"] == "StepCompleted" and failed["type"] == "StepFailed"

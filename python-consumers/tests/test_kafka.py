@@ -50,8 +50,9 @@ def test_steps_in_results_and_dead_letters_out_then_a_clean_stop():
     steps, results, dlq = f"test.steps.{suffix}", f"test.step-results.{suffix}", f"test.dlq.{suffix}"
     create_topics(steps, results, dlq)
     producer = Producer({"bootstrap.servers": BROKERS})
+    sent = []
     producer.produce(steps, key=b"session-1", value=b"{not json")
-    producer.produce(steps, key=b"session-1", value=json.dumps(DISPATCHED).encode())
+    producer.produce(steps, key=b"session-1", value=json.dumps(DISPATCHED).encode(), on_delivery=lambda _, m: sent.append(m))
     producer.flush(30)
 
     options = KafkaOptions(brokers=BROKERS, group=f"g-{suffix}", worker="kw", steps_topic=steps, results_topic=results, dlq_topic=dlq)
@@ -70,7 +71,8 @@ def test_steps_in_results_and_dead_letters_out_then_a_clean_stop():
     assert [event["type"] for event in events] == ["StepStarted", "StepCompleted"]
     assert events[1]["id"] == derived_id(DISPATCHED["id"], "completed")
     assert events[1]["data"]["outputs"] == {"answer": "Paris"}
-    assert all(message.key() == b"x1" for message in produced)  # keyed by execution id
+    # Keyed like the step, so on the partition of the same number (both topics have 3 partitions).
+    assert all(message.key() == b"session-1" and message.partition() == sent[0].partition() for message in produced)
     assert dict(produced[1].headers())["dspex-type"] == b"StepCompleted"
 
     letter = json.loads(letters[0].value())

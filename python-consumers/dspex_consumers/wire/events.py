@@ -26,7 +26,8 @@ def step_ref(step: dict[str, Any], worker: str) -> dict[str, Any]:
 
 
 def step_result_event(dispatched: dict[str, Any], event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A result of `dispatched`; its id derives from the dispatch id, as processors/pipeline/test-executor.ts."""
+    """A result of `dispatched`; its id derives from the dispatch id, as processors/pipeline/test-executor.ts.
+    It is keyed like its step (the session key), so dspex.step-results is co-partitioned with dspex.steps."""
     step = dispatched["data"]
     discriminator = {"StepStarted": "started", "StepCompleted": "completed", "StepFailed": "failed"}[event_type]
     return {
@@ -34,7 +35,7 @@ def step_result_event(dispatched: dict[str, Any], event_type: str, data: dict[st
         "type": event_type,
         "schemaVersion": 1,
         "stream": f"execution-{step['executionId']}",
-        "key": step["executionId"],
+        "key": dispatched["key"],
         "occurredAt": now_iso(),
         "correlationId": dispatched["correlationId"],
         "causationId": dispatched["id"],
