@@ -78,3 +78,187 @@ def test_steps_in_results_and_dead_letters_out_then_a_clean_stop():
     letter = json.loads(letters[0].value())
     assert letter["type"] == "DeadLettered" and letter["data"]["original"] == "{not json"
     assert "not JSON" in letter["data"]["reason"]
+
+
+# --- paid work runs once: a step whose result is on the log is never run again ---------------------------------
+
+PARIS = ExecutorSettings(test_answers=rules_of({"Capital of France?": {"answer": "Paris"}}))
+
+
+def step_for(session: str, suffix: str) -> dict:
+    """The shared StepDispatched with a step id, a dispatch id and a key of its own."""
+    step = json.loads(json.dumps(DISPATCHED))
+    step["data"]["stepId"] = f"{session}-step-{suffix}"
+    step["data"]["sessionKey"] = step["key"] = session
+    step["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, step["data"]["stepId"]))
+    return step
+
+
+def produce_events(topic: str, events: list[dict], timestamp_ms: int = 0) -> None:
+    """`timestamp_ms`: the records' timestamp (0: now)."""
+    from confluent_kafka import Producer
+
+    from dspex_consumers.wire.codec import encode_event
+
+    producer = Producer({"bootstrap.servers": BROKERS, "partitioner": "murmur2_random"})
+    for event in events:
+        producer.produce(topic, key=event["key"].encode(), value=encode_event(event), timestamp=timestamp_ms)
+    assert producer.flush(30) == 0
+
+
+def wait_until_committed_to_end(group: str, topic: str, timeout_s: float = 60) -> None:
+    """Until `group` has committed every partition of `topic` up to its end (what it consumed, it has decided)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    probe = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
+    partitions = [TopicPartition(topic, p) for p in probe.list_topics(topic, timeout=30).topics[topic].partitions]
+    deadline = time.time() + timeout_s
+    try:
+        while True:
+            ends = [probe.get_watermark_offsets(tp, 30)[1] for tp in partitions]
+            committed = [max(tp.offset, 0) for tp in probe.committed(partitions, 30)]
+            if committed == ends:
+                return
+            assert time.time() < deadline, f"{group} committed {committed} of {ends} on {topic}"
+            time.sleep(0.1)
+    finally:
+        probe.close()
+
+
+def read_to_end(topic: str) -> list[dict]:
+    """Every event on `topic` now, each partition read up to its end."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    reader = Consumer({"bootstrap.servers": BROKERS, "group.id": f"reader-{uuid.uuid4()}", "enable.partition.eof": True})
+    partitions = reader.list_topics(topic, timeout=30).topics[topic].partitions
+    reader.assign([TopicPartition(topic, p, 0) for p in partitions])
+    events, unread = [], set(partitions)
+    try:
+        while unread:
+            message = reader.poll(5)
+            assert message is not None, f"no end of {topic}[{sorted(unread)}] in sight"
+            if message.error():
+                unread.discard(message.partition())
+            else:
+                events.append(json.loads(message.value()))
+    finally:
+        reader.close()
+    return events
+
+
+class Worker:
+    """A KafkaWorker on its own thread, counting the steps it executes."""
+
+    def __init__(self, monkeypatch, topics: tuple[str, str, str], group: str, name: str):
+        from dspex_consumers.transports import kafka
+
+        steps, results, dlq = topics
+        self.executed: list[str] = []
+        run = kafka.execute_step
+
+        def counted(step, settings):
+            self.executed.append(step["stepId"])
+            return run(step, settings)
+
+        monkeypatch.setattr(kafka, "execute_step", counted)
+        options = kafka.KafkaOptions(brokers=BROKERS, group=group, worker=name, steps_topic=steps, results_topic=results, dlq_topic=dlq)
+        self.worker = kafka.KafkaWorker(options, PARIS)
+        self.thread = threading.Thread(target=self.worker.serve)
+
+    def __enter__(self) -> "Worker":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.worker.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def new_topics() -> tuple[str, str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    topics = (f"test.steps.{suffix}", f"test.step-results.{suffix}", f"test.dlq.{suffix}")
+    create_topics(*topics)
+    return topics
+
+
+def test_a_new_group_runs_none_of_the_steps_another_group_answered(monkeypatch):
+    topics = new_topics()
+    steps = [step_for(f"session-{i}", "a") for i in range(8)]  # spread over the 3 partitions
+    produce_events(topics[0], steps)
+
+    with Worker(monkeypatch, topics, f"g1-{uuid.uuid4()}", "first") as first:
+        wait_until_committed_to_end(first.worker.options.group, topics[0])
+    assert sorted(first.executed) == sorted(step["data"]["stepId"] for step in steps)
+
+    with Worker(monkeypatch, topics, f"g2-{uuid.uuid4()}", "second") as second:
+        wait_until_committed_to_end(second.worker.options.group, topics[0])
+    assert second.executed == []
+    results = read_to_end(topics[1])
+    assert len(results) == 2 * len(steps)
+    assert all(event["data"]["worker"] == "first" for event in results)
+
+
+def result_of(step: dict, event_type: str, worker: str, **data) -> dict:
+    from dspex_consumers.wire.events import step_ref, step_result_event
+
+    return step_result_event(step, event_type, {**step_ref(step["data"], worker), **data})
+
+
+def test_a_step_whose_result_is_on_the_log_is_skipped_though_its_offset_was_not_committed(monkeypatch):
+    topics = new_topics()
+    completed, timed_out, unanswered = (step_for("session-1", name) for name in ("completed", "timed-out", "unanswered"))
+    produce_events(topics[0], [completed, timed_out, unanswered])
+    # A worker that crashed after producing its result, before committing; the coordinator's timeout.
+    timeout = result_of(timed_out, "StepFailed", "coordinator", latencyMs=30_000,
+                        error={"kind": "timeout", "message": "no result within 30000 ms", "retryable": True})
+    produce_events(topics[1], [
+        result_of(completed, "StepStarted", "crashed"),
+        result_of(completed, "StepCompleted", "crashed", outputs={"answer": "Paris"}, latencyMs=5,
+                  usage={"calls": 1, "promptTokens": 1, "completionTokens": 1}, trace=[]),
+        {**timeout, "causationId": None},
+    ])
+
+    with Worker(monkeypatch, topics, f"g-{uuid.uuid4()}", "w") as worker:
+        wait_until_committed_to_end(worker.worker.options.group, topics[0])
+    assert worker.executed == [unanswered["data"]["stepId"]]
+
+
+def test_a_step_without_a_result_runs_even_when_it_was_started(monkeypatch):
+    topics = new_topics()
+    never_started, started = step_for("session-2", "never-started"), step_for("session-2", "started")
+    produce_events(topics[0], [never_started, started])
+    produce_events(topics[1], [result_of(started, "StepStarted", "crashed-mid-step")])
+
+    with Worker(monkeypatch, topics, f"g-{uuid.uuid4()}", "w") as worker:
+        wait_until_committed_to_end(worker.worker.options.group, topics[0])
+    assert worker.executed == [never_started["data"]["stepId"], started["data"]["stepId"]]
+    completed = [event for event in read_to_end(topics[1]) if event["type"] == "StepCompleted"]
+    assert sorted(event["data"]["stepId"] for event in completed) == sorted(worker.executed)
+
+
+def test_the_answers_read_are_those_since_the_committed_step(monkeypatch, caplog):
+    from confluent_kafka import Consumer, TopicPartition
+
+    from dspex_consumers.wire.partition import partition_for
+
+    topics = new_topics()
+    session = "session-3"
+    old = [step_for(session, "old-1"), step_for(session, "old-2")]
+    answered, unanswered = step_for(session, "answered"), step_for(session, "unanswered")
+    an_hour_ago = int(time.time() * 1000) - 3_600_000
+    produce_events(topics[0], old, timestamp_ms=an_hour_ago)
+    produce_events(topics[1], [result_of(step, "StepFailed", "coordinator", latencyMs=1, error={"kind": "timeout", "message": "late", "retryable": True}) for step in old], timestamp_ms=an_hour_ago)
+    produce_events(topics[0], [answered, unanswered])
+    produce_events(topics[1], [result_of(answered, "StepFailed", "w0", latencyMs=1, error={"kind": "parse", "message": "x", "retryable": False})])
+    group, partition = f"g-{uuid.uuid4()}", partition_for(session, 3)
+    committer = Consumer({"bootstrap.servers": BROKERS, "group.id": group})
+    committer.commit(offsets=[TopicPartition(topics[0], partition, len(old))], asynchronous=False)
+    committer.close()
+
+    caplog.set_level("INFO", logger="dspex.kafka")
+    with Worker(monkeypatch, topics, group, "w") as worker:
+        wait_until_committed_to_end(group, topics[0])
+    assert worker.executed == [unanswered["data"]["stepId"]]
+    # The two answers of an hour before the committed step were not read: only the one since.
+    assert f"{topics[0]}[{partition}]: results read since the committed step: 1 answered" in caplog.text

@@ -1,9 +1,10 @@
 """The Kafka transport: a consumer-group member on dspex.steps, results to dspex.step-results.
 
-At least once, with idempotent result ids: for each StepDispatched it produces StepStarted, runs the
-step, produces StepCompleted/StepFailed (keyed by execution id, ids derived from the dispatch id), waits
-for delivery, then commits the step's offset. A redelivered step yields the same ids, so duplicates are
-dropped downstream. Records that do not decode go to dspex.dlq with their original bytes and the reason.
+For each StepDispatched it produces StepStarted, runs the step, produces StepCompleted/StepFailed
+(keyed like the step, ids derived from the dispatch id), waits for delivery, then commits the step's
+offset. A step whose result is already on dspex.step-results is skipped, not run again (answered.py):
+paid work runs once across new groups, restarts and redeliveries. Records that do not decode go to
+dspex.dlq with their original bytes and the reason.
 SIGTERM/SIGINT: the step in flight finishes and commits, then the member leaves the group.
 Heartbeats run on librdkafka's own thread; max.poll.interval.ms must exceed the longest step.
 """
@@ -16,12 +17,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ..executor.run import ExecutorSettings, execute_step
 from ..wire.codec import decode_bytes, encode_event, headers_of
 from ..wire.events import DLQ_TOPIC, STEP_RESULTS_TOPIC, STEPS_TOPIC, dead_letter_event
 from ..worker import result_event, started_event
+from .answered import AnsweredSteps, reader_config
 
 log = logging.getLogger("dspex.kafka")
 
@@ -67,10 +69,13 @@ def security_config(options: KafkaOptions, environ: Any = os.environ) -> dict[st
     }
 
 
+def connection_config(options: KafkaOptions) -> dict[str, Any]:
+    return {**security_config(options), "bootstrap.servers": options.brokers}
+
+
 def consumer_config(options: KafkaOptions) -> dict[str, Any]:
     return {
-        **security_config(options),
-        "bootstrap.servers": options.brokers,
+        **connection_config(options),
         "group.id": options.group,
         "client.id": options.worker,
         "enable.auto.commit": False,
@@ -86,8 +91,7 @@ def consumer_config(options: KafkaOptions) -> dict[str, Any]:
 
 def producer_config(options: KafkaOptions) -> dict[str, Any]:
     return {
-        **security_config(options),
-        "bootstrap.servers": options.brokers,
+        **connection_config(options),
         "client.id": f"{options.worker}-producer",
         "enable.idempotence": True,
         "acks": "all",
@@ -108,18 +112,17 @@ class KafkaWorker:
         self.stopping = threading.Event()
         self.consumer = Consumer(consumer_config(options))
         self.producer = Producer(producer_config(options))
-        self.recent: OrderedDict[str, dict[str, Any]] = OrderedDict()  # dispatch id → its result, for redeliveries
+        reader = Consumer(reader_config(connection_config(options), options.worker))
+        self.answered = AnsweredSteps(reader, options.steps_topic, options.results_topic)
+        # The scan knows the answers up to an assignment; these are the last this worker gave since.
+        self.recent: OrderedDict[str, None] = OrderedDict()
 
     def stop(self, *_: Any) -> None:
         log.info("stopping after the step in flight")
         self.stopping.set()
 
     def serve(self) -> int:
-        self.consumer.subscribe(
-            [self.options.steps_topic],
-            on_assign=lambda _, partitions: log.info("assigned %s", _partition_list(partitions)),
-            on_revoke=lambda _, partitions: log.info("revoked %s", _partition_list(partitions)),
-        )
+        self.consumer.subscribe([self.options.steps_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("member of %s on %s", self.options.group, self.options.steps_topic)
         try:
             while not self.stopping.is_set():
@@ -134,11 +137,22 @@ class KafkaWorker:
         finally:
             self.producer.flush(30)
             self.consumer.close()  # commits nothing more, leaves the group now: no wait for a session timeout
+            self.answered.close()
         return 0
+
+    def _on_assign(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", _partition_list(partitions))
+        self.answered.assigned([tp.partition for tp in partitions])
+
+    def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
+        # Called inside poll(), so never while a step runs: the result of the last step is out and its
+        # offset committed before the next owner of the partition starts reading it.
+        log.info("revoked %s", _partition_list(partitions))
+        self.answered.revoked([tp.partition for tp in partitions])
 
     def _commit(self, message: Message) -> None:
         """Commits after the result is out; a commit that loses a rebalance race is not fatal: the new
-        owner of the partition runs the step again and its result ids are the same (deduplicated)."""
+        owner of the partition finds the step's result on the log and skips it."""
         try:
             self.consumer.commit(message=message, asynchronous=False)
         except KafkaException as error:
@@ -160,19 +174,19 @@ class KafkaWorker:
             self._dead_letter(message, raw, reason)
             return
         dispatched = decoded.event
-        cached = self.recent.get(dispatched["id"])
-        if cached is not None:
-            self._produce([cached])
+        step_id = dispatched["data"]["stepId"]
+        if self.answered.contains(message, step_id) or step_id in self.recent:
+            log.info("step %s skipped: its result is already on %s", step_id, self.options.results_topic)
             return
         self._produce([started_event(dispatched, self.options.worker)])
         outcome = execute_step(dispatched["data"], self.settings)
         result = result_event(dispatched, outcome, self.options.worker)
         self._produce([result])
-        self._remember(dispatched["id"], result)
-        log.info("step %s %s in %.0f ms", dispatched["data"]["stepId"], result["type"], outcome.latency_ms)
+        self._remember(step_id)
+        log.info("step %s %s in %.0f ms", step_id, result["type"], outcome.latency_ms)
 
-    def _remember(self, dispatch_id: str, result: dict[str, Any]) -> None:
-        self.recent[dispatch_id] = result
+    def _remember(self, step_id: str) -> None:
+        self.recent[step_id] = None
         while len(self.recent) > 1000:
             self.recent.popitem(last=False)
 
