@@ -117,9 +117,11 @@ class StdioWorker:
             self.busy = True
             self.writer.send({"type": "started", "id": request, "event": started_event(dispatched, self.worker)})
             outcome = execute_step(dispatched["data"], self.settings)
-            self.writer.send({"type": "result", "id": request, "event": result_event(dispatched, outcome, self.worker)})
+            result = result_event(dispatched, outcome, self.worker)
+            # Counted before the result goes out: a ping sent after the result is read then sees it done.
             self.busy = False
             self.done += 1
+            self.writer.send({"type": "result", "id": request, "event": result})
 
 
 def serve_stdio(settings: ExecutorSettings, worker: str) -> int:
