@@ -63,8 +63,8 @@ HAND_WRITTEN: list[tuple[str, bytes, str]] = [
     ("overlong UTF-8", b"\x7b\xc0\xaf\x7d", "not valid UTF-8"),
     ("JSON null", b"null", "not a dspex envelope"),
     ("a list", b"[1, 2, 3]", "not a dspex envelope"),
-    ("type is a list", json.dumps({**DISPATCHED, "type": [1]}).encode(), "unknown event type"),
-    ("type is an object", json.dumps({**DISPATCHED, "type": {"$ne": None}}).encode(), "unknown event type"),
+    ("type is a list", json.dumps({**DISPATCHED, "type": [1]}).encode(), "not a dspex envelope: type: expected string"),
+    ("type is an object", json.dumps({**DISPATCHED, "type": {"$ne": None}}).encode(), "not a dspex envelope: type: expected string"),
     ("a huge unknown type", json.dumps({**DISPATCHED, "type": "T" * 200_000}).encode(), "unknown event type"),
     ("unknown type", json.dumps({**DISPATCHED, "type": "Teleported"}).encode(), "unknown event type"),
     ("a future schema version", json.dumps({**DISPATCHED, "schemaVersion": 99}).encode(), "newer than this build"),
@@ -80,6 +80,68 @@ HAND_WRITTEN: list[tuple[str, bytes, str]] = [
     ("over the size limit", dispatched_with_input(json.dumps("x" * MAX_EVENT_BYTES)), f"over the limit of {MAX_EVENT_BYTES}"),
     ("over the size limit, not UTF-8", b"\xff" * (MAX_EVENT_BYTES + 1), f"over the limit of {MAX_EVENT_BYTES}"),
 ]
+
+
+def without(mapping: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {key: value for key, value in mapping.items() if key not in names}
+
+
+def step_without(*names: str) -> dict[str, Any]:
+    return {**DISPATCHED, "data": without(DISPATCHED["data"], *names)}
+
+
+DECLARED = load_json(REPO / "tests" / "vectors" / "events" / "VariableDeclared.v1.json")
+
+
+def declared_with_spec(spec: Any) -> dict[str, Any]:
+    event = copy(DECLARED)
+    event["data"]["declaration"]["spec"] = spec
+    return event
+
+
+# (name, value, the whole reason): as precise as streams/codec.ts — each problem once, with its path.
+PRECISE: list[tuple[str, Any, str]] = [
+    ("a string", "StepDispatched", "not a dspex envelope: (root): expected object, received string"),
+    ("an empty object", {}, "not a dspex envelope: " + "; ".join(
+        f"{name}: is required" for name in ("id", "type", "schemaVersion", "stream", "key", "occurredAt", "correlationId", "causationId", "data"))),
+    ("missing id and key", without(DISPATCHED, "id", "key"), "not a dspex envelope: id: is required; key: is required"),
+    ("missing data", without(DISPATCHED, "data"), "not a dspex envelope: data: is required"),
+    ("id not a UUID", {**DISPATCHED, "id": "42"}, "not a dspex envelope: id: expected a UUID"),
+    ("bad timestamp", {**DISPATCHED, "occurredAt": "yesterday"}, "not a dspex envelope: occurredAt: expected an ISO datetime"),
+    ("empty key", {**DISPATCHED, "key": ""}, "not a dspex envelope: key: expected at least 1 character"),
+    ("causationId a number", {**DISPATCHED, "causationId": 3}, "not a dspex envelope: causationId: expected string or null, received number"),
+    ("schema version 2.5", {**DISPATCHED, "schemaVersion": 2.5}, "not a dspex envelope: schemaVersion: expected integer, received number"),
+    ("schema version 0", {**DISPATCHED, "schemaVersion": 0}, "not a dspex envelope: schemaVersion: expected a number >= 1"),
+    ("unknown type", {**DISPATCHED, "type": "Teleported"}, 'unknown event type "Teleported"'),
+    ("future version", {**DISPATCHED, "schemaVersion": 9}, "StepDispatched schema version 9 is newer than this build knows (1): upgrade dspex"),
+    ("missing data fields", step_without("stepId", "signature", "lm"),
+     "invalid StepDispatched: data.stepId: is required; data.signature: is required; data.lm: is required"),
+    ("missing nested field", with_step(signature={"inputs": [{"type": "str"}], "outputs": [{"name": "a"}]}),
+     "invalid StepDispatched: data.signature.inputs.0.name: is required"),
+    ("unknown module", with_step(module="Teleport"), 'invalid StepDispatched: data.module: expected one of "Predict"|"ChainOfThought"|"ReAct"'),
+    ("negative attempt", with_step(attempt=-1), "invalid StepDispatched: data.attempt: expected a number >= 0"),
+    ("step id too long", with_step(stepId="s" * 201), "invalid StepDispatched: data.stepId: expected at most 200 characters"),
+    ("inputs null", with_step(inputs=None), "invalid StepDispatched: data.inputs: expected object, received null"),
+    ("a tool not a string", with_step(tools=["search:faq", 7]), "invalid StepDispatched: data.tools.1: expected string, received number"),
+    ("spec missing a field", declared_with_spec({"kind": "float", "min": 0}), "invalid VariableDeclared: data.declaration.spec.max: is required"),
+    ("spec a string", declared_with_spec("float"), "invalid VariableDeclared: data.declaration.spec: expected object, received string"),
+]
+
+
+@pytest.mark.parametrize("name,value,reason", PRECISE, ids=[case[0] for case in PRECISE])
+def test_reasons_name_each_problem_once_with_its_path(name, value, reason):
+    TRIED["count"] += 1
+    assert decode_bytes(json.dumps(value).encode()).reason == reason
+
+
+def test_a_union_of_an_unknown_kind_names_the_kinds_it_knows():
+    reason = decode_bytes(json.dumps(declared_with_spec({"kind": "teleport"})).encode()).reason
+    assert reason.startswith('invalid VariableDeclared: data.declaration.spec.kind: expected one of "float"|"integer"|')
+
+
+def test_a_reason_lists_at_most_twenty_problems():
+    reason = decode_bytes(json.dumps(with_step(tools=list(range(1_000)))).encode()).reason
+    assert reason.count("expected string") == 20 and reason.endswith("data.tools.19: expected string, received number; and more")
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:

@@ -58,7 +58,7 @@ def decode_bytes(raw: bytes) -> Decoded:
     try:
         return Decoded(validate_event(value))
     except InvalidEvent as error:
-        return Decoded(None, f"invalid event: {error}")
+        return Decoded(None, str(error))
     except RecursionError:
         return too_deep
 

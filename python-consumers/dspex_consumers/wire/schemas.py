@@ -8,6 +8,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from .problems import problems_of, shortened
+
 
 class InvalidEvent(ValueError):
     """An event that does not match the catalog; the message says why (for the dead-letter topic)."""
@@ -37,30 +39,35 @@ def validator(event_type: str, version: int) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
+@functools.cache
+def envelope_validator() -> Draft202012Validator:
+    """The fields every event has (streams/envelope.ts `AnyEnvelope`), taken from the catalog's schemas."""
+    any_event = json.loads((schemas_dir() / "StepDispatched.v1.json").read_text())
+    properties = {
+        **any_event["properties"],
+        "type": {"type": "string", "minLength": 1},
+        "schemaVersion": {"type": "integer", "minimum": 1},
+        "data": {},
+    }
+    schema = {"type": "object", "required": any_event["required"], "properties": properties}
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
 def validate_event(event: Any) -> dict[str, Any]:
-    """Returns the event when it matches its schema; raises InvalidEvent with the reason otherwise."""
-    if not isinstance(event, dict) or "type" not in event or "data" not in event:
-        raise InvalidEvent("not a dspex envelope")
-    event_type = event["type"]
-    versions = catalog()
-    if not isinstance(event_type, str) or event_type not in versions:
-        raise InvalidEvent(f"unknown event type {_shortened(repr(event_type))}")
-    version = event.get("schemaVersion")
-    if isinstance(version, int) and not isinstance(version, bool) and version > versions[event_type]:
-        raise InvalidEvent(f"{event_type} schemaVersion {version} is newer than this build ({versions[event_type]})")
-    errors = sorted(validator(event_type, versions[event_type]).iter_errors(event), key=lambda e: list(e.path))
-    if errors:
-        raise InvalidEvent("; ".join(_describe(error) for error in errors[:5]))
+    """Returns the event when it matches its schema; raises InvalidEvent with the reason otherwise
+    (the reasons of `parseEvent` in streams/codec.ts)."""
+    problems = problems_of(envelope_validator(), event)
+    if problems:
+        raise InvalidEvent(f"not a dspex envelope: {problems}")
+    event_type, version = event["type"], event["schemaVersion"]
+    current = catalog().get(event_type)
+    if current is None:
+        raise InvalidEvent(f"unknown event type {json.dumps(shortened(event_type), ensure_ascii=False)}")
+    if version > current:
+        raise InvalidEvent(f"{event_type} schema version {version} is newer than this build knows ({current}): upgrade dspex")
+    if version < current:
+        raise InvalidEvent(f"{event_type} schema version {version} has no upcaster to {current}")
+    problems = problems_of(validator(event_type, current), event)
+    if problems:
+        raise InvalidEvent(f"invalid {event_type}: {problems}")
     return event
-
-
-def _shortened(text: str, limit: int = 100) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
-def _describe(error: Any) -> str:
-    path = [str(part) for part in error.absolute_path]
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
-        return "; ".join(f"{'.'.join([*path, name])}: is required" for name in missing)
-    return f"{'.'.join(path) or 'event'}: {_shortened(error.message, 300)}"
