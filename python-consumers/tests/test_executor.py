@@ -134,6 +134,30 @@ def test_bad_steps_fail_without_raising(change, kind):
     assert outcome.error.retryable is False
 
 
+def with_field(name: str, role: str) -> dict:
+    """The QA step with one more input or output field called `name` (and a value for an input)."""
+    signature = qa_step()["signature"]
+    fields = {**signature, role: [*signature[role], {"name": name, "type": "str"}]}
+    inputs = {**qa_step()["inputs"], name: "x"} if role == "inputs" else qa_step()["inputs"]
+    return qa_step(signature=fields, inputs=inputs)
+
+
+INTERNAL_NAMES = [
+    *[(with_field(name, "inputs"), f"input field {name!r}") for name in ("__class__", "__init__", "__dict__", "_private")],
+    *[(with_field(name, "outputs"), f"output field {name!r}") for name in ("__class__", "__init__")],
+    *[(with_field(name, "inputs"), f"input field {name!r}") for name in ("lm", "demos", "config", "signature")],
+    (qa_step(inputs={"question": "Capital of France?", "__class__": "x"}), "input '__class__'"),
+]
+
+
+@pytest.mark.parametrize(("step", "named"), INTERNAL_NAMES, ids=[named for _, named in INTERNAL_NAMES])
+def test_a_field_named_like_a_python_or_dspy_internal_is_a_bad_request(step, named):
+    outcome = execute_step(step, PARIS)
+    assert outcome.error is not None and (outcome.error.kind, outcome.error.retryable) == ("bad_request", False)
+    assert named in outcome.error.message and "rename it" in outcome.error.message
+    assert outcome.usage["calls"] == 0
+
+
 def test_a_step_past_its_timeout_fails_as_a_retryable_timeout():
     started = time.perf_counter()
     outcome = execute_step(qa_step(lm={"model": "dspex/test?latency_ms=2000"}, timeoutMs=200))

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
+from pydantic import PydanticUserError
 
 from ..lms import lm_for
 from ..lms.test_lm import Rule
 from .errors import BadStep, InvalidOutput, StepError, StepTimeout, classify
 from .jsonsafe import to_json
 from .outputs import problems_in
-from .signature import build_signature
+from .signature import build_signature, check_names
 from .tools import ToolContext, tools_for
 
 # The wire's defaults (streams/events/steps.ts), for steps that were not parsed by zod.
@@ -149,9 +150,10 @@ def _signature_of(spec: dict[str, Any]) -> type[dspy.Signature]:
 
 
 def _run(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], timeout_s: float):
+    check_names(step)
     try:
         signature = _signature_of(step["signature"])
-    except (ValueError, TypeError, KeyError) as error:
+    except (ValueError, TypeError, KeyError, PydanticUserError) as error:
         raise BadStep(f"bad signature: {error}") from error
     module = build_module(step, signature, settings)
     apply_demos(module, step["demos"], signature)

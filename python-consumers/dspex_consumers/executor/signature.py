@@ -4,7 +4,23 @@ from typing import Any
 
 import dspy
 
+from .errors import BadStep
 from .types import annotation_of
+
+# DSPy's predictors take these keyword arguments for themselves: an input of that name never reaches the LM.
+DSPY_KEYWORDS = frozenset({"signature", "demos", "config", "lm", "new_signature"})
+
+
+def check_names(step: dict[str, Any]) -> None:
+    """Refuses names Python, pydantic or DSPy keep for their own: `__class__`, any leading underscore, `lm`..."""
+    named = [(field.get("name", ""), "input field") for field in step["signature"]["inputs"]]
+    named += [(field.get("name", ""), "output field") for field in step["signature"]["outputs"]]
+    named += [(name, "input") for name in step["inputs"]]
+    for name, role in named:
+        if name.startswith("_"):
+            raise BadStep(f"{role} {name!r} starts with an underscore, as Python's own names do (__class__, __init__): rename it")
+        if role == "input field" and name in DSPY_KEYWORDS:
+            raise BadStep(f"input field {name!r} is a keyword DSPy's predictors take for themselves: rename it")
 
 
 def describe_field(field: dict[str, Any]) -> str | None:
