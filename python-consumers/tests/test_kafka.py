@@ -94,15 +94,24 @@ def step_for(session: str, suffix: str) -> dict:
     return step
 
 
-def produce_events(topic: str, events: list[dict], timestamp_ms: int = 0) -> None:
-    """`timestamp_ms`: the records' timestamp (0: now)."""
+def produce_events(topic: str, events: list[dict], timestamp_ms: int = 0, transaction: str | None = None) -> None:
+    """`timestamp_ms`: the records' timestamp (0: now); `transaction`: "commit" or "abort" one around them."""
     from confluent_kafka import Producer
 
     from dspex_consumers.wire.codec import encode_event
 
-    producer = Producer({"bootstrap.servers": BROKERS, "partitioner": "murmur2_random"})
+    config = {"bootstrap.servers": BROKERS, "partitioner": "murmur2_random"}
+    producer = Producer({**config, "transactional.id": f"test-{uuid.uuid4()}"} if transaction else config)
+    if transaction:
+        producer.init_transactions(30)
+        producer.begin_transaction()
     for event in events:
         producer.produce(topic, key=event["key"].encode(), value=encode_event(event), timestamp=timestamp_ms)
+    producer.flush(30)  # on the log before the transaction ends: an abort would drop unsent records
+    if transaction == "commit":
+        producer.commit_transaction(30)
+    elif transaction == "abort":
+        producer.abort_transaction(30)
     assert producer.flush(30) == 0
 
 
@@ -216,8 +225,8 @@ def test_a_step_whose_result_is_on_the_log_is_skipped_though_its_offset_was_not_
         result_of(completed, "StepStarted", "crashed"),
         result_of(completed, "StepCompleted", "crashed", outputs={"answer": "Paris"}, latencyMs=5,
                   usage={"calls": 1, "promptTokens": 1, "completionTokens": 1}, trace=[]),
-        {**timeout, "causationId": None},
     ])
+    produce_events(topics[1], [{**timeout, "causationId": None}], transaction="commit")  # as the TS processors write
 
     with Worker(monkeypatch, topics, f"g-{uuid.uuid4()}", "w") as worker:
         wait_until_committed_to_end(worker.worker.options.group, topics[0])
@@ -226,13 +235,15 @@ def test_a_step_whose_result_is_on_the_log_is_skipped_though_its_offset_was_not_
 
 def test_a_step_without_a_result_runs_even_when_it_was_started(monkeypatch):
     topics = new_topics()
-    never_started, started = step_for("session-2", "never-started"), step_for("session-2", "started")
-    produce_events(topics[0], [never_started, started])
+    never_started, started, aborted = (step_for("session-2", name) for name in ("never-started", "started", "aborted"))
+    produce_events(topics[0], [never_started, started, aborted])
     produce_events(topics[1], [result_of(started, "StepStarted", "crashed-mid-step")])
+    timeout = result_of(aborted, "StepFailed", "coordinator", latencyMs=1, error={"kind": "timeout", "message": "late", "retryable": True})
+    produce_events(topics[1], [timeout], transaction="abort")
 
     with Worker(monkeypatch, topics, f"g-{uuid.uuid4()}", "w") as worker:
         wait_until_committed_to_end(worker.worker.options.group, topics[0])
-    assert worker.executed == [never_started["data"]["stepId"], started["data"]["stepId"]]
+    assert worker.executed == [step["data"]["stepId"] for step in (never_started, started, aborted)]
     completed = [event for event in read_to_end(topics[1]) if event["type"] == "StepCompleted"]
     assert sorted(event["data"]["stepId"] for event in completed) == sorted(worker.executed)
 

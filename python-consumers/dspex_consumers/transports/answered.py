@@ -97,17 +97,12 @@ class AnsweredSteps:
         try:
             while unread:
                 for message in self.reader.consume(500, timeout=1.0):
-                    error = message.error()
-                    if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    if reached_end(message, ranges):
                         unread.discard(message.partition())
-                    elif error is not None:
-                        if error.fatal():
-                            raise KafkaException(error)
-                        log.warning("kafka: %s", error)
-                    else:
+                    if message.error() is None:
                         note_answer(message, answered)
-                        if message.offset() + 1 >= ranges[message.partition()][1]:
-                            unread.discard(message.partition())
+                    elif message.error().code() != KafkaError._PARTITION_EOF:
+                        warn_unless_fatal(message.error())
         finally:
             self.reader.unassign()
 
@@ -127,6 +122,20 @@ def reader_config(common: dict[str, Any], name: str) -> dict[str, Any]:
         "enable.partition.eof": True,
         "isolation.level": "read_committed",
     }
+
+
+def reached_end(message: Message, ranges: dict[int, tuple[int, int]]) -> bool:
+    """The last record of its range, or the partition's end (an aborted or a control record can be last)."""
+    error = message.error()
+    if error is not None:
+        return error.code() == KafkaError._PARTITION_EOF
+    return message.offset() + 1 >= ranges[message.partition()][1]
+
+
+def warn_unless_fatal(error: KafkaError) -> None:
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("kafka: %s", error)
 
 
 def note_answer(message: Message, answered: OrderedDict[str, int]) -> None:
