@@ -3,14 +3,48 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { describeIssues } from "../streams/events/index.ts";
 
+/**
+ * When to re-optimize a program, and how: its quality (the success rate of its executions, or the mean of
+ * a recorded metric) falls below `threshold` over `minExecutions` → an optimization on the trainset, judged
+ * on the devset, adopted only if it beats the current configuration by `margin`.
+ */
+export const ReoptimizePolicyConfig = z
+  .object({
+    programId: z.string().min(1),
+    threshold: z.number().min(0).max(1),
+    minExecutions: z.number().int().positive().default(20),
+    margin: z.number().min(0).default(0.05),
+    /** A MetricRecorded name carrying a per-execution quality score (default: the success rate). */
+    qualityMetric: z.string().min(1).optional(),
+    optimizer: z.enum(["bootstrap", "simba", "bayes", "random"]).default("bootstrap"),
+    /** JSONL files of `{id?, inputs, expected}`, relative to the working directory. */
+    trainset: z.string().min(1),
+    devset: z.string().min(1),
+    metric: z.string().min(1).default("exact_match"),
+    field: z.string().min(1).optional(),
+    maxTrials: z.number().int().positive().optional(),
+    maxCalls: z.number().int().positive().optional(),
+    seed: z.number().int().default(0),
+    params: z.record(z.string(), z.json()).default({}),
+  })
+  .strict();
+export type ReoptimizePolicyConfig = z.infer<typeof ReoptimizePolicyConfig>;
+
 /** `dspex.config.json`: every setting has a default, so the file is optional. */
 export const DspexConfig = z
   .object({
     backend: z.enum(["embedded", "kafka", "eventstoredb"]).default("embedded"),
     embedded: z
-      .object({ path: z.string().min(1).default(".dspex/log.db") })
+      .object({
+        path: z.string().min(1).default(".dspex/log.db"),
+        /**
+         * Partitions of each topic the log creates: processes sharing the file share the work of a
+         * processor partition by partition (1: one process does it all).
+         */
+        partitions: z.number().int().positive().max(64).default(1),
+      })
       .strict()
-      .default({ path: ".dspex/log.db" }),
+      .default({ path: ".dspex/log.db", partitions: 1 }),
     kafka: z
       .object({
         brokers: z
@@ -51,6 +85,8 @@ export const DspexConfig = z
       .object({ model: z.string().min(1).default("dspex/offline") })
       .strict()
       .default({ model: "dspex/offline" }),
+    /** Continuous re-optimization, run by `dspex processors`: one policy per program. */
+    reoptimize: z.array(ReoptimizePolicyConfig).default([]),
   })
   .strict();
 export type DspexConfig = z.infer<typeof DspexConfig>;
@@ -63,7 +99,10 @@ export class ConfigError extends Error {
 const fromEnvironment = (env: NodeJS.ProcessEnv): Record<string, unknown> => {
   const overrides: Record<string, unknown> = {};
   if (env.DSPEX_BACKEND) overrides.backend = env.DSPEX_BACKEND;
-  if (env.DSPEX_LOG_PATH) overrides.embedded = { path: env.DSPEX_LOG_PATH };
+  const embedded: Record<string, unknown> = {};
+  if (env.DSPEX_LOG_PATH) embedded.path = env.DSPEX_LOG_PATH;
+  if (env.DSPEX_PARTITIONS) embedded.partitions = Number(env.DSPEX_PARTITIONS);
+  if (Object.keys(embedded).length > 0) overrides.embedded = embedded;
   const kafka: Record<string, unknown> = {};
   if (env.DSPEX_KAFKA_BROKERS) kafka.brokers = env.DSPEX_KAFKA_BROKERS.split(",").map((b) => b.trim());
   if (env.DSPEX_KAFKA_NAMESPACE !== undefined) kafka.namespace = env.DSPEX_KAFKA_NAMESPACE;

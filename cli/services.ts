@@ -1,14 +1,19 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import type { Progress } from "../processors/optimizers/driver.ts";
+import type { ReoptimizationPolicy } from "../processors/optimizers/reoptimize.ts";
+import { reoptimizationProcessor } from "../processors/optimizers/reoptimize.ts";
+import { startOptimizer } from "../processors/optimizers/runner.ts";
 import { startEvaluations } from "../processors/optimizers/stream.ts";
 import { startPipeline } from "../processors/pipeline/pipeline.ts";
 import { startRegistry } from "../processors/registry/registry.ts";
-import type { RunningProcessor } from "../processors/runtime.ts";
+import { runProcessor } from "../processors/runtime/index.ts";
 import { startWorkerPool } from "../processors/workers/pool.ts";
 import { defaultPython } from "../processors/workers/python.ts";
 import { startStepRunner } from "../processors/workers/step-runner.ts";
 import type { EventLog } from "../streams/log.ts";
-import type { DspexConfig } from "./config.ts";
+import type { DspexConfig, ReoptimizePolicyConfig } from "./config.ts";
+import { readExamples } from "./examples.ts";
 
 /** The consumers' Python, or an error that says how to get it. */
 export const pythonOf = (config: DspexConfig): string => {
@@ -32,11 +37,18 @@ export const workerEnvironment = (
     env.DSPEX_OFFLINE_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / workers))),
 });
 
+/** Something running in this process that may stop on its own (a failed batch, an ended consumer). */
+interface Running {
+  done: Promise<void>;
+  ready?: Promise<unknown>;
+  stop(): Promise<void>;
+}
+
 /**
  * Watches processors: `failed` rejects as soon as one stops on its own — a failed batch, or a consumer
  * that ended — so a caller waiting for results fails with the reason instead of waiting for ever.
  */
-export const watchProcessors = (processors: Record<string, Pick<RunningProcessor<unknown>, "done">>) => {
+export const watchProcessors = (processors: Record<string, Pick<Running, "done">>) => {
   let stopping = false;
   const failed = new Promise<never>((_, reject) => {
     for (const [name, processor] of Object.entries(processors)) {
@@ -63,15 +75,76 @@ export const watchProcessors = (processors: Record<string, Pick<RunningProcessor
   };
 };
 
-/** The pipeline, evaluation and registry processors of one log, run in this process. */
-export const startProcessors = (log: EventLog) => {
-  const pipeline = startPipeline(log);
-  const evaluations = startEvaluations(log);
-  const registry = startRegistry(log);
-  const all = { pipeline, evaluations, registry };
-  const watch = watchProcessors(all);
+/** Every processor a deployment runs, by the consumer group its instances share. */
+export const processorGroups = {
+  pipeline: "dspex-pipeline",
+  evaluation: "dspex-evaluation",
+  registry: "dspex-registry",
+  optimizer: "dspex-optimizer",
+  reoptimizer: "dspex-reoptimizer",
+} as const;
+export type ProcessorName = keyof typeof processorGroups;
+export const allProcessors = Object.keys(processorGroups) as ProcessorName[];
+
+/** The consumer groups of the Python workers: stdio pools (this runtime) and Kafka consumers. */
+export const workerGroups = ["dspex-python-stdio", "dspex-consumers"] as const;
+
+/** The re-optimization policies of the config, with their datasets read. */
+export const reoptimizationPolicies = (config: DspexConfig): ReoptimizationPolicy[] =>
+  config.reoptimize.map((policy: ReoptimizePolicyConfig) => ({
+    programId: policy.programId,
+    threshold: policy.threshold,
+    minExecutions: policy.minExecutions,
+    margin: policy.margin,
+    metric: policy.qualityMetric,
+    request: {
+      optimizer: policy.optimizer,
+      variables: [],
+      trainset: readExamples(policy.trainset),
+      devset: readExamples(policy.devset),
+      metric: { name: policy.metric, field: policy.field, params: {} },
+      budget: { maxTrials: policy.maxTrials, maxCalls: policy.maxCalls },
+      seed: policy.seed,
+      params: policy.params,
+    },
+  }));
+
+export interface ProcessorHooks {
+  /** Progress of each optimization this process's optimizer runs. */
+  onOptimizationProgress?(optimizationId: string, progress: Progress): void;
+}
+
+const startOne = (log: EventLog, config: DspexConfig, name: ProcessorName, hooks: ProcessorHooks): Running => {
+  switch (name) {
+    case "pipeline":
+      return startPipeline(log);
+    case "evaluation":
+      return startEvaluations(log);
+    case "registry":
+      return startRegistry(log);
+    case "optimizer":
+      return startOptimizer(log, {
+        concurrency: config.python.workers * 2,
+        onProgress: hooks.onOptimizationProgress,
+      });
+    case "reoptimizer":
+      return runProcessor(log, reoptimizationProcessor(reoptimizationPolicies(config)));
+  }
+};
+
+/** Processors of one log run in this process (several processes may run them: they share the work). */
+export const startProcessors = (
+  log: EventLog,
+  config: DspexConfig,
+  which: readonly ProcessorName[] = allProcessors,
+  hooks: ProcessorHooks = {},
+) => {
+  const all = Object.fromEntries(which.map((name) => [name, startOne(log, config, name, hooks)])) as Partial<
+    Record<ProcessorName, Running>
+  >;
+  const watch = watchProcessors(all as Record<string, Running>);
   return {
-    ...all,
+    names: which,
     /** Rejects when one stops on its own. */
     failed: watch.failed,
     /** `work`, unless a processor fails first. */
@@ -95,6 +168,71 @@ export const startLocalWorkers = (log: EventLog, config: DspexConfig, workers = 
     async stop() {
       await runner.stop();
       await pool.close();
+    },
+  };
+};
+
+/** How many live members each group has (undefined where the backend cannot tell). */
+export const liveMembersOf = async (log: EventLog, groups: readonly string[]) =>
+  new Map(await Promise.all(groups.map(async (group) => [group, await log.liveMembers(group)] as const)));
+
+export interface DeploymentNeeds {
+  processors: readonly ProcessorName[];
+  /** Whether Python workers must take the steps (the program has DSPy stages). */
+  workers: boolean;
+}
+
+/**
+ * What a command needs on the log: used where it already runs (members of its group are alive), started
+ * in this process where it does not. `local: true` starts all of it here; `local: false` starts nothing
+ * and fails, naming what is missing, when the log can tell that something does not run.
+ */
+export const useDeployment = async (
+  log: EventLog,
+  config: DspexConfig,
+  needs: DeploymentNeeds,
+  options: { local?: boolean; workers?: number } = {},
+) => {
+  const groups = [...needs.processors.map((name) => processorGroups[name]), ...workerGroups];
+  const live =
+    options.local === true ? new Map<string, number | undefined>() : await liveMembersOf(log, groups);
+  const running = (group: string) => (live.get(group) ?? 0) > 0;
+  const workersRun = workerGroups.some(running);
+  const missing = needs.processors.filter((name) => !running(processorGroups[name]));
+  const workersMissing = needs.workers && !workersRun;
+  if (options.local === false) {
+    const absent = [
+      ...missing.filter((name) => live.get(processorGroups[name]) === 0),
+      ...(workersMissing && workerGroups.every((g) => live.get(g) === 0) ? ["Python workers"] : []),
+    ];
+    if (absent.length > 0)
+      throw new Error(
+        `nothing runs ${absent.join(", ")} on this log: start \`dspex processors\`${workersMissing ? " and `dspex workers`" : ""}, or drop --no-local`,
+      );
+    return {
+      used: needs.processors,
+      started: [] as string[],
+      guard: <T>(work: Promise<T>) => work,
+      stop: async () => {},
+    };
+  }
+  const processors = missing.length > 0 ? startProcessors(log, config, missing) : undefined;
+  const workers = workersMissing ? startLocalWorkers(log, config, options.workers) : undefined;
+  await (processors?.guard ?? (<T>(work: Promise<T>) => work))(
+    Promise.all([processors?.ready(), workers?.ready()]),
+  );
+  return {
+    /** What was already running on the log. */
+    used: needs.processors.filter((name) => !missing.includes(name)),
+    /** What this process started because nothing ran it. */
+    started: [
+      ...missing,
+      ...(workers ? [`${options.workers ?? config.python.workers} Python workers`] : []),
+    ] as string[],
+    guard: <T>(work: Promise<T>) => (processors ? processors.guard(work) : work),
+    async stop() {
+      await processors?.stop();
+      await workers?.stop();
     },
   };
 };

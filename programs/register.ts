@@ -3,16 +3,16 @@ import { derivedId } from "../streams/ids.ts";
 import type { EventLog } from "../streams/log.ts";
 import { appendEvents, readEvents } from "../streams/store.ts";
 import { Topics } from "../streams/topics.ts";
-import { decide, declareProgram, evolve, type RegistryEvent, type VariableState } from "./registry.ts";
+import {
+  decide,
+  declareProgram,
+  evolve,
+  type RegistryEvent,
+  registryEventTypes,
+  type VariableState,
+} from "./registry.ts";
 
-const registryTypes: ReadonlySet<string> = new Set([
-  "VariableDeclared",
-  "VariableChanged",
-  "VariableChangeRejected",
-  "VariableLeaseRequested",
-  "VariableLeaseGranted",
-  "VariableLeaseReleased",
-]);
+const registryTypes: ReadonlySet<string> = new Set(registryEventTypes);
 
 export const isRegistryEvent = (event: DspexEvent): event is RegistryEvent => registryTypes.has(event.type);
 

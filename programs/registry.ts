@@ -7,6 +7,7 @@ import {
   VariableDeclared,
   VariableLeaseGranted,
   VariableLeaseReleased,
+  VariableLeaseRenewed,
   VariableLeaseRequested,
 } from "../streams/events/variables.ts";
 import { derivedId } from "../streams/ids.ts";
@@ -17,7 +18,17 @@ import { checkDeclaration, jsonEqual, validateValue } from "./variables/types.ts
 export interface Lease {
   leaseId: string;
   holder: string;
+  /** Renewed at least this often or released by the registry (absent: it lasts until released). */
+  ttlMs?: number;
+  /** When it was requested, granted or renewed last (the event's time). */
+  renewedAt?: string;
 }
+
+/** When a lease expires unless renewed before (ms since the epoch); undefined for a lease without a ttl. */
+export const expiresAt = (lease: Lease): number | undefined =>
+  lease.ttlMs === undefined || lease.renewedAt === undefined
+    ? undefined
+    : Date.parse(lease.renewedAt) + lease.ttlMs;
 
 export interface VariableChange {
   version: number;
@@ -58,8 +69,10 @@ export type RegistryCommand =
       reason?: string;
       provenance?: { optimizationId: string; scoreBefore?: number; scoreAfter?: number };
     }
-  | { type: "requestLease"; variableId: string; leaseId: string; holder: string }
-  | { type: "releaseLease"; variableId: string; leaseId: string };
+  | { type: "requestLease"; variableId: string; leaseId: string; holder: string; ttlMs?: number }
+  | { type: "renewLease"; variableId: string; leaseId: string }
+  | { type: "releaseLease"; variableId: string; leaseId: string; reason?: string }
+  | { type: "expireLease"; variableId: string; leaseId: string };
 
 /** Where the events of a decision come from: a command id makes their ids deterministic. */
 export interface CommandMeta {
@@ -75,8 +88,20 @@ export type RegistryEvent = EventOf<
   | "VariableChangeRejected"
   | "VariableLeaseRequested"
   | "VariableLeaseGranted"
+  | "VariableLeaseRenewed"
   | "VariableLeaseReleased"
 >;
+
+/** Every event type the registry folds. */
+export const registryEventTypes: readonly RegistryEvent["type"][] = [
+  "VariableDeclared",
+  "VariableChanged",
+  "VariableChangeRejected",
+  "VariableLeaseRequested",
+  "VariableLeaseGranted",
+  "VariableLeaseRenewed",
+  "VariableLeaseReleased",
+];
 
 const envelope = (variableId: string, meta: CommandMeta, discriminator: string) => ({
   stream: `variable-${variableId}`,
@@ -163,9 +188,13 @@ export const decide = (
     }
     case "requestLease": {
       if (!state) throw new RegistryError(`unknown variable "${variableId}": declare it before leasing`);
-      const lease = { variableId, leaseId: command.leaseId, holder: command.holder };
-      if (state.lease?.leaseId === lease.leaseId || state.queue.some((l) => l.leaseId === lease.leaseId))
-        return [];
+      const lease = {
+        variableId,
+        leaseId: command.leaseId,
+        holder: command.holder,
+        ...(command.ttlMs !== undefined ? { ttlMs: command.ttlMs } : {}),
+      };
+      if (leaseNamed(state, lease.leaseId)) return [];
       const requested = VariableLeaseRequested.create({
         ...envelope(variableId, meta, "lease-requested"),
         data: lease,
@@ -176,29 +205,65 @@ export const decide = (
         VariableLeaseGranted.create({ ...envelope(variableId, meta, "lease-granted"), data: lease }),
       ];
     }
-    case "releaseLease": {
-      if (!state) return [];
-      const current = state.lease?.leaseId === command.leaseId ? state.lease : undefined;
-      const waiting = state.queue.find((l) => l.leaseId === command.leaseId);
-      const released = current ?? waiting;
-      if (!released) return [];
-      const events: RegistryEvent[] = [
-        VariableLeaseReleased.create({
-          ...envelope(variableId, meta, "lease-released"),
-          data: { variableId, ...released },
+    case "renewLease": {
+      if (!state || !leaseNamed(state, command.leaseId))
+        throw new RegistryError(
+          `lease ${command.leaseId} on ${variableId} is neither held nor waiting: it expired or was released`,
+        );
+      return [
+        VariableLeaseRenewed.create({
+          ...envelope(variableId, meta, "lease-renewed"),
+          data: { variableId, leaseId: command.leaseId },
         }),
       ];
-      const next = current ? state.queue[0] : undefined;
-      if (next)
-        events.push(
-          VariableLeaseGranted.create({
-            ...envelope(variableId, meta, "lease-granted"),
-            data: { variableId, ...next },
-          }),
-        );
-      return events;
+    }
+    case "releaseLease":
+      return release(state, command.leaseId, command.reason, meta);
+    case "expireLease": {
+      const lease = state && leaseNamed(state, command.leaseId);
+      const expiry = lease && expiresAt(lease);
+      const now = meta.occurredAt === undefined ? Number.NaN : Date.parse(meta.occurredAt);
+      // Renewed since the expiry was noticed (the log's order decides): it stays.
+      if (expiry === undefined || !(now >= expiry)) return [];
+      const reason = `expired: ${lease!.holder} did not renew it within ${lease!.ttlMs} ms (last at ${lease!.renewedAt})`;
+      return release(state, command.leaseId, reason, meta);
     }
   }
+};
+
+/** The lease held or waited for under this id. */
+const leaseNamed = (state: VariableState, leaseId: string): Lease | undefined =>
+  state.lease?.leaseId === leaseId ? state.lease : state.queue.find((l) => l.leaseId === leaseId);
+
+/** Releases a held or waiting lease; a held one passes to the first in line. */
+const release = (
+  state: VariableState | undefined,
+  leaseId: string,
+  reason: string | undefined,
+  meta: CommandMeta,
+): RegistryEvent[] => {
+  if (!state) return [];
+  const released = leaseNamed(state, leaseId);
+  if (!released) return [];
+  const { variableId } = state;
+  const { renewedAt: _, ...lease } = released;
+  const events: RegistryEvent[] = [
+    VariableLeaseReleased.create({
+      ...envelope(variableId, meta, "lease-released"),
+      data: { variableId, ...lease, ...(reason !== undefined ? { reason } : {}) },
+    }),
+  ];
+  const next = state.lease?.leaseId === leaseId ? state.queue[0] : undefined;
+  if (next) {
+    const { renewedAt: __, ...granted } = next;
+    events.push(
+      VariableLeaseGranted.create({
+        ...envelope(variableId, meta, "lease-granted"),
+        data: { variableId, ...granted },
+      }),
+    );
+  }
+  return events;
 };
 
 export class RegistryError extends Error {
@@ -226,6 +291,13 @@ const copyOf = (state: VariableState): VariableState => ({
 });
 
 const withoutLease = (queue: readonly Lease[], leaseId: string) => queue.filter((l) => l.leaseId !== leaseId);
+
+/** The lease a request or grant event names, renewed at the event's time. */
+const leaseOf = (event: EventOf<"VariableLeaseRequested" | "VariableLeaseGranted">): Lease => ({
+  leaseId: event.data.leaseId,
+  holder: event.data.holder,
+  ...(event.data.ttlMs !== undefined ? { ttlMs: event.data.ttlMs, renewedAt: event.occurredAt } : {}),
+});
 
 /** Folds one registry event into the variable's state; events of undeclared variables change nothing. */
 export const evolve = (state: VariableState | undefined, event: RegistryEvent): VariableState | undefined => {
@@ -271,24 +343,39 @@ export const evolve = (state: VariableState | undefined, event: RegistryEvent): 
       return withRejection(state, value, actor, reason, event.occurredAt);
     }
     case "VariableLeaseRequested": {
-      const { leaseId, holder } = event.data;
+      const { leaseId } = event.data;
       if (state.lease?.leaseId === leaseId || state.queue.some((l) => l.leaseId === leaseId)) return state;
       const next = copyOf(state);
-      next.queue = [...state.queue, { leaseId, holder }];
+      next.queue = [...state.queue, leaseOf(event)];
       return next;
     }
     case "VariableLeaseGranted": {
-      const { leaseId, holder } = event.data;
-      if (state.lease?.leaseId === leaseId) return state;
+      const { leaseId } = event.data;
+      if (state.lease?.leaseId === leaseId) {
+        // Already its (the release before handed it over): its time to live starts at the grant.
+        if (event.data.ttlMs === undefined) return state;
+        const next = copyOf(state);
+        next.lease = leaseOf(event);
+        return next;
+      }
       const next = copyOf(state);
       // Granted by a writer that had not seen the current holder: it waits its turn in the queue.
       if (state.lease) {
-        if (!state.queue.some((l) => l.leaseId === leaseId))
-          next.queue = [...state.queue, { leaseId, holder }];
+        if (!state.queue.some((l) => l.leaseId === leaseId)) next.queue = [...state.queue, leaseOf(event)];
         return next;
       }
-      next.lease = { leaseId, holder };
+      next.lease = { ...(state.queue.find((l) => l.leaseId === leaseId) ?? {}), ...leaseOf(event) };
       next.queue = withoutLease(state.queue, leaseId);
+      return next;
+    }
+    case "VariableLeaseRenewed": {
+      const { leaseId } = event.data;
+      const renewed = (lease: Lease) =>
+        lease.leaseId === leaseId ? { ...lease, renewedAt: event.occurredAt } : lease;
+      if (!leaseNamed(state, leaseId)) return state;
+      const next = copyOf(state);
+      next.lease = state.lease && renewed(state.lease);
+      next.queue = state.queue.map(renewed);
       return next;
     }
     case "VariableLeaseReleased": {

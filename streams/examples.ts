@@ -287,12 +287,17 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
   VariableLeaseRequested: {
     stream: "variable-qa.temperature",
     key: "qa.temperature",
-    data: { variableId: "qa.temperature", leaseId: "o1", holder: "optimizer:o1" },
+    data: { variableId: "qa.temperature", leaseId: "o1", holder: "optimizer:o1", ttlMs: 30000 },
   },
   VariableLeaseGranted: {
     stream: "variable-qa.temperature",
     key: "qa.temperature",
     data: { variableId: "qa.temperature", leaseId: "o1", holder: "optimizer:o1" },
+  },
+  VariableLeaseRenewed: {
+    stream: "variable-qa.temperature",
+    key: "qa.temperature",
+    data: { variableId: "qa.temperature", leaseId: "o1" },
   },
   VariableLeaseReleased: {
     stream: "variable-qa.temperature",
@@ -345,6 +350,15 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
       accepted: true,
       trials: 20,
       calls: 400,
+    },
+  },
+  OptimizationFailed: {
+    stream: "optimization-o1",
+    key: "o1",
+    data: {
+      optimizationId: "o1",
+      programId: "qa",
+      reason: "gave up waiting 60000 ms for its leases; another optimization holds its variables",
     },
   },
   DeadLettered: {

@@ -14,6 +14,11 @@ export interface Position {
   offset: number;
 }
 
+export interface TopicPartition {
+  topic: string;
+  partition: number;
+}
+
 export interface LogRecord extends Position {
   key: string;
   value: Buffer;
@@ -48,6 +53,17 @@ export interface ReadOptions {
   limit?: number;
 }
 
+/**
+ * A commit refused because another member of the group owns the partition now: nothing of the batch was
+ * written, and its records go to the new owner. Every backend throws a subclass of it.
+ */
+export class FencedError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "FencedError";
+  }
+}
+
 /** Records handed to a consumer together; they are committed together. */
 export interface RecordBatch {
   records: LogRecord[];
@@ -68,6 +84,13 @@ export interface ConsumeOptions {
   /** Commit each batch's offsets after the handler resolves, unless it called commitWith. Default true. */
   autoCommit?: boolean;
   signal?: AbortSignal;
+  /**
+   * Partitions given to this member, before any of their records is handed over (the handler waits for
+   * it). Every backend assigns co-partitioned: partition p of every topic of the group goes to one member.
+   */
+  onAssigned?(partitions: TopicPartition[]): Promise<void> | void;
+  /** Partitions taken from this member (to another one, or because it stops); a late commit of theirs is fenced. */
+  onRevoked?(partitions: TopicPartition[]): Promise<void> | void;
 }
 
 export type BatchHandler = (batch: RecordBatch) => Promise<void> | void;
@@ -77,6 +100,12 @@ export interface Consumer {
   stop(): Promise<void>;
   /** Resolves when the consumer stops; rejects if the handler threw (nothing past it is committed). */
   done: Promise<void>;
+  /**
+   * Stops taking records of these partitions until they are resumed: they wait on the log (backpressure).
+   * Records fetched before may still be handed over.
+   */
+  pause(partitions: readonly TopicPartition[]): void;
+  resume(partitions: readonly TopicPartition[]): void;
 }
 
 /**
@@ -97,6 +126,8 @@ export interface EventLog {
   committed(group: string, topic: string): Promise<Map<number, number>>;
   /** How many partitions the topic has now (0 when it does not exist); creates nothing. */
   partitions(topic: string): Promise<number>;
+  /** How many live members the group has now; undefined where the backend cannot tell. */
+  liveMembers(group: string): Promise<number | undefined>;
   close(): Promise<void>;
 }
 

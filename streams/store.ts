@@ -73,11 +73,14 @@ export const deadLetterContent = (reason: string, original: Buffer | string | En
   return { reason: deadLetterReason(reason, kept.note), original: kept.original, encoding: kept.encoding };
 };
 
-/** The dead letter of a record that could not be used: the original bytes (or their start) and why. */
+/**
+ * The dead letter of a record that could not be used: the original bytes (or their start) and why. Its id
+ * derives from the record's position alone, whoever wrote it.
+ */
 export const deadLetterOf = (record: LogRecord, reason: string, consumer?: string) => {
   const sourceId = `${record.topic}/${record.partition}/${record.offset}`;
   return DeadLettered.create({
-    id: derivedId(sourceId, `dead-letter:${consumer ?? ""}`),
+    id: derivedId(sourceId, "dead-letter"),
     stream: `dlq-${record.topic}`,
     key: record.key && record.key.length <= maxDeadLetterKeyLength ? record.key : sourceId,
     correlationId: sourceId,
@@ -104,22 +107,32 @@ export interface EventBatch {
   defer(): void;
 }
 
+export interface ConsumeEventsOptions extends ConsumeOptions {
+  /**
+   * The topics whose unusable records this group dead-letters (default: all it reads). Another group
+   * reading them skips such records: each gets one dead letter, from the group that owns the topic.
+   */
+  deadLetters?: readonly string[];
+}
+
 /**
  * Consumes decoded events. Records that are not valid dspex events never reach the handler:
  * they are dead-lettered with their original bytes and the reason, in the same commit.
  */
 export const consumeEvents = (
   log: EventLog,
-  options: ConsumeOptions,
+  options: ConsumeEventsOptions,
   handler: (batch: EventBatch) => Promise<void> | void,
-): Consumer =>
-  log.consume({ ...options, autoCommit: false }, async (batch) => {
+): Consumer => {
+  const lettered = new Set(options.deadLetters ?? options.topics);
+  return log.consume({ ...options, autoCommit: false }, async (batch) => {
     const events: DecodedRecord[] = [];
     const deadLetters: AppendRecord[] = [];
     for (const record of batch.records) {
       const decoded = decodeRecord(record);
       if (decoded.ok) events.push({ record, event: decoded.event });
-      else deadLetters.push(encodeEvent(deadLetterOf(record, decoded.reason, options.group)));
+      else if (lettered.has(record.topic))
+        deadLetters.push(encodeEvent(deadLetterOf(record, decoded.reason, options.group)));
     }
     let committed = false;
     let deferred = false;
@@ -146,3 +159,4 @@ export const consumeEvents = (
       await log.append(deadLetters);
     } else await commitWith([]);
   });
+};

@@ -77,7 +77,7 @@ export const demoCommand = withLogOptions(new Command("demo"))
       console.log(`dspex main job on ${describeLog(config)}, model ${model}, ${workers} Python workers`);
 
       let workersOf: ReturnType<typeof startLocalWorkers> | undefined;
-      const processors = startProcessors(log);
+      const processors = startProcessors(log, config, ["pipeline", "evaluation", "registry"]);
       const live = projectionRunner({
         name: "demo",
         log,

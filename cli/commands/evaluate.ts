@@ -1,10 +1,19 @@
 import { Command } from "commander";
-import { startEvaluations, streamEvaluator } from "../../processors/optimizers/stream.ts";
-import { startPipeline } from "../../processors/pipeline/pipeline.ts";
+import { filter, map } from "rxjs";
+import { streamEvaluator } from "../../processors/optimizers/stream.ts";
+import { readRegistry } from "../../programs/register.ts";
+import { Headers } from "../../streams/codec.ts";
 import { newId } from "../../streams/ids.ts";
-import { jsonObject } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
-import { readExamples } from "./optimize.ts";
+import { Topics } from "../../streams/topics.ts";
+import { jsonObject, positiveInteger } from "../arguments.ts";
+import { readExamples } from "../examples.ts";
+import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { progressLine } from "../progress.ts";
+import { useDeployment } from "../services.ts";
+import { hasDspyStages } from "./run.ts";
+
+const note = (text: string) => process.stderr.write(`${text}\n`);
+const exampleResults = new Set(["ExecutionCompleted", "ExecutionFailed", "ExecutionRejected"]);
 
 export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .description(
@@ -17,23 +26,53 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .option("--overrides <json>", "variable values for this evaluation only", jsonObject, {})
   .option("--concurrency <n>", "executions in flight at most", Number, 4)
   .option("--failure-score <n>", "what a failed example scores", Number, 0)
-  .option("--with-pipeline", "also run the pipeline in this process (embedded log, no daemon)")
+  .option("--local", "run the processors and Python workers it needs in this process")
+  .option("--no-local", "only publish and follow: a deployment runs it (`dspex processors`)")
+  .option("--workers <n>", "Python workers when this process starts them", positiveInteger)
   .option("--json", "print the per-example results as JSON")
   .action(async (programId: string, options) => {
-    const { log } = await openCommandLog(options);
-    const evaluations = startEvaluations(log);
-    const pipeline = options.withPipeline ? startPipeline(log) : undefined;
+    const { log, config } = await openCommandLog(options as LogOptions);
+    const progress = progressLine(process.stderr);
+    let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
     try {
-      await Promise.all([evaluations.ready, pipeline?.ready]);
-      const outcome = await streamEvaluator(log).evaluate({
-        evaluationId: newId(),
-        programId,
-        overrides: options.overrides,
-        examples: options.dataset,
-        metric: { name: options.metric, field: options.field, params: {} },
-        concurrency: options.concurrency,
-        failureScore: options.failureScore,
-      });
+      const program = (await readRegistry(log)).programs.get(programId);
+      if (!program) throw new Error(`no program ${programId} in ${describeLog(config)}: register it first`);
+      deployment = await useDeployment(
+        log,
+        config,
+        { processors: ["pipeline", "evaluation"], workers: hasDspyStages(program) },
+        options,
+      );
+      if (deployment.started.length > 0)
+        note(`dspex evaluate: started here: ${deployment.started.join(", ")}`);
+      if (deployment.used.length > 0) note(`dspex evaluate: using the running ${deployment.used.join(", ")}`);
+      const evaluationId = newId();
+      const total = options.dataset.length;
+      let done = 0;
+      // An evaluation's example results are keyed by the evaluation.
+      const counting = log
+        .tail([Topics.results], { from: "end" })
+        .pipe(
+          filter((r) => r.key === evaluationId && exampleResults.has(r.headers[Headers.type] ?? "")),
+          map(() => ++done),
+        )
+        .subscribe((n) => progress.update(`examples ${n}/${total}`));
+      const outcome = await deployment
+        .guard(
+          streamEvaluator(log).evaluate({
+            evaluationId,
+            programId,
+            overrides: options.overrides,
+            examples: options.dataset,
+            metric: { name: options.metric, field: options.field, params: {} },
+            concurrency: options.concurrency,
+            failureScore: options.failureScore,
+          }),
+        )
+        .finally(() => {
+          counting.unsubscribe();
+          progress.stop();
+        });
       if (options.json) return console.log(JSON.stringify(outcome, null, 2));
       console.log(
         `evaluation ${outcome.evaluationId}: score ${outcome.score.toFixed(3)} on ${outcome.results.length} examples, ` +
@@ -42,8 +81,8 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
       for (const r of outcome.results)
         console.log(`  ${r.exampleId.padEnd(24)} ${r.score.toFixed(3)}${r.error ? `  ${r.error}` : ""}`);
     } finally {
-      await pipeline?.stop();
-      await evaluations.stop();
+      progress.stop();
+      await deployment?.stop();
       await log.close();
     }
   });

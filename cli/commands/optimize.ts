@@ -1,34 +1,20 @@
-import { readFileSync } from "node:fs";
-import { basename } from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, Option } from "commander";
 import { optimizers } from "../../processors/optimizers/index.ts";
-import { requestOptimization } from "../../processors/optimizers/runner.ts";
-import { startEvaluations } from "../../processors/optimizers/stream.ts";
-import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { type Example, Example as ExampleSchema } from "../../streams/events/index.ts";
+import { followOptimization, optimizationRequested } from "../../processors/optimizers/runner.ts";
+import { readRegistry } from "../../programs/register.ts";
 import { newId } from "../../streams/ids.ts";
+import { appendEvents } from "../../streams/store.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { readExamples } from "../examples.ts";
+import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
 import { progressLine } from "../progress.ts";
+import { type ProcessorName, useDeployment } from "../services.ts";
+import { hasDspyStages } from "./run.ts";
 
-/** Examples from a JSONL file: one `{id?, inputs, expected}` per line; ids default to `<file>:<line>`. */
-export const readExamples = (path: string): Example[] =>
-  readFileSync(path, "utf8")
-    .split("\n")
-    .map((line, i) => ({ line: line.trim(), number: i + 1 }))
-    .filter(({ line }) => line.length > 0)
-    .map(({ line, number }) => {
-      let value: unknown;
-      try {
-        value = JSON.parse(line);
-      } catch {
-        throw new InvalidArgumentError(`${path}:${number}: not JSON`);
-      }
-      const parsed = ExampleSchema.safeParse({ id: `${basename(path)}:${number}`, ...(value as object) });
-      if (!parsed.success)
-        throw new InvalidArgumentError(`${path}:${number}: expected {id?, inputs, expected}`);
-      return parsed.data;
-    });
+const note = (text: string) => process.stderr.write(`${text}\n`);
+
+/** What an optimization needs running: its evaluations run through the pipeline, its leases the registry. */
+const optimizationNeeds: ProcessorName[] = ["pipeline", "evaluation", "registry", "optimizer"];
 
 export const optimizeCommand = withLogOptions(new Command("optimize"))
   .description(
@@ -48,19 +34,34 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
   .option("--seed <n>", "random seed (a run is reproducible from it)", Number, 0)
   .option("--params <json>", "optimizer parameters, e.g. '{\"maxBootstrappedDemos\":4}'", jsonObject, {})
   .option("--id <optimizationId>", "resume this optimization (default: a new id)")
-  .option("--with-pipeline", "also run the pipeline in this process (embedded log, no daemon)")
+  .option("--local", "run the processors and Python workers it needs in this process")
+  .option("--no-local", "only publish and follow: a deployment runs it (`dspex processors`)")
+  .option("--workers <n>", "Python workers when this process starts them", positiveInteger)
   .action(async (programId: string, options) => {
-    const { log } = await openCommandLog(options);
-    const evaluations = startEvaluations(log);
-    const pipeline = options.withPipeline ? startPipeline(log) : undefined;
+    const { log, config } = await openCommandLog(options as LogOptions);
     const progress = progressLine(process.stderr);
+    let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
     try {
-      await Promise.all([evaluations.ready, pipeline?.ready]);
-      // Published as an OptimizationRequested, run by the optimizer (in this process) that consumes it.
-      const result = await requestOptimization(
+      const program = (await readRegistry(log)).programs.get(programId);
+      if (!program) throw new Error(`no program ${programId} in ${describeLog(config)}: register it first`);
+      deployment = await useDeployment(
         log,
-        {
-          optimizationId: options.id ?? newId(),
+        config,
+        { processors: optimizationNeeds, workers: hasDspyStages(program) },
+        options,
+      );
+      if (deployment.started.length > 0)
+        note(`dspex optimize: started here: ${deployment.started.join(", ")}`);
+      if (deployment.used.length > 0) note(`dspex optimize: using the running ${deployment.used.join(", ")}`);
+      const optimizationId = options.id ?? newId();
+      const followed = followOptimization(log, optimizationId, (p) =>
+        progress.update(
+          `trial ${p.trial + 1}/${p.plannedTrials} | ${p.phase} ${p.score.toFixed(3)} | best dev ${p.bestScore.toFixed(3)} | calls ${p.calls}/${p.plannedCalls}`,
+        ),
+      );
+      await appendEvents(log, [
+        optimizationRequested({
+          optimizationId,
           programId,
           optimizer: options.optimizer,
           variables: options.variables ?? [],
@@ -70,15 +71,9 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
           budget: { maxTrials: options.maxTrials, maxCalls: options.maxCalls },
           seed: options.seed,
           params: options.params,
-        },
-        {
-          onProgress(p) {
-            progress.update(
-              `trial ${p.trial + 1}/${p.plannedTrials} | ${p.phase} | best ${p.bestScore.toFixed(3)} | calls ${p.calls}/${p.plannedCalls}`,
-            );
-          },
-        },
-      );
+        }),
+      ]);
+      const result = await deployment.guard(followed);
       progress.stop();
       console.log(
         `optimization ${result.optimizationId}: dev score ${result.baselineScore.toFixed(3)} → ${result.candidateScore.toFixed(3)}` +
@@ -87,8 +82,7 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
       if (result.accepted) console.log(JSON.stringify(result.bestConfig, null, 2));
     } finally {
       progress.stop();
-      await pipeline?.stop();
-      await evaluations.stop();
+      await deployment?.stop();
       await log.close();
     }
   });

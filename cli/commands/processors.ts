@@ -20,13 +20,14 @@ export const untilSignal = (): Promise<NodeJS.Signals> =>
   });
 
 /**
- * The pipeline, evaluation and registry processors as a process of their own: with `dspex workers` on Kafka this is
- * scale-out mode. Status lines say when they consume and, every few seconds while requests finish,
- * how many did.
+ * Every processor a deployment needs, as a process of their own: the pipeline, evaluation, registry,
+ * optimizer and re-optimizer. Run it once or several times (on several machines): instances of a
+ * processor share its work, partition by partition. With `dspex workers` on Kafka this is scale-out mode.
+ * Status lines say when they consume and, every few seconds while requests finish, how many did.
  */
 export const processorsCommand = withLogOptions(new Command("processors"))
   .description(
-    "run the pipeline, evaluation and registry processors until SIGINT/SIGTERM (scale-out: with `dspex workers` on Kafka)",
+    "run the pipeline, evaluation, registry, optimizer and re-optimizer until SIGINT/SIGTERM (run it on as many machines as you like)",
   )
   .option(
     "--stdio-workers <n>",
@@ -41,7 +42,17 @@ export const processorsCommand = withLogOptions(new Command("processors"))
   )
   .action(async (options: LogOptions & { stdioWorkers?: number; statusEvery: number }) => {
     const { log, config } = await openCommandLog(options);
-    const processors = startProcessors(log);
+    const shownTrials = new Map<string, number>();
+    const processors = startProcessors(log, config, undefined, {
+      onOptimizationProgress(optimizationId, p) {
+        if (shownTrials.get(optimizationId) === p.trial) return;
+        shownTrials.set(optimizationId, p.trial);
+        say(
+          `optimization ${optimizationId}: trial ${p.trial + 1}/${p.plannedTrials} ${p.phase} ${p.score.toFixed(3)}, best dev ${p.bestScore.toFixed(3)}, ${p.calls}/${p.plannedCalls} LM calls`,
+        );
+      },
+    });
+    const policies = config.reoptimize.length;
     const workers = options.stdioWorkers ? startLocalWorkers(log, config, options.stdioWorkers) : undefined;
     const finished = { completed: 0, failed: 0, rejected: 0, evaluations: 0 };
     let shown = "";
@@ -61,7 +72,8 @@ export const processorsCommand = withLogOptions(new Command("processors"))
       const started = Date.now();
       await processors.guard(Promise.all([processors.ready(), workers?.ready()]));
       say(
-        `processors ready in ${((Date.now() - started) / 1000).toFixed(1)} s on ${describeLog(config)}: pipeline, evaluation` +
+        `processors ready in ${((Date.now() - started) / 1000).toFixed(1)} s on ${describeLog(config)}: ` +
+          `pipeline, evaluation, registry, optimizer, re-optimizer (${policies} ${policies === 1 ? "policy" : "policies"}${policies === 0 ? ": add `reoptimize` to dspex.config.json" : ""})` +
           (workers ? `, ${options.stdioWorkers} Python stdio workers` : "; steps go to `dspex workers`"),
       );
       const signal = await processors.guard(untilSignal());

@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { createClient } from "../../streams/client.ts";
 import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
 import { type RequestOptions, requestOf, withRequestOptions } from "../request.ts";
+import { processorGroups } from "../services.ts";
 
 export const publishCommand = withLogOptions(withRequestOptions(new Command("publish")))
   .description("publish an ExecutionRequested for a program; with --wait, print its result")
@@ -16,6 +17,11 @@ export const publishCommand = withLogOptions(withRequestOptions(new Command("pub
         console.log(JSON.stringify({ requestId, executionId }));
         return;
       }
+      // Fail fast, where the log can tell, when nothing would answer.
+      if ((await log.liveMembers(processorGroups.pipeline)) === 0)
+        throw new Error(
+          `no pipeline runs on ${describeLog(config)}: start \`dspex processors\` (and \`dspex workers\`), or use \`dspex run\`, which starts what is missing`,
+        );
       const result = await client.execute(draft, { timeoutMs: options.timeout }).catch((error: Error) => {
         throw new Error(
           error.name === "TimeoutError"

@@ -1,10 +1,13 @@
 import { Command } from "commander";
-import { commandAnswered, startRegistry } from "../../processors/registry/registry.ts";
+import { commandAnswered } from "../../processors/registry/registry.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { jsonEqual } from "../../programs/variables/index.ts";
 import type { VariableCommand } from "../../streams/events/index.ts";
+import type { EventLog } from "../../streams/log.ts";
 import { positiveInteger } from "../arguments.ts";
+import type { DspexConfig } from "../config.ts";
 import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { useDeployment } from "../services.ts";
 
 const shown = (value: unknown, width: number): string => {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -56,6 +59,29 @@ interface SetOptions extends LogOptions {
   timeout: number;
 }
 
+/** Asks the registry (its processor, where it runs, or one started here) and waits for its answer. */
+const askRegistry = async (
+  options: SetOptions,
+  ask: (log: EventLog, config: DspexConfig) => Promise<void>,
+) => {
+  const { log, config } = await openCommandLog(options);
+  let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
+  try {
+    deployment = await useDeployment(log, config, { processors: ["registry"], workers: false }, options);
+    await ask(log, config);
+  } finally {
+    await deployment?.stop();
+    await log.close();
+  }
+};
+
+const noAnswer = (options: SetOptions, config: DspexConfig) => (error: Error) => {
+  if (error.name !== "TimeoutError") throw error;
+  throw new Error(
+    `no answer from the registry within ${options.timeout} ms: is \`dspex processors\` running on ${describeLog(config)}?`,
+  );
+};
+
 /**
  * Changes a variable the way every writer should: a command to the registry processor, which decides it
  * against the variable's state in log order. On the embedded log this process runs the processor.
@@ -69,7 +95,7 @@ varsCommand.addCommand(
     .argument("<value>", "JSON (0.3, true, [1, 2], '\"text\"'); anything else is taken as text")
     .option("--reason <text>", "why, kept in the variable's history", "")
     .option("--actor <name>", "who changes it", "cli")
-    .option("--local", "run the registry processor in this process (default on the embedded log)")
+    .option("--local", "run the registry processor in this process, whatever else runs")
     .option(
       "--no-local",
       "only publish the command: a registry processor runs elsewhere (`dspex processors`)",
@@ -78,10 +104,7 @@ varsCommand.addCommand(
     .action(async (variableId: string, text: string, _options: unknown, command: Command) => {
       // The log options belong to `vars` (they may come before or after `set`).
       const options = command.optsWithGlobals<SetOptions>();
-      const { log, config } = await openCommandLog(options);
-      const local = options.local ?? config.backend === "embedded";
-      const registry = local ? startRegistry(log) : undefined;
-      try {
+      await askRegistry(options, async (log, config) => {
         const current = (await readRegistry(log)).variables.get(variableId);
         if (!current)
           throw new Error(`no variable ${variableId} in ${describeLog(config)}: \`dspex vars\` lists them`);
@@ -97,12 +120,7 @@ varsCommand.addCommand(
           actor: options.actor,
           reason: options.reason,
         };
-        const answer = await commandAnswered(log, change, options.timeout).catch((error: Error) => {
-          if (error.name !== "TimeoutError") throw error;
-          throw new Error(
-            `no answer from the registry within ${options.timeout} ms: is \`dspex processors\` running on ${describeLog(config)}? (or pass --local)`,
-          );
-        });
+        const answer = await commandAnswered(log, change, options.timeout).catch(noAnswer(options, config));
         if (answer.type === "VariableChanged") {
           const { version, previous } = answer.data;
           console.log(`${variableId}  v${version} = ${shown(value, 70)} (was ${shown(previous, 40)})`);
@@ -110,9 +128,48 @@ varsCommand.addCommand(
           console.error(`${variableId}: rejected: ${answer.data.reason}`);
           process.exitCode = 1;
         } else console.log(`${variableId}: ${answer.type}`);
-      } finally {
-        await registry?.stop();
-        await log.close();
-      }
+      });
+    }),
+);
+
+/**
+ * Takes a variable's lease from whoever holds it (an optimization that hangs, say), with a reason kept
+ * in the log; the next in line gets it.
+ */
+varsCommand.addCommand(
+  new Command("release")
+    .description("release a variable's lease for its holder (an operator's action, with a reason)")
+    .argument("<variable>", "the variable's registry id (`dspex vars` shows who holds it)")
+    .requiredOption("--reason <text>", "why, kept with the release")
+    .option("--local", "run the registry processor in this process, whatever else runs")
+    .option("--no-local", "only publish the command: a registry processor runs elsewhere")
+    .option("--timeout <ms>", "how long to wait for the registry's answer", positiveInteger, 30_000)
+    .action(async (variableId: string, _options: unknown, command: Command) => {
+      const options = command.optsWithGlobals<SetOptions>();
+      await askRegistry(options, async (log, config) => {
+        const current = (await readRegistry(log)).variables.get(variableId);
+        if (!current)
+          throw new Error(`no variable ${variableId} in ${describeLog(config)}: \`dspex vars\` lists them`);
+        if (!current.lease) {
+          console.log(`${variableId} is not leased; nothing to release`);
+          return;
+        }
+        const { leaseId, holder } = current.lease;
+        const answer = await commandAnswered(
+          log,
+          {
+            command: "releaseLease",
+            variableId,
+            leaseId,
+            reason: `released by an operator: ${options.reason}`,
+          },
+          options.timeout,
+        ).catch(noAnswer(options, config));
+        if (answer.type !== "VariableLeaseReleased") throw new Error(`${variableId}: ${answer.type}`);
+        const next = current.queue[0];
+        console.log(
+          `${variableId}: lease of ${holder} released${next ? `; ${next.holder} holds it now` : ""}`,
+        );
+      });
     }),
 );

@@ -8,7 +8,7 @@ import {
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import { Topics } from "../../streams/topics.ts";
-import type { Output, Processor, ProcessorContext } from "../runtime.ts";
+import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
 import type { MetricRegistry } from "./metrics.ts";
 import { meanScore } from "./port.ts";
 
@@ -200,6 +200,8 @@ export const evaluationProcessor = (
 ): Processor<EvaluationState> => ({
   name,
   topics: [Topics.requests, Topics.results],
+  // The pipeline dead-letters what cannot be read on dspex.requests.
+  deadLetters: [Topics.results],
   initialState: emptyEvaluations,
   handle(state: EvaluationState, event: DspexEvent, ctx: ProcessorContext) {
     switch (event.type) {

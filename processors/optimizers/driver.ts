@@ -4,6 +4,7 @@ import {
   EvaluationCompleted,
   type Example,
   type JsonRecord,
+  MetricRecorded,
   OptimizationCompleted,
   OptimizationStarted,
   TrialEvaluated,
@@ -20,6 +21,7 @@ import {
   trialEvaluationId,
 } from "./history.ts";
 import { randomFor, seedOf } from "./random.ts";
+import { optimizationMetric } from "./reoptimize.ts";
 import { numberParam, type OptimizationSetup } from "./setup.ts";
 import {
   type Plan,
@@ -306,6 +308,21 @@ export const runOptimization = async <S>(
     trials,
     calls,
   };
-  await options.record([OptimizationCompleted.create({ ...header("completed"), data: completed })]);
+  await options.record([
+    OptimizationCompleted.create({ ...header("completed"), data: completed }),
+    // Keyed by program on dspex.metrics, where the re-optimizer watches the program.
+    MetricRecorded.create({
+      ...header("completed/metric"),
+      stream: `metrics-${setup.programId}`,
+      key: setup.programId,
+      data: {
+        programId: setup.programId,
+        name: optimizationMetric,
+        value: completed.bestScore,
+        unit: "score",
+        labels: { optimizationId: id, accepted: String(accepted) },
+      },
+    }),
+  ]);
   return { ...completed, ...planned, candidateScore: final.outcome.score };
 };

@@ -21,6 +21,7 @@ export interface OptimizationHistory {
   started?: EventOf<"OptimizationStarted">["data"];
   trials: RecordedTrial[];
   completed?: EventOf<"OptimizationCompleted">["data"];
+  failed?: EventOf<"OptimizationFailed">["data"];
 }
 
 export const emptyHistory = (optimizationId: string): OptimizationHistory => ({ optimizationId, trials: [] });
@@ -86,6 +87,8 @@ export const foldHistory = (history: OptimizationHistory, event: DspexEvent): Op
     }
     case "OptimizationCompleted":
       return event.data.optimizationId === id ? { ...history, completed: event.data } : history;
+    case "OptimizationFailed":
+      return event.data.optimizationId === id ? { ...history, failed: event.data } : history;
     default:
       return history;
   }

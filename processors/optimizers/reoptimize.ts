@@ -2,7 +2,7 @@ import { causedBy } from "../../streams/envelope.ts";
 import { type DspexEvent, type EventOf, OptimizationRequested } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import { Topics } from "../../streams/topics.ts";
-import type { Output, Processor, ProcessorContext } from "../runtime.ts";
+import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
 
 type RequestData = EventOf<"OptimizationRequested">["data"];
 
@@ -79,11 +79,17 @@ const maybeStart = (
   };
 };
 
+/** What the pipeline records once per execution (its labels say how it ended and where it came from). */
+export const executionMetric = "execution.duration_ms";
+/** What an optimization records when it completes (its labels name it). */
+export const optimizationMetric = "optimization.completed";
+
 /**
  * Continuous re-optimization: folds executions and recorded scores per program; when quality falls
  * below the policy's threshold it requests an optimization (one at a time per program), whose winner
  * is adopted only if it beats the current configuration by the margin. A finished optimization opens
- * a fresh window.
+ * a fresh window. Everything it reads is a `MetricRecorded` on dspex.metrics, keyed by program: a
+ * program's state lives in one task, whatever the number of instances.
  */
 export const reoptimizationProcessor = (
   policies: readonly ReoptimizationPolicy[],
@@ -92,50 +98,37 @@ export const reoptimizationProcessor = (
   const byProgram = new Map(policies.map((p) => [p.programId, p]));
   return {
     name,
-    topics: [Topics.results, Topics.metrics, Topics.optimizations],
+    topics: [Topics.metrics],
     initialState: { watches: {} },
     handle(state, event, ctx) {
       const none = { state, emit: [] };
-      switch (event.type) {
-        case "ExecutionCompleted":
-        case "ExecutionFailed": {
-          // Evaluations of optimizations are not production traffic.
-          if (event.data.evaluationId) return none;
-          const policy = byProgram.get(event.data.programId);
-          if (!policy) return none;
-          const watch = state.watches[policy.programId] ?? fresh(0);
-          const ok = event.type === "ExecutionCompleted" ? 1 : 0;
-          return maybeStart(
-            state,
-            { ...watch, executions: watch.executions + 1, succeeded: watch.succeeded + ok },
-            policy,
-            event,
-            ctx,
-          );
-        }
-        case "MetricRecorded": {
-          const policy = byProgram.get(event.data.programId);
-          if (!policy || event.data.name !== policy.metric) return none;
-          const watch = state.watches[policy.programId] ?? fresh(0);
-          return maybeStart(
-            state,
-            { ...watch, scoreSum: watch.scoreSum + event.data.value, scores: watch.scores + 1 },
-            policy,
-            event,
-            ctx,
-          );
-        }
-        case "OptimizationCompleted": {
-          const watch = state.watches[event.data.programId];
-          if (!watch || watch.running !== event.data.optimizationId) return none;
-          return {
-            state: { watches: { ...state.watches, [event.data.programId]: fresh(watch.generation + 1) } },
-            emit: [],
-          };
-        }
-        default:
-          return none;
+      if (event.type !== "MetricRecorded") return none;
+      const policy = byProgram.get(event.data.programId);
+      if (!policy) return none;
+      const watch = state.watches[policy.programId] ?? fresh(0);
+      const { name: metric, labels, value } = event.data;
+      if (metric === executionMetric) {
+        // Evaluations of optimizations are not production traffic.
+        if (labels.origin === "evaluation") return none;
+        const ok = labels.status === "completed" ? 1 : 0;
+        const next = { ...watch, executions: watch.executions + 1, succeeded: watch.succeeded + ok };
+        return maybeStart(state, next, policy, event, ctx);
       }
+      if (metric === optimizationMetric) {
+        if (watch.running !== labels.optimizationId) return none;
+        return {
+          state: { watches: { ...state.watches, [policy.programId]: fresh(watch.generation + 1) } },
+          emit: [],
+        };
+      }
+      if (metric !== policy.metric) return none;
+      return maybeStart(
+        state,
+        { ...watch, scoreSum: watch.scoreSum + value, scores: watch.scores + 1 },
+        policy,
+        event,
+        ctx,
+      );
     },
   };
 };

@@ -1,9 +1,17 @@
-import { type EventOf, OptimizationRequested } from "../../streams/events/index.ts";
+import { filter, firstValueFrom, map } from "rxjs";
+import { decodeRecord } from "../../streams/codec.ts";
+import { causedBy } from "../../streams/envelope.ts";
+import {
+  type DspexEvent,
+  type EventOf,
+  OptimizationFailed,
+  OptimizationRequested,
+} from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
-import type { EventLog, Position } from "../../streams/log.ts";
+import type { EventLog, Position, TopicPartition } from "../../streams/log.ts";
 import { appendEvents, consumeEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { createOffsetTracker } from "../workers/step-runner.ts";
+import { commitIfOwned, createOffsetTracker } from "../workers/step-runner.ts";
 import type { OptimizationResult, Progress } from "./driver.ts";
 import { type LogOptimizationOptions, optimizeOnLog } from "./stream.ts";
 
@@ -31,50 +39,114 @@ type Request = EventOf<"OptimizationRequested">;
  * client, or the re-optimization processor) runs as `optimizeOnLog` does, trials as events, the winner
  * as `VariableChanged` when it beats the current configuration by the request's margin. A request's
  * offset is committed only once its optimization finished, so after a crash it is delivered again and
- * the optimization resumes from its events (one that already finished is not run again).
+ * the optimization resumes from its events (one that already finished is not run again). Several runners
+ * share the group: a partition taken from one stops its optimizations there, and they resume where the
+ * partition goes. A runner with `maxConcurrent` running stops taking requests (they wait on the log).
  */
 export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): RunningOptimizer => {
   const group = options.group ?? "dspex-optimizer";
   const maxConcurrent = Math.max(1, options.maxConcurrent ?? 2);
-  const controller = new AbortController();
+  const stopping = new AbortController();
   const offsets = createOffsetTracker();
-  const running = new Map<string, Promise<void>>();
+  /** Optimizations running, with the partition their request came from. */
+  const running = new Map<
+    string,
+    { task: Promise<void>; partition: TopicPartition; abort: AbortController }
+  >();
+  /** Requests taken while full, oldest first. */
+  const waiting: { position: Position; request: Request }[] = [];
+  let held: TopicPartition[] = [];
+  let pausedNow = false;
+
+  const fullness = () => {
+    const full = running.size + waiting.length >= maxConcurrent;
+    if (full === pausedNow) return;
+    pausedNow = full;
+    if (full) consumer.pause(held);
+    else consumer.resume(held);
+  };
 
   const run = async (position: Position, request: Request) => {
     const id = request.data.optimizationId;
-    try {
-      const result = await optimizeOnLog(log, request.data, {
-        ...options,
-        signal: controller.signal,
-        onProgress: (progress) => options.onProgress?.(id, progress),
-      });
-      options.onResult?.(result);
-    } catch (error) {
-      if (controller.signal.aborted) return; // not committed: the next start resumes it
-      if (options.onError) options.onError(id, error as Error);
-      else console.error(`dspex optimizer: optimization ${id} failed: ${(error as Error).message}`);
+    const abort = new AbortController();
+    const partition = { topic: position.topic, partition: position.partition };
+    const task = (async () => {
+      try {
+        const result = await optimizeOnLog(log, request.data, {
+          ...options,
+          signal: AbortSignal.any([stopping.signal, abort.signal]),
+          onProgress: (progress) => options.onProgress?.(id, progress),
+        });
+        options.onResult?.(result);
+      } catch (error) {
+        if (abort.signal.aborted || stopping.signal.aborted) return; // not committed: it resumes where it goes
+        // Whoever asked hears why, on the log.
+        await appendEvents(log, [optimizationFailed(request, (error as Error).message)]);
+        if (options.onError) options.onError(id, error as Error);
+        else console.error(`dspex optimizer: optimization ${id} failed: ${(error as Error).message}`);
+      }
+      await commitIfOwned(log, group, offsets.finished(position));
+    })().finally(() => {
+      running.delete(id);
+      startWaiting();
+      fullness();
+    });
+    running.set(id, { task, partition, abort });
+  };
+
+  const startWaiting = () => {
+    while (waiting.length > 0 && running.size < maxConcurrent && !stopping.signal.aborted) {
+      const next = waiting.shift()!;
+      if (running.has(next.request.data.optimizationId)) {
+        void commitIfOwned(log, group, offsets.finished(next.position)).catch(() => undefined);
+        continue;
+      }
+      void run(next.position, next.request);
     }
-    await log.commit(group, [offsets.finished(position)]);
   };
 
   const consumer = consumeEvents(
     log,
-    { group, topics: [Topics.requests], autoCommit: false, maxBatch: 64 },
+    {
+      group,
+      topics: [Topics.requests],
+      autoCommit: false,
+      maxBatch: 64,
+      deadLetters: [],
+      onAssigned: (partitions) => {
+        held = [...held, ...partitions];
+        if (pausedNow) consumer.pause(partitions);
+      },
+      onRevoked: (partitions) => {
+        const gone = new Set(partitions.map((tp) => `${tp.topic}/${tp.partition}`));
+        held = held.filter((tp) => !gone.has(`${tp.topic}/${tp.partition}`));
+        for (const { partition, abort } of running.values())
+          if (gone.has(`${partition.topic}/${partition.partition}`))
+            abort.abort(new Error("partition moved"));
+        for (let i = waiting.length - 1; i >= 0; i--) {
+          const { position } = waiting[i]!;
+          if (gone.has(`${position.topic}/${position.partition}`)) waiting.splice(i, 1);
+        }
+        offsets.forget(partitions);
+      },
+    },
     async (batch) => {
       const passed = new Map<string, Position>();
       for (const { record, event } of batch.events) {
         offsets.started(record);
-        const duplicate = event.type === "OptimizationRequested" && running.has(event.data.optimizationId);
-        if (event.type !== "OptimizationRequested" || duplicate || controller.signal.aborted) {
+        const taken =
+          event.type === "OptimizationRequested" &&
+          !running.has(event.data.optimizationId) &&
+          !stopping.signal.aborted;
+        if (!taken) {
           const at = offsets.finished(record);
-          if (!controller.signal.aborted) passed.set(`${at.topic}/${at.partition}`, at);
+          if (at && !stopping.signal.aborted) passed.set(`${at.topic}/${at.partition}`, at);
           continue;
         }
-        while (running.size >= maxConcurrent) await Promise.race(running.values());
-        const id = event.data.optimizationId;
-        const task = run(record, event).finally(() => running.delete(id));
-        running.set(id, task);
+        waiting.push({ position: record, request: event });
       }
+      startWaiting();
+      fullness();
       if (passed.size > 0) await log.commit(group, [...passed.values()]);
     },
   );
@@ -82,12 +154,22 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
   return {
     done: consumer.done,
     async stop() {
-      controller.abort(new Error("optimizer stopped"));
+      stopping.abort(new Error("optimizer stopped"));
       await consumer.stop();
-      await Promise.allSettled(running.values());
+      await Promise.allSettled([...running.values()].map((r) => r.task));
     },
   };
 };
+
+/** The answer to a request whose optimization could not run or finish (its id derives from the optimization's). */
+const optimizationFailed = (request: Request, reason: string) =>
+  OptimizationFailed.create({
+    id: derivedId(`optimization/${request.data.optimizationId}`, "failed"),
+    stream: `optimization-${request.data.optimizationId}`,
+    key: request.data.optimizationId,
+    ...causedBy(request),
+    data: { optimizationId: request.data.optimizationId, programId: request.data.programId, reason },
+  });
 
 /** The request event of an optimization (its id derives from the optimization's: publishing twice is harmless). */
 export const optimizationRequested = (data: EventOf<"OptimizationRequested">["data"]) =>
@@ -99,8 +181,64 @@ export const optimizationRequested = (data: EventOf<"OptimizationRequested">["da
   });
 
 /**
- * What `dspex optimize` does: publishes the `OptimizationRequested` and runs the optimizer in this
- * process until that optimization finished (requests of the group left unfinished before run too).
+ * Follows an optimization on the log, whoever runs it: progress from its trials as they are evaluated (the
+ * best score is a dev-set score: the baseline's or the final's), its result once completed; rejects with
+ * the reason when it failed. Subscribed from the beginning: an optimization that already ended answers at once.
+ */
+export const followOptimization = (
+  log: EventLog,
+  optimizationId: string,
+  onProgress?: (progress: Progress) => void,
+): Promise<OptimizationResult> => {
+  let planned = { plannedTrials: 0, plannedCalls: 0 };
+  const phases = new Map<number, string>();
+  let calls = 0;
+  let bestScore = Number.NEGATIVE_INFINITY;
+  let finalScore: number | undefined;
+  return firstValueFrom(
+    log.tail([Topics.optimizations], { from: "beginning" }).pipe(
+      filter((record) => record.key === optimizationId),
+      map((record) => decodeRecord(record)),
+      filter((decoded): decoded is { ok: true; event: DspexEvent } => decoded.ok),
+      map(({ event }): OptimizationResult | undefined => {
+        switch (event.type) {
+          case "OptimizationStarted":
+            planned = { plannedTrials: event.data.plannedTrials, plannedCalls: event.data.plannedCalls };
+            return undefined;
+          case "TrialProposed":
+            phases.set(event.data.trial, String(event.data.config.phase ?? "search"));
+            return undefined;
+          case "TrialEvaluated": {
+            const phase = phases.get(event.data.trial) ?? "search";
+            calls += event.data.calls;
+            if (phase !== "search") bestScore = Math.max(bestScore, event.data.score);
+            if (phase === "final") finalScore = event.data.score;
+            onProgress?.({
+              trial: event.data.trial,
+              phase,
+              score: event.data.score,
+              bestScore,
+              calls,
+              ...planned,
+            });
+            return undefined;
+          }
+          case "OptimizationCompleted":
+            return { ...event.data, ...planned, candidateScore: finalScore ?? event.data.baselineScore };
+          case "OptimizationFailed":
+            throw new Error(`optimization ${optimizationId} failed: ${event.data.reason}`);
+          default:
+            return undefined;
+        }
+      }),
+      filter((result): result is OptimizationResult => result !== undefined),
+    ),
+  );
+};
+
+/**
+ * Publishes the `OptimizationRequested` and runs an optimizer in this process until that optimization
+ * finished (library use and tests; `dspex optimize` uses the deployment's optimizer when one runs).
  */
 export const requestOptimization = (
   log: EventLog,

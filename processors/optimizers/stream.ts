@@ -17,11 +17,12 @@ import { Topics } from "../../streams/topics.ts";
 import { evaluationProcessor } from "../evaluation/evaluation.ts";
 import { type MetricRegistry, metricRegistry } from "../evaluation/metrics.ts";
 import type { Evaluator } from "../evaluation/port.ts";
-import { type RuntimeOptions, runProcessor } from "../runtime.ts";
-import { adoptWinner, claimVariables, holdsLeases, leaseOf } from "./adopt.ts";
+import { type RuntimeOptions, runProcessor } from "../runtime/index.ts";
+import { adoptWinner } from "./adopt.ts";
 import { type OptimizationResult, type Progress, runOptimization } from "./driver.ts";
 import { historyOf, outcomeOf } from "./history.ts";
 import { type OptimizerName, strategyFor } from "./index.ts";
+import { holdLeases, leaseOf } from "./leases.ts";
 import { streamReflector } from "./reflect.ts";
 import { setupOf } from "./setup.ts";
 import type { Reflector } from "./strategy.ts";
@@ -75,31 +76,22 @@ export interface LogOptimizationOptions {
   /** Stops the run between steps; its events let it resume. */
   signal?: AbortSignal;
   onProgress?(progress: Progress): void;
-  /** How long to wait for another optimizer to release a variable. */
+  /** How long to wait in line for variables another optimization holds. */
   leaseTimeoutMs?: number;
+  /** How long a lease outlives the optimization's last renewal (it renews three times as often). */
+  leaseTtlMs?: number;
   evaluationTimeoutMs?: number;
   concurrency?: number;
 }
 
-const waitForLeases = async (
-  log: EventLog,
-  setup: ReturnType<typeof setupOf>,
-  timeoutMs: number,
-  signal?: AbortSignal,
-) => {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    signal?.throwIfAborted();
-    if (holdsLeases((await readRegistry(log)).variables, setup)) return;
-    if (Date.now() > until)
-      throw new Error(`optimization ${setup.optimizationId}: another optimizer holds its variables`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-};
+/** An AbortSignal that aborts when any of `signals` does. */
+const anyOf = (...signals: (AbortSignal | undefined)[]): AbortSignal =>
+  AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
 
 /**
- * Runs (or resumes) an optimization on the log: leases its variables, replays its events, evaluates
- * through the evaluation processor, lands an accepted winner as `VariableChanged`, releases the leases.
+ * Runs (or resumes) an optimization on the log: leases its variables through the registry processor,
+ * replays its events, evaluates through the evaluation processor, proposes an accepted winner, and gives
+ * the leases back. Leases are renewed while it runs: killed, it loses them after their time to live.
  */
 export const optimizeOnLog = async (
   log: EventLog,
@@ -116,32 +108,38 @@ export const optimizeOnLog = async (
       ...(await eventsOf(log, Topics.results)).filter((e) => e.type === "EvaluationCompleted"),
     ]);
   const done = await own();
-  // Already finished (a request delivered again): its winner landed and its leases were released.
-  if (
-    done.completed &&
-    !setup.variables.some(
-      (v) => variables.get(v.variableId)?.lease?.leaseId === leaseOf(setup.optimizationId).leaseId,
-    )
-  )
+  if (done.failed)
+    throw new Error(`optimization ${setup.optimizationId} failed before: ${done.failed.reason}`);
+  const { leaseId } = leaseOf(setup.optimizationId);
+  // Already finished (a request delivered again): its winner landed and its leases were given back.
+  if (done.completed && !setup.variables.some((v) => variables.get(v.variableId)?.lease?.leaseId === leaseId))
     return resultOf(done.completed, done.started);
-  const claims = claimVariables(variables, setup);
-  if (claims.length > 0) await appendEvents(log, claims);
-  await waitForLeases(log, setup, options.leaseTimeoutMs ?? 60_000, options.signal);
-
-  const result = await runOptimization(setup, {
-    strategy: strategyFor(request.optimizer as OptimizerName),
-    evaluator: streamEvaluator(log, { timeoutMs: options.evaluationTimeoutMs }),
-    reflector: options.reflector ?? streamReflector(log, { model: reflectionModelOf(setup, program) }),
-    history: await own(),
+  const leases = holdLeases(log, setup, variables, {
+    ttlMs: options.leaseTtlMs,
+    timeoutMs: options.leaseTimeoutMs,
     signal: options.signal,
-    record: async (events) => {
-      await appendEvents(log, events);
-    },
-    onProgress: options.onProgress,
   });
-  const adopted = adoptWinner((await readRegistry(log)).variables, setup, result);
-  if (adopted.length > 0) await appendEvents(log, adopted);
-  return result;
+  await leases.held;
+  try {
+    const result = await runOptimization(setup, {
+      strategy: strategyFor(request.optimizer as OptimizerName),
+      evaluator: streamEvaluator(log, { timeoutMs: options.evaluationTimeoutMs }),
+      reflector: options.reflector ?? streamReflector(log, { model: reflectionModelOf(setup, program) }),
+      history: await own(),
+      signal: anyOf(options.signal, leases.lost),
+      record: async (events) => {
+        await appendEvents(log, events);
+      },
+      onProgress: options.onProgress,
+    });
+    await adoptWinner(log, setup, result, (await readRegistry(log)).variables);
+    await leases.end();
+    return result;
+  } catch (error) {
+    // Stopped to resume later: the leases are kept (they expire unless it is back in time).
+    await leases.end({ keep: options.signal?.aborted === true });
+    throw leases.lost.aborted ? leases.lost.reason : error;
+  }
 };
 
 /** SIMBA's reflection LM: `params.reflectionModel`, else the model of the program's first DSPy stage. */

@@ -128,7 +128,8 @@ class Draft {
     return { state: { executions: this.executions, circuits: this.circuits }, emit: this.emit };
   }
 
-  header(exec: Execution, fact: string, key = exec.executionId) {
+  /** Every event of an execution is keyed by its session key, as its request and steps are (one task). */
+  header(exec: Execution, fact: string, key = exec.sessionKey) {
     return {
       id: derivedId(exec.executionId, fact),
       stream: `execution-${exec.executionId}`,
@@ -188,6 +189,13 @@ class Draft {
   }
 }
 
+/**
+ * The key of an execution's result on dspex.results: its request id, or its evaluation's id for an
+ * evaluation's example (so the evaluation processor's task holds the evaluation and all its results).
+ */
+export const resultKeyOf = (request: { requestId: string; evaluationId?: string }): string =>
+  request.evaluationId ?? request.requestId;
+
 const stageOf = (exec: Execution, stageId: string): StageDefinition =>
   exec.program.stages.find((s) => s.id === stageId)!;
 
@@ -230,7 +238,10 @@ const finish = (draft: Draft, exec: Execution) => {
     evaluationId: exec.evaluationId,
     exampleId: exec.exampleId,
   };
-  const result = { ...draft.header(exec, "result", exec.requestId), stream: `request-${exec.requestId}` };
+  const result = {
+    ...draft.header(exec, "result", resultKeyOf(exec)),
+    stream: `request-${exec.requestId}`,
+  };
   if (exec.firstFailure) {
     draft.emit.push(
       ExecutionFailed.create({
@@ -257,6 +268,7 @@ const finish = (draft: Draft, exec: Execution) => {
   }
   draft.metric(exec, "execution", "execution.duration_ms", durationMs, {
     status: exec.firstFailure ? "failed" : "completed",
+    origin: exec.evaluationId ? "evaluation" : "request",
   });
   draft.executions.delete(exec.executionId);
 };
@@ -634,7 +646,7 @@ export const coordinatorTick = (state: CoordinatorState, now: number): Transitio
   let executions: Map<string, Execution> | undefined;
   for (const exec of state.executions.values()) {
     for (const [stageId, stage] of Object.entries(exec.stages)) {
-      const header = (fact: string, key = exec.executionId) => ({
+      const header = (fact: string, key = exec.sessionKey) => ({
         id: derivedId(exec.executionId, fact),
         stream: `execution-${exec.executionId}`,
         key,

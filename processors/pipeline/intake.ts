@@ -11,18 +11,27 @@ import { derivedId } from "../../streams/ids.ts";
 import type { Position } from "../../streams/log.ts";
 import { deadLetterContent } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import type { ExecutionInit } from "./coordinator.ts";
+import { type ExecutionInit, resultKeyOf } from "./coordinator.ts";
 import type { Registry } from "./registry.ts";
 import { checkFields } from "./signature-check.ts";
 
 export interface IntakeConfig {
-  /** Executions in flight at most; a request beyond it is rejected as `saturated`. */
+  /**
+   * Executions in flight at most, per partition of dspex.requests (a task). A task at the limit takes no
+   * more requests from the log until executions finish: they wait there (backpressure).
+   */
   maxInFlight: number;
+  /** `reject` (the operator's opt-in): a request that finds its task full is rejected as `saturated` at once. */
+  whenFull: "wait" | "reject";
 }
 
 export { executionIdOf };
 
-export const defaultIntakeConfig: IntakeConfig = { maxInFlight: 1000 };
+export const defaultIntakeConfig: IntakeConfig = { maxInFlight: 1000, whenFull: "wait" };
+
+/** The key of everything about a request's execution: its session, or the request itself. */
+export const sessionKeyOf = (request: { requestId: string; sessionId?: string }): string =>
+  request.sessionId ?? request.requestId;
 
 export interface IntakeContext {
   now: number;
@@ -36,9 +45,9 @@ export type IntakeDecision =
   | { kind: "rejected"; emit: Envelope[] }
   | { kind: "started"; emit: Envelope[]; execution: ExecutionInit };
 
-type Request = EventOf<"ExecutionRequested">;
+export type Request = EventOf<"ExecutionRequested">;
 
-const rejection = (
+export const rejection = (
   request: Request,
   ctx: IntakeContext,
   code: "invalid" | "unknown_program" | "saturated",
@@ -47,7 +56,7 @@ const rejection = (
   ExecutionRejected.create({
     id: derivedId(request.id, "rejected"),
     stream: `request-${request.data.requestId}`,
-    key: request.data.requestId,
+    key: resultKeyOf(request.data),
     occurredAt: new Date(ctx.now).toISOString(),
     correlationId: request.correlationId,
     causationId: request.id,
@@ -81,13 +90,7 @@ const deadLetter = (request: Request, ctx: IntakeContext, reason: string) =>
   });
 
 /** Accepts a request (→ ExecutionStarted) or rejects it with a reason a caller can act on. */
-export const admitRequest = (
-  registry: Registry,
-  inFlight: number,
-  request: Request,
-  ctx: IntakeContext,
-  config: IntakeConfig = defaultIntakeConfig,
-): IntakeDecision => {
+export const admitRequest = (registry: Registry, request: Request, ctx: IntakeContext): IntakeDecision => {
   const { programId, requestId } = request.data;
   const entry = registry.programs[programId];
   if (!entry) {
@@ -107,16 +110,12 @@ export const admitRequest = (
       emit: [rejection(request, ctx, "invalid", reason), deadLetter(request, ctx, reason)],
     };
   }
-  if (inFlight >= config.maxInFlight) {
-    const reason = `saturated: ${inFlight} executions in flight, the limit is ${config.maxInFlight}; retry later`;
-    return { kind: "rejected", emit: [rejection(request, ctx, "saturated", reason)] };
-  }
   const executionId = executionIdOf(requestId);
-  const sessionKey = request.data.sessionId ?? requestId;
+  const sessionKey = sessionKeyOf(request.data);
   const started = ExecutionStarted.create({
     id: derivedId(request.id, "started"),
     stream: `execution-${executionId}`,
-    key: executionId,
+    key: sessionKey,
     occurredAt: new Date(ctx.now).toISOString(),
     correlationId: request.correlationId,
     causationId: request.id,

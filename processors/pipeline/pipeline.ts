@@ -1,8 +1,7 @@
-import type { Envelope } from "../../streams/envelope.ts";
-import { DeadLettered, type DspexEvent } from "../../streams/events/index.ts";
+import { causedBy, type Envelope } from "../../streams/envelope.ts";
+import { type DspexEvent, ExecutionRequested } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
-import { deadLetterContent } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { defaultCircuitPolicy } from "../adaptation/circuit.ts";
 import type { Transform } from "../native/index.ts";
@@ -12,7 +11,8 @@ import {
   type ProcessorContext,
   type RuntimeOptions,
   runProcessor,
-} from "../runtime.ts";
+  type Table,
+} from "../runtime/index.ts";
 import {
   type CoordinatorConfig,
   type CoordinatorState,
@@ -23,31 +23,41 @@ import {
   nextDeadline,
   startExecution,
 } from "./coordinator.ts";
-import { admitRequest, defaultIntakeConfig, executionIdOf, type IntakeConfig } from "./intake.ts";
+import {
+  admitRequest,
+  defaultIntakeConfig,
+  executionIdOf,
+  type IntakeConfig,
+  type Request,
+  rejection,
+  sessionKeyOf,
+} from "./intake.ts";
 import { emptyRegistry, foldRegistry, type Registry } from "./registry.ts";
 import { RequestIds } from "./request-ids.ts";
 
+/** One task's state: the requests of its partition and the executions they started. */
 export interface PipelineState {
-  registry: Registry;
   /**
    * Recent request ids taken in (a bounded window): with the executions in flight, what makes a request
    * published twice run once.
    */
   requests: RequestIds;
+  /** Requests taken in while the task was full, oldest first: each starts when an execution finishes. */
+  waiting: readonly Request[];
   coordinator: CoordinatorState;
 }
 
 export const emptyPipeline: PipelineState = {
-  registry: emptyRegistry,
   requests: RequestIds.window(10_000),
+  waiting: [],
   coordinator: emptyCoordinator,
 };
 
 /** The pipeline's state as JSON, for snapshots; the tick's soft marks are left out, as a rebuild forgets them. */
 export const pipelineSnapshot = (state: PipelineState) => ({
-  registry: state.registry,
   requests: state.requests.list(),
   requestWindow: state.requests.capacity,
+  waiting: state.waiting,
   circuits: state.coordinator.circuits,
   executions: [...state.coordinator.executions.values()].map((exec) => ({
     ...exec,
@@ -70,8 +80,8 @@ export const pipelineSnapshot = (state: PipelineState) => ({
 export const restorePipeline = (saved: unknown): PipelineState => {
   const snapshot = saved as ReturnType<typeof pipelineSnapshot>;
   return {
-    registry: snapshot.registry,
     requests: RequestIds.of(snapshot.requests, snapshot.requestWindow ?? Number.POSITIVE_INFINITY),
+    waiting: snapshot.waiting,
     coordinator: {
       circuits: snapshot.circuits,
       executions: new Map(snapshot.executions.map((exec) => [exec.executionId, exec as Execution])),
@@ -93,80 +103,109 @@ export interface PipelineConfig {
   requestWindow?: number;
 }
 
-/** A program that cannot run is dead-lettered when it is registered, with the reason. */
-const refusedProgram = (event: DspexEvent, problem: string, ctx: ProcessorContext): Envelope =>
-  DeadLettered.create({
-    id: derivedId(event.id, `dead-letter:${ctx.consumer}`),
-    stream: `dlq-${Topics.variables}`,
-    key: event.key,
+/** Programs and variables, read whole by every pipeline instance from dspex.variables. */
+export const registryTable: Table<Registry> = {
+  topics: [Topics.variables],
+  initial: emptyRegistry,
+  fold: foldRegistry,
+  isBehindFor: (registry, event) =>
+    event.type === "ExecutionRequested" && registry.programs[event.data.programId] === undefined,
+};
+
+type Context = ProcessorContext<Registry>;
+
+/**
+ * A request that arrived on another key than its session's (a client keying by something else) is
+ * published again under its session key, so its execution's task is the one its steps answer to.
+ */
+const rekeyed = (request: Request, ctx: Context): Envelope =>
+  ExecutionRequested.create({
+    id: derivedId(request.id, "rekeyed"),
+    stream: request.stream,
+    key: sessionKeyOf(request.data),
     occurredAt: new Date(ctx.now).toISOString(),
-    correlationId: event.correlationId,
-    causationId: event.id,
-    data: {
-      source: {
-        topic: ctx.source.topic,
-        partition: ctx.source.partition,
-        offset: String(ctx.source.offset),
-        consumer: ctx.consumer,
-      },
-      ...deadLetterContent(`program cannot run: ${problem}`, event),
-    },
+    ...causedBy(request),
+    data: request.data,
   });
 
-/** Intake, planner and coordinator as one processor: one hop per step, one state to rebuild. */
-export const pipelineProcessor = (config: PipelineConfig = {}): Processor<PipelineState> => {
+const inFlight = (state: PipelineState) => state.coordinator.executions.size;
+
+/** Intake, planner and coordinator as one processor: one hop per step, one state per task. */
+export const pipelineProcessor = (config: PipelineConfig = {}): Processor<PipelineState, Registry> => {
   const intakeConfig = { ...defaultIntakeConfig, ...config.intake };
   const coordinatorConfig: CoordinatorConfig = {
     transforms: config.transforms ?? {},
     circuit: { ...defaultCircuitPolicy, ...config.circuit },
   };
-  const handle = (state: PipelineState, event: DspexEvent, ctx: ProcessorContext): Output<PipelineState> => {
-    const transition = {
-      now: ctx.now,
-      cause: event,
-      variables: state.registry.variables,
-      config: coordinatorConfig,
-    };
-    switch (event.type) {
-      case "ProgramRegistered":
-      case "VariableDeclared":
-      case "VariableChanged": {
-        const registry = foldRegistry(state.registry, event);
-        const problem =
-          event.type === "ProgramRegistered" ? registry.programs[event.data.programId]?.problem : undefined;
-        return { state: { ...state, registry }, emit: problem ? [refusedProgram(event, problem, ctx)] : [] };
-      }
-      case "ExecutionRequested": {
-        const { requestId } = event.data;
-        if (state.requests.has(requestId) || state.coordinator.executions.has(executionIdOf(requestId)))
-          return { state, emit: [] };
-        const requests = state.requests.add(event.data.requestId);
-        const inFlight = state.coordinator.executions.size;
-        const decision = admitRequest(state.registry, inFlight, event, ctx, intakeConfig);
-        if (decision.kind === "rejected") return { state: { ...state, requests }, emit: decision.emit };
-        const started = startExecution(state.coordinator, decision.execution, transition);
-        return {
-          state: { ...state, requests, coordinator: started.state },
-          emit: [...decision.emit, ...started.emit],
-        };
-      }
-      default: {
-        const next = coordinate(state.coordinator, event, transition);
-        return next.state === state.coordinator
-          ? { state, emit: next.emit }
-          : { state: { ...state, coordinator: next.state }, emit: next.emit };
-      }
+  const transitionOf = (event: DspexEvent, ctx: Context) => ({
+    now: ctx.now,
+    cause: event,
+    variables: ctx.table.variables,
+    config: coordinatorConfig,
+  });
+
+  /** Starts the request, or rejects it with the reason. */
+  const start = (state: PipelineState, request: Request, ctx: Context): Output<PipelineState> => {
+    const deadline = request.data.deadline;
+    if (deadline !== undefined && Date.parse(deadline) < ctx.now) {
+      const reason = `saturated: the request waited for a free slot (the limit is ${intakeConfig.maxInFlight} executions in flight) past its deadline ${deadline}`;
+      return { state, emit: [rejection(request, ctx, "saturated", reason)] };
     }
+    const decision = admitRequest(ctx.table, request, ctx);
+    if (decision.kind === "rejected") return { state, emit: decision.emit };
+    const started = startExecution(state.coordinator, decision.execution, transitionOf(request, ctx));
+    return { state: { ...state, coordinator: started.state }, emit: [...decision.emit, ...started.emit] };
   };
+
+  /** Starts waiting requests while there is room. */
+  const startWaiting = (state: PipelineState, ctx: Context): Output<PipelineState> => {
+    let next = state;
+    const emit: Envelope[] = [];
+    while (next.waiting.length > 0 && inFlight(next) < intakeConfig.maxInFlight) {
+      const [first, ...rest] = next.waiting;
+      const result = start({ ...next, waiting: rest }, first!, ctx);
+      next = result.state;
+      emit.push(...result.emit);
+    }
+    return { state: next, emit };
+  };
+
+  const takeRequest = (state: PipelineState, request: Request, ctx: Context): Output<PipelineState> => {
+    const { requestId } = request.data;
+    if (state.requests.has(requestId) || state.coordinator.executions.has(executionIdOf(requestId)))
+      return { state, emit: [] };
+    if (ctx.key !== sessionKeyOf(request.data)) return { state, emit: [rekeyed(request, ctx)] };
+    const taken = { ...state, requests: state.requests.add(requestId) };
+    if (inFlight(taken) < intakeConfig.maxInFlight && taken.waiting.length === 0)
+      return start(taken, request, ctx);
+    if (intakeConfig.whenFull === "reject") {
+      const reason = `saturated: ${inFlight(taken)} executions in flight, the limit is ${intakeConfig.maxInFlight}; retry later`;
+      return { state: taken, emit: [rejection(request, ctx, "saturated", reason)] };
+    }
+    return { state: { ...taken, waiting: [...taken.waiting, request] }, emit: [] };
+  };
+
+  const handle = (state: PipelineState, event: DspexEvent, ctx: Context): Output<PipelineState> => {
+    if (event.type === "ExecutionRequested") return takeRequest(state, event, ctx);
+    const next = coordinate(state.coordinator, event, transitionOf(event, ctx));
+    if (next.state === state.coordinator) return { state, emit: next.emit };
+    const coordinated = { ...state, coordinator: next.state };
+    if (coordinated.waiting.length === 0 || inFlight(coordinated) >= inFlight(state))
+      return { state: coordinated, emit: next.emit };
+    const started = startWaiting(coordinated, ctx);
+    return { state: started.state, emit: [...next.emit, ...started.emit] };
+  };
+
   return {
     name: config.name ?? "dspex-pipeline",
-    topics: [Topics.variables, Topics.requests, Topics.executions, Topics.stepResults],
+    topics: [Topics.requests, Topics.executions, Topics.stepResults],
+    table: registryTable,
     initialState:
       config.requestWindow === undefined
         ? emptyPipeline
         : { ...emptyPipeline, requests: RequestIds.window(config.requestWindow) },
     handle,
-    version: 1,
+    version: 2,
     snapshotOf: pipelineSnapshot,
     restore: restorePipeline,
     tick: (state, now) => {
@@ -177,6 +216,8 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
       };
     },
     nextTickAt: (state) => nextDeadline(state.coordinator),
+    pausedTopics: (state) =>
+      inFlight(state) + state.waiting.length >= intakeConfig.maxInFlight ? [Topics.requests] : [],
   };
 };
 

@@ -11,7 +11,7 @@ import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { appendEvents, deadLetterOf } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { recentIds } from "../runtime.ts";
+import { recentIds } from "../runtime/index.ts";
 
 export type Step = EventOf<"StepDispatched">["data"];
 
@@ -57,7 +57,7 @@ export const stepResultOf = (
   const step = dispatched.data;
   const header = {
     stream: `execution-${step.executionId}`,
-    key: step.executionId,
+    key: dispatched.key,
     correlationId: dispatched.correlationId,
     causationId: dispatched.id,
   };

@@ -1,8 +1,15 @@
+import { decodeRecord, Headers } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import { type EventOf, StepFailed } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
-import type { EventLog, LogRecord, Position } from "../../streams/log.ts";
-import { appendEvents, consumeEvents } from "../../streams/store.ts";
+import {
+  type EventLog,
+  headerOf,
+  type LogRecord,
+  type Position,
+  type TopicPartition,
+} from "../../streams/log.ts";
+import { appendEvents, consumeEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import type { WorkerPool } from "./pool.ts";
 
@@ -18,7 +25,7 @@ const lostStep = (dispatched: EventOf<"StepDispatched">, error: Error): Envelope
   return StepFailed.create({
     id: derivedId(dispatched.id, "failed"),
     stream: `execution-${step.executionId}`,
-    key: step.executionId,
+    key: dispatched.key,
     correlationId: dispatched.correlationId,
     causationId: dispatched.id,
     data: {
@@ -55,21 +62,80 @@ export const createOffsetTracker = () => {
       entry.offsets.add(record.offset);
       entry.next = Math.max(entry.next, record.offset + 1);
     },
-    finished(record: Position): Position {
-      const entry = partitionOf(record);
+    /** Where the partition may be committed now; undefined once the partition was forgotten (taken away). */
+    finished(record: Position): Position | undefined {
+      const entry = running.get(`${record.topic}\u0000${record.partition}`);
+      if (!entry) return undefined;
       entry.offsets.delete(record.offset);
       const offset = entry.offsets.size === 0 ? entry.next : Math.min(...entry.offsets);
       return { topic: entry.topic, partition: entry.partition, offset };
     },
+    /** Partitions taken from this member: what runs there now is not this member's to commit. */
+    forget(partitions: readonly { topic: string; partition: number }[]): void {
+      for (const tp of partitions) running.delete(`${tp.topic}\u0000${tp.partition}`);
+    },
   };
 };
 
-/** Runs the log's StepDispatched commands on a pool of Python stdio workers and appends their results. */
+/** Commits the position, if there is one to commit. */
+export const commitIfOwned = async (log: EventLog, group: string, position: Position | undefined) => {
+  if (position) await log.commit(group, [position]);
+};
+
+/** How many step results a page of the answered-steps scan reads. */
+const scanPage = 5_000;
+
+/**
+ * The steps of a dspex.steps partition, from `fromOffset` on, whose result is already on the log: results
+ * are keyed like their steps, so they are in the same partition of dspex.step-results. Memory is bounded by
+ * the steps not committed yet, not by the log.
+ */
+export const answeredSteps = async (
+  log: EventLog,
+  partition: number,
+  fromOffset: number,
+): Promise<Set<string>> => {
+  const pending = new Set<string>();
+  for (const read of await readEvents(log, Topics.steps, { partition, fromOffset }))
+    if ("event" in read && read.event.type === "StepDispatched") pending.add(read.event.data.stepId);
+  const answered = new Set<string>();
+  if (pending.size === 0) return answered;
+  for (let offset = 0; ; ) {
+    const page = await log.read(Topics.stepResults, { partition, fromOffset: offset, limit: scanPage });
+    if (page.length === 0) return answered;
+    for (const record of page) {
+      const type = headerOf(record, Headers.type);
+      if (type !== "StepCompleted" && type !== "StepFailed") continue;
+      const decoded = decodeRecord(record);
+      if (decoded.ok && "stepId" in decoded.event.data && pending.has(decoded.event.data.stepId as string))
+        answered.add(decoded.event.data.stepId as string);
+    }
+    offset = page.at(-1)!.offset + 1;
+  }
+};
+
+/**
+ * Runs the log's StepDispatched commands on a pool of Python stdio workers and appends their results. With
+ * `maxInFlight` steps taken it stops taking more (they wait on the log). A step whose result is already on
+ * the log (a restart, a redelivery, another group) is not run again: an LM call is paid once.
+ */
 export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRunnerOptions = {}) => {
   const group = options.group ?? "dspex-python-stdio";
   const maxInFlight = options.maxInFlight ?? 8;
   const running = new Set<Promise<void>>();
+  const waiting: { record: LogRecord; dispatched: EventOf<"StepDispatched"> }[] = [];
   const offsets = createOffsetTracker();
+  const answered = new Set<string>();
+  let held: TopicPartition[] = [];
+  let pausedNow = false;
+
+  const fullness = () => {
+    const full = running.size + waiting.length >= maxInFlight;
+    if (full === pausedNow) return;
+    pausedNow = full;
+    if (full) consumer.pause(held);
+    else consumer.resume(held);
+  };
 
   const runStep = async (record: LogRecord, dispatched: EventOf<"StepDispatched">) => {
     let results: Envelope[];
@@ -80,22 +146,61 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
       results = [lostStep(dispatched, error as Error)];
     }
     await appendEvents(log, results);
-    await log.commit(group, [offsets.finished(record)]);
+    await commitIfOwned(log, group, offsets.finished(record));
+  };
+
+  const startWaiting = () => {
+    while (waiting.length > 0 && running.size < maxInFlight) {
+      const { record, dispatched } = waiting.shift()!;
+      const task = runStep(record, dispatched)
+        .catch((error) => console.error(`dspex: could not record step ${dispatched.data.stepId}: ${error}`))
+        .finally(() => {
+          running.delete(task);
+          startWaiting();
+          fullness();
+        });
+      running.add(task);
+    }
   };
 
   const consumer = consumeEvents(
     log,
-    { group, topics: [Topics.steps], autoCommit: false, maxBatch: maxInFlight },
+    {
+      group,
+      topics: [Topics.steps],
+      autoCommit: false,
+      maxBatch: maxInFlight,
+      onAssigned: async (partitions) => {
+        held = [...held, ...partitions];
+        for (const { partition } of partitions) {
+          const from = (await log.committed(group, Topics.steps)).get(partition) ?? 0;
+          for (const stepId of await answeredSteps(log, partition, from)) answered.add(stepId);
+        }
+        if (pausedNow) consumer.pause(partitions);
+      },
+      onRevoked: (partitions) => {
+        const gone = new Set(partitions.map((tp) => tp.partition));
+        held = held.filter((tp) => !gone.has(tp.partition));
+        for (let i = waiting.length - 1; i >= 0; i--)
+          if (gone.has(waiting[i]!.record.partition)) waiting.splice(i, 1);
+        offsets.forget(partitions);
+      },
+    },
     async (batch) => {
+      const passed: Position[] = [];
       for (const { record, event } of batch.events) {
         if (event.type !== "StepDispatched") continue;
-        while (running.size >= maxInFlight) await Promise.race(running);
         offsets.started(record);
-        const task = runStep(record, event)
-          .catch((error) => console.error(`dspex: could not record step ${event.data.stepId}: ${error}`))
-          .finally(() => running.delete(task));
-        running.add(task);
+        if (answered.delete(event.data.stepId)) {
+          const at = offsets.finished(record);
+          if (at) passed.push(at);
+          continue;
+        }
+        waiting.push({ record, dispatched: event });
       }
+      startWaiting();
+      fullness();
+      if (passed.length > 0) await log.commit(group, passed);
     },
   );
 
@@ -103,6 +208,7 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
     done: consumer.done,
     /** Stops taking steps and waits for the ones running. */
     async stop(): Promise<void> {
+      waiting.length = 0;
       await consumer.stop();
       await Promise.allSettled(running);
     },

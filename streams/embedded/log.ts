@@ -4,6 +4,13 @@ import { hostname } from "node:os";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { Observable } from "rxjs";
+import {
+  assignmentChange,
+  assignTasks,
+  partitionsOfTasks,
+  taskCount,
+  topicPartitionId,
+} from "../assignment.ts";
 import { newId } from "../ids.ts";
 import {
   type AppendRecord,
@@ -11,16 +18,19 @@ import {
   type ConsumeOptions,
   type Consumer,
   type EventLog,
+  FencedError,
   type LogRecord,
   nextPositions,
   type Position,
   type ReadOptions,
   type RecordBatch,
+  type TopicPartition,
   type TopicSpec,
 } from "../log.ts";
 import { partitionFor } from "../partition.ts";
-import { assignPartitions, partitionId, type TopicPartition } from "./assignment.ts";
 import { partitionTableSql, schemaSql } from "./schema.ts";
+
+const partitionId = topicPartitionId;
 
 export interface EmbeddedLogOptions {
   /** The SQLite file; created with its folder when missing. */
@@ -39,12 +49,12 @@ export interface EmbeddedLogOptions {
 }
 
 /** A commit from a member that no longer owns the partition: its batch goes to the new owner. */
-export class FencedError extends Error {
+export class PartitionLostError extends FencedError {
   constructor(group: string, tp: TopicPartition) {
     super(
       `consumer lost ${tp.topic}[${tp.partition}] in group ${group} to another member; batch not committed`,
     );
-    this.name = "FencedError";
+    this.name = "PartitionLostError";
   }
 }
 
@@ -341,7 +351,7 @@ export class EmbeddedLog implements EventLog {
   private writeCommits(group: string, positions: readonly Position[], member?: string): void {
     for (const p of positions) {
       if (member !== undefined && this.sql("owner").get(group, p.topic, p.partition)?.member !== member) {
-        throw new FencedError(group, p);
+        throw new PartitionLostError(group, p);
       }
       this.sql("commit").run(group, p.topic, p.partition, p.offset);
     }
@@ -397,27 +407,35 @@ export class EmbeddedLog implements EventLog {
             this.sql("dropAssignments").run(group, m.member);
           }
         }
-        const partitions = topics.flatMap((topic) =>
-          Array.from({ length: this.partitionsOf(topic) }, (_, partition) => ({ topic, partition })),
-        );
+        const counts = topics.map((topic) => ({ topic, partitions: this.partitionsOf(topic) }));
         const wanted = new Set(topics);
-        const current = new Map(
+        const current = new Map<number, string>();
+        for (const a of this.sql("assignments").all(group))
+          if (wanted.has(a.topic) && !current.has(a.partition)) current.set(a.partition, a.member);
+        const owners = assignTasks(taskCount(counts.map((c) => c.partitions)), live, current);
+        const rows = new Map(
           this.sql("assignments")
             .all(group)
-            .filter((a) => wanted.has(a.topic))
             .map((a) => [partitionId(a), a.member]),
         );
-        const next = assignPartitions(partitions, live, current);
         const mine: TopicPartition[] = [];
-        for (const tp of partitions) {
-          const owner = next.get(partitionId(tp))!;
-          if (current.get(partitionId(tp)) !== owner)
+        for (const tp of partitionsOfTasks(owners.keys(), counts)) {
+          const owner = owners.get(tp.partition)!;
+          if (rows.get(partitionId(tp)) !== owner)
             this.sql("assign").run(group, tp.topic, tp.partition, owner);
           if (owner === member) mine.push(tp);
         }
         return mine;
       })
       .immediate();
+  }
+
+  /** Members of the group whose heart beat within the session timeout and whose process lives. */
+  async liveMembers(group: string): Promise<number> {
+    const now = Date.now();
+    return this.sql("members")
+      .all(group)
+      .filter((m) => now - m.heartbeat <= this.options.sessionTimeoutMs && isAlive(m.pid)).length;
   }
 
   private leaveGroup(group: string, member: string): void {
@@ -470,35 +488,40 @@ export class EmbeddedLog implements EventLog {
     }, this.options.heartbeatMs);
     heartbeat.unref();
 
+    const paused = new Set<string>();
     const run = async () => {
       await new Promise((started) => setImmediate(started));
       const positions = new Map<string, number>();
       let mine: TopicPartition[] = [];
       let lastSync = 0;
       let idleMs = 1;
-      const resync = () => {
+      const resync = async () => {
+        const previous = mine;
         mine = this.syncGroup(group, member, topics);
         lastSync = Date.now();
+        const { assigned, revoked } = assignmentChange(previous, mine);
+        for (const tp of revoked) positions.delete(partitionId(tp));
+        if (revoked.length > 0) await options.onRevoked?.(revoked);
+        if (assigned.length === 0) return;
         const committed = new Map<string, number>();
-        for (const topic of new Set(mine.map((tp) => tp.topic))) {
-          for (const [partition, offset] of this.sql("committed")
-            .all(group, topic)
-            .map((r) => [r.partition, r.next_offset] as const)) {
-            committed.set(partitionId({ topic, partition }), offset);
-          }
+        for (const topic of new Set(assigned.map((tp) => tp.topic))) {
+          for (const r of this.sql("committed").all(group, topic))
+            committed.set(partitionId({ topic, partition: r.partition }), r.next_offset);
         }
-        const kept = new Set(mine.map(partitionId));
-        for (const id of positions.keys()) if (!kept.has(id)) positions.delete(id);
-        for (const tp of mine) {
+        for (const tp of assigned) {
           const id = partitionId(tp);
-          if (!positions.has(id))
-            positions.set(id, committed.get(id) ?? (from === "end" ? this.headOf(tp) : 0));
+          positions.set(id, committed.get(id) ?? (from === "end" ? this.headOf(tp) : 0));
         }
+        await options.onAssigned?.(assigned);
       };
       try {
         while (!abort.signal.aborted && !this.closed) {
-          if (Date.now() - lastSync >= this.options.heartbeatMs) resync();
-          const records = this.fetch(mine, positions, maxBatch);
+          if (Date.now() - lastSync >= this.options.heartbeatMs) await resync();
+          const records = this.fetch(
+            mine.filter((tp) => !paused.has(partitionId(tp))),
+            positions,
+            maxBatch,
+          );
           if (records.length === 0) {
             await this.waitForAppend(idleMs, abort.signal);
             idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
@@ -526,10 +549,11 @@ export class EmbeddedLog implements EventLog {
             await handler(batch);
             if (!handled && autoCommit)
               this.db.transaction(() => this.writeCommits(group, offsets, member)).immediate();
-            for (const p of offsets) positions.set(partitionId(p), p.offset);
+            for (const p of offsets)
+              if (positions.has(partitionId(p))) positions.set(partitionId(p), p.offset);
           } catch (error) {
-            if (!(error instanceof FencedError)) throw error;
-            resync();
+            if (!(error instanceof PartitionLostError)) throw error;
+            await resync();
           }
           // SQLite calls are synchronous: without a turn of the event loop between batches, a consumer
           // with a backlog starves this process's timers and I/O (other consumers, worker pipes).
@@ -548,6 +572,13 @@ export class EmbeddedLog implements EventLog {
         abort.abort();
         await done.catch(() => undefined);
         this.consumers.delete(consumer);
+      },
+      pause: (partitions) => {
+        for (const tp of partitions) paused.add(partitionId(tp));
+      },
+      resume: (partitions) => {
+        for (const tp of partitions) paused.delete(partitionId(tp));
+        this.signal.emit("append");
       },
     };
     this.consumers.add(consumer);

@@ -51,9 +51,20 @@ export const OptimizationCompleted = defineEvent("OptimizationCompleted", {
   }),
 });
 
+/** An optimization that could not run or finish (unknown program, its leases not granted, lost...). */
+export const OptimizationFailed = defineEvent("OptimizationFailed", {
+  topic: Topics.optimizations,
+  data: z.object({
+    optimizationId: Id,
+    programId: Id,
+    reason: z.string().min(1),
+  }),
+});
+
 export const optimizationEvents = [
   OptimizationStarted,
   TrialProposed,
   TrialEvaluated,
   OptimizationCompleted,
+  OptimizationFailed,
 ] as const;

@@ -34,6 +34,11 @@ export const ExecutionRequested = defineEvent("ExecutionRequested", {
     /** Set when the execution belongs to an evaluation. */
     evaluationId: Id.optional(),
     exampleId: Id.optional(),
+    /**
+     * When the request is of no use any more: if it is still waiting for a free slot then (the pipeline was
+     * full), it is rejected as `saturated` instead of started. Without one a request waits as long as it takes.
+     */
+    deadline: z.iso.datetime({ offset: true }).optional(),
   }),
 });
 

@@ -110,7 +110,16 @@ export const VariableChangeRejected = defineEvent("VariableChangeRejected", {
   }),
 });
 
-const Lease = z.object({ variableId: Id, leaseId: Id, holder: z.string().min(1) });
+const Lease = z.object({
+  variableId: Id,
+  leaseId: Id,
+  holder: z.string().min(1),
+  /**
+   * The holder (or the one waiting) renews the lease at least this often, or the registry releases it:
+   * a lease cannot outlive its holder. Without one it lasts until released.
+   */
+  ttlMs: z.number().int().positive().optional(),
+});
 
 export const VariableLeaseRequested = defineEvent("VariableLeaseRequested", {
   topic: Topics.variables,
@@ -120,9 +129,17 @@ export const VariableLeaseGranted = defineEvent("VariableLeaseGranted", {
   topic: Topics.variables,
   data: Lease,
 });
+/** The holder (or one waiting) is alive: its lease's time to live starts again now. */
+export const VariableLeaseRenewed = defineEvent("VariableLeaseRenewed", {
+  topic: Topics.variables,
+  data: z.object({ variableId: Id, leaseId: Id }),
+});
 export const VariableLeaseReleased = defineEvent("VariableLeaseReleased", {
   topic: Topics.variables,
-  data: Lease,
+  data: Lease.extend({
+    /** Why, when it was not its holder letting go: expired, or released by an operator. */
+    reason: z.string().optional(),
+  }),
 });
 
 /**
@@ -153,8 +170,23 @@ export const VariableCommand = z.discriminatedUnion("command", [
     reason: z.string().optional(),
     provenance: Provenance.optional(),
   }),
-  z.object({ command: z.literal("requestLease"), variableId: Id, leaseId: Id, holder: z.string().min(1) }),
-  z.object({ command: z.literal("releaseLease"), variableId: Id, leaseId: Id }),
+  z.object({
+    command: z.literal("requestLease"),
+    variableId: Id,
+    leaseId: Id,
+    holder: z.string().min(1),
+    ttlMs: z.number().int().positive().optional(),
+  }),
+  z.object({ command: z.literal("renewLease"), variableId: Id, leaseId: Id }),
+  z.object({
+    command: z.literal("releaseLease"),
+    variableId: Id,
+    leaseId: Id,
+    /** Given when someone else than the holder releases it (an operator). */
+    reason: z.string().optional(),
+  }),
+  /** Issued by the registry itself when a lease's time to live passed; decided against what came first. */
+  z.object({ command: z.literal("expireLease"), variableId: Id, leaseId: Id }),
 ]);
 export type VariableCommand = z.infer<typeof VariableCommand>;
 
@@ -170,6 +202,7 @@ export const variableEvents = [
   VariableChangeRejected,
   VariableLeaseRequested,
   VariableLeaseGranted,
+  VariableLeaseRenewed,
   VariableLeaseReleased,
   VariableCommandIssued,
 ] as const;

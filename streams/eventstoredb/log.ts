@@ -23,6 +23,7 @@ import {
   type ConsumeOptions,
   type Consumer,
   type EventLog,
+  FencedError,
   type LogRecord,
   nextPositions,
   type Position,
@@ -92,7 +93,7 @@ export class ConcurrentAppendError extends Error {
 }
 
 /** Another member of the group committed since this one last did: its batch goes back to the log. */
-export class CheckpointConflictError extends Error {
+export class CheckpointConflictError extends FencedError {
   constructor(group: string) {
     super(`group ${group} was committed by another member; restarting from its checkpoint`);
     this.name = "CheckpointConflictError";
@@ -359,6 +360,11 @@ export class EventStoreDbLog implements EventLog {
     }
   }
 
+  /** Members are not registered anywhere on EventStoreDB. */
+  async liveMembers(): Promise<undefined> {
+    return undefined;
+  }
+
   async committed(group: string, topic: string): Promise<Map<number, number>> {
     const { checkpoint } = await this.readCheckpoint(group);
     return checkpoint ? committedOffsets(checkpoint, topic) : new Map();
@@ -398,6 +404,13 @@ export class EventStoreDbLog implements EventLog {
       // The last `$all` position before which every record of `topics` is committed.
       let safeResume: AllPosition | undefined = typeof start === "object" ? start : undefined;
       let gap = false;
+      // Every member of a group reads every partition here (one subscription to $all): all of them are its.
+      const counts = await Promise.all(topics.map(async (topic) => this.partitionsOf(topic)));
+      await options.onAssigned?.(
+        topics.flatMap((topic, i) =>
+          Array.from({ length: counts[i]! }, (_, partition) => ({ topic, partition })),
+        ),
+      );
       const subscription = this.subscribe(topics, start);
       const reader = new BatchReader<AllStreamResolvedEvent>(subscription);
       try {
@@ -464,6 +477,9 @@ export class EventStoreDbLog implements EventLog {
         await done.catch(() => undefined);
         this.consumers.delete(consumer);
       },
+      // One subscription carries every partition: a paused one's records still arrive (docs/eventstoredb.md).
+      pause: () => undefined,
+      resume: () => undefined,
     };
     this.consumers.add(consumer);
     done.catch(() => this.consumers.delete(consumer));

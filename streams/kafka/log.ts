@@ -11,18 +11,22 @@ import {
   type SASLOptions,
 } from "kafkajs";
 import { Observable } from "rxjs";
-import type {
-  AppendRecord,
-  BatchHandler,
-  ConsumeOptions,
-  Consumer,
-  EventLog,
-  LogRecord,
-  Position,
-  ReadOptions,
-  RecordBatch,
-  TopicSpec,
+import { assignmentChange, topicPartitionId } from "../assignment.ts";
+import {
+  type AppendRecord,
+  type BatchHandler,
+  type ConsumeOptions,
+  type Consumer,
+  type EventLog,
+  FencedError,
+  type LogRecord,
+  type Position,
+  type ReadOptions,
+  type RecordBatch,
+  type TopicPartition,
+  type TopicSpec,
 } from "../log.ts";
+import { coPartitionedAssigner } from "./assigner.ts";
 import { brokerList, KafkaLogConfig, type KafkaLogSettings, saslOptions } from "./config.ts";
 import { kafkaLogCreator, type Logger, stderrLogger } from "./logger.ts";
 import { nextRun, type PendingRecords } from "./merge.ts";
@@ -52,7 +56,7 @@ interface Fetched extends PendingRecords {
 const maxSendBytes = 768 * 1024;
 
 /** A newer producer with the same transactional id took over this partition: the batch is not committed. */
-export class TransactionFencedError extends Error {
+export class TransactionFencedError extends FencedError {
   constructor(group: string, topic: string, partition: number, cause: unknown) {
     super(
       `another consumer of group ${group} took over ${topic}[${partition}] (its producer fenced this one); batch not committed`,
@@ -365,10 +369,14 @@ export class KafkaLog implements EventLog {
     });
   }
 
-  /** A consumer of the log's cluster with the backend's timeouts; read_committed always. */
-  private newConsumer(groupId: string): KafkaConsumer {
+  /**
+   * A consumer of the log's cluster with the backend's timeouts; read_committed always. A group member
+   * (`held` given) assigns co-partitioned: task p, partition p of every topic, to one member.
+   */
+  private newConsumer(groupId: string, held?: () => readonly number[]): KafkaConsumer {
     return this.kafka.consumer({
       groupId,
+      ...(held ? { partitionAssigners: [coPartitionedAssigner(held)] } : {}),
       sessionTimeout: this.settings.sessionTimeoutMs,
       heartbeatInterval: Math.min(
         this.settings.heartbeatIntervalMs,
@@ -534,9 +542,11 @@ export class KafkaLog implements EventLog {
     this.ensureOpen();
     const { group, topics, from = "beginning", maxBatch = 500, autoCommit = true } = options;
     const groupId = physicalGroup(this.settings.namespace, group);
-    const consumer = this.newConsumer(groupId);
+    /** The partitions this member holds now: a batch committed late (deferred) must still be ours. */
+    let held: TopicPartition[] = [];
+    const consumer = this.newConsumer(groupId, () => [...new Set(held.map((tp) => tp.partition))]);
     const producers = new Map<string, Promise<Producer>>();
-    const producerKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+    const producerKey = (topic: string, partition: number) => topicPartitionId({ topic, partition });
     const producerFor = (topic: string, partition: number): Promise<Producer> => {
       const key = producerKey(topic, partition);
       let producer = producers.get(key);
@@ -575,19 +585,27 @@ export class KafkaLog implements EventLog {
       });
       if (!payload.restart) fail(payload.error);
     });
-    /** The partitions this member holds now: a batch committed late (deferred) must still be ours. */
     let holding: Set<string> | undefined;
+    /** The owner's callbacks run in turn, and a partition's records wait for the turn that assigned it. */
+    let assignmentTurn: Promise<void> = Promise.resolve();
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-      const assigned = new Set(
-        Object.entries(payload.memberAssignment).flatMap(([physical, partitions]) =>
-          partitions.map((partition) =>
-            producerKey(logicalTopic(this.settings.namespace, physical) ?? physical, partition),
-          ),
-        ),
+      const next = Object.entries(payload.memberAssignment).flatMap(([physical, partitions]) =>
+        partitions.map((partition) => ({
+          topic: logicalTopic(this.settings.namespace, physical) ?? physical,
+          partition,
+        })),
       );
-      holding = assigned;
-      for (const key of [...producers.keys()]) if (!assigned.has(key)) dropProducer(key);
+      const { assigned, revoked } = assignmentChange(held, next);
+      held = next;
+      holding = new Set(next.map(topicPartitionId));
+      for (const key of [...producers.keys()]) if (!holding.has(key)) dropProducer(key);
+      assignmentTurn = assignmentTurn.then(async () => {
+        if (revoked.length > 0) await options.onRevoked?.(revoked);
+        if (assigned.length > 0) await options.onAssigned?.(assigned);
+      });
+      assignmentTurn.catch(fail);
     });
+    const paused = new Set<string>();
 
     /** Hands one partition's run of records to the handler, then commits it; false when the consumer stops. */
     const handRun = async (fetched: Fetched, run: LogRecord[]): Promise<boolean> => {
@@ -621,6 +639,7 @@ export class KafkaLog implements EventLog {
         },
       };
       try {
+        await assignmentTurn;
         await handler(recordBatch);
       } catch (error) {
         if (error instanceof TransactionFencedError) {
@@ -650,7 +669,9 @@ export class KafkaLog implements EventLog {
       await new Promise((resolve) => setImmediate(resolve));
       for (;;) {
         for (const fetched of [...gathered]) {
-          if (fetched.payload.isRunning() && !fetched.payload.isStale()) continue;
+          const pausedHere = paused.has(producerKey(fetched.topic, fetched.partition));
+          if (!pausedHere && fetched.payload.isRunning() && !fetched.payload.isStale()) continue;
+          // A paused partition's records not handed over yet are not resolved: fetched again on resume.
           gathered.splice(gathered.indexOf(fetched), 1);
           fetched.settle();
         }
@@ -743,6 +764,11 @@ export class KafkaLog implements EventLog {
       await shutdown();
       if (failure) throw failure.error;
     })();
+    const physicalPartitions = (partitions: readonly TopicPartition[]) =>
+      [...new Set(partitions.map((tp) => tp.topic))].map((topic) => ({
+        topic: this.physical(topic),
+        partitions: partitions.filter((tp) => tp.topic === topic).map((tp) => tp.partition),
+      }));
     const handle: Consumer = {
       done,
       stop: async () => {
@@ -750,6 +776,14 @@ export class KafkaLog implements EventLog {
         requestStop();
         await done.catch(() => undefined);
         this.consumers.delete(handle);
+      },
+      pause: (partitions) => {
+        for (const tp of partitions) paused.add(topicPartitionId(tp));
+        if (partitions.length > 0) consumer.pause(physicalPartitions(partitions));
+      },
+      resume: (partitions) => {
+        for (const tp of partitions) paused.delete(topicPartitionId(tp));
+        if (partitions.length > 0) consumer.resume(physicalPartitions(partitions));
       },
     };
     this.consumers.add(handle);
@@ -837,9 +871,28 @@ export class KafkaLog implements EventLog {
     })();
     const producer = await this.committer;
     // One producer has one transaction at a time: concurrent commits wait their turn.
-    const turn = this.commitTurn.then(() => withRetries(() => this.commitOffsets(producer, group, byTopic)));
+    const turn = this.commitTurn.then(async () => {
+      await withRetries(() => this.commitOffsets(producer, group, byTopic));
+      await this.untilCommittedVisible(group, byTopic);
+    });
     this.commitTurn = turn.catch(() => undefined);
     return turn;
+  }
+
+  /**
+   * A transactional offset commit becomes visible to offset fetches a moment after the commit returns
+   * (the coordinator writes the markers): the caller reads its own commit, as on the other backends.
+   */
+  private async untilCommittedVisible(group: string, byTopic: Map<string, Position[]>): Promise<void> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      let visible = true;
+      for (const [topic, positions] of byTopic) {
+        const committed = await this.committed(group, topic);
+        if (positions.some((p) => (committed.get(p.partition) ?? -1) < p.offset)) visible = false;
+      }
+      if (visible) return;
+      await sleep(Math.min(5 * 2 ** attempt, 100));
+    }
   }
 
   private async commitOffsets(
@@ -861,6 +914,17 @@ export class KafkaLog implements EventLog {
       if (transaction.isActive()) await transaction.abort().catch(() => undefined);
       throw error;
     }
+  }
+
+  async liveMembers(group: string): Promise<number> {
+    this.ensureOpen();
+    const { groups } = await withRetries(() =>
+      this.admin.describeGroups([physicalGroup(this.settings.namespace, group)]),
+    );
+    const [described] = groups;
+    return described && described.state !== "Dead" && described.state !== "Empty"
+      ? described.members.length
+      : 0;
   }
 
   async committed(group: string, topic: string): Promise<Map<number, number>> {

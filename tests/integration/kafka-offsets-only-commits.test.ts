@@ -10,7 +10,7 @@
  * transaction"), which stopped the pipeline of the bad-input test once in CI.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { type Processor, runProcessor } from "../../processors/runtime.ts";
+import { type Processor, runProcessor } from "../../processors/runtime/index.ts";
 import { encodeEvent } from "../../streams/codec.ts";
 import { type KafkaLog, openKafkaLog } from "../../streams/kafka/log.ts";
 import { readEvents } from "../../streams/store.ts";

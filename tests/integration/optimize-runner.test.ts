@@ -19,7 +19,7 @@ import {
 } from "../../processors/optimizers/runner.ts";
 import { setupOf } from "../../processors/optimizers/setup.ts";
 import { readRegistry } from "../../processors/optimizers/stream.ts";
-import { runProcessor } from "../../processors/runtime.ts";
+import { runProcessor } from "../../processors/runtime/index.ts";
 import { createClient } from "../../streams/client.ts";
 import { type EventOf, MetricRecorded } from "../../streams/events/index.ts";
 import { appendEvents } from "../../streams/store.ts";

@@ -2,7 +2,7 @@ import { filter, lastValueFrom, map, takeWhile, toArray } from "rxjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
-import type { RunningProcessor } from "../../processors/runtime.ts";
+import type { RunningProcessor } from "../../processors/runtime/index.ts";
 import { createClient, type ExecutionResult } from "../../streams/client.ts";
 import { StepCompleted } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";

@@ -1,7 +1,17 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { pipelineProcessor, pipelineSnapshot, startPipeline } from "../../processors/pipeline/pipeline.ts";
+import {
+  pipelineProcessor,
+  pipelineSnapshot,
+  registryTable,
+  startPipeline,
+} from "../../processors/pipeline/pipeline.ts";
 import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
-import { type Processor, rebuildState, runProcessor } from "../../processors/runtime.ts";
+import {
+  type Processor,
+  type RunningProcessor,
+  rebuildTask,
+  runProcessor,
+} from "../../processors/runtime/index.ts";
 import { memorySnapshotStore } from "../../projections/snapshots.ts";
 import { createClient } from "../../streams/client.ts";
 import { encodeEvent } from "../../streams/codec.ts";
@@ -28,6 +38,19 @@ const waitFor = async (condition: () => Promise<boolean>, timeoutMs = 10_000) =>
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((wake) => setTimeout(wake, 20));
   }
+};
+
+/** The embedded log's topics have one partition here: one task. */
+const stateOf = <S>(running: RunningProcessor<S>) => running.states().get(0);
+const rebuildState = <S, T>(log: EventLog, processor: Processor<S, T>, table: T, options = {}) =>
+  rebuildTask(log, processor, 0, table, options);
+
+/** The pipeline's table as a reader of the whole of dspex.variables sees it. */
+const registryOf = async (log: EventLog) => {
+  let registry = registryTable.initial;
+  for (const { event } of await eventsOf(log, Topics.variables))
+    registry = registryTable.fold(registry, event);
+  return registry;
 };
 
 const eventsOf = async (log: EventLog, topic: string) =>
@@ -70,8 +93,9 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     await pipeline.stop();
     expect(snapshots.saved.length).toBeGreaterThan(0);
 
-    const full = await rebuildState(log, pipelineProcessor());
-    const resumed = await rebuildState(log, pipelineProcessor(), { snapshots });
+    const registry = await registryOf(log);
+    const full = await rebuildState(log, pipelineProcessor(), registry);
+    const resumed = await rebuildState(log, pipelineProcessor(), registry, { snapshots });
     expect(resumed.snapshot).toBeDefined();
     expect(resumed.replayed).toBeLessThan(full.replayed);
     expect(resumed.applied).toBe(full.applied);
@@ -98,7 +122,9 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
       const out = processor.handle(state, event, {
         now: record.timestamp,
         source: record,
+        key: record.key,
         consumer: processor.name,
+        table: registry,
       });
       state = out.state;
       expected.push(...(out.emit as DspexEvent[]).filter((e) => e.type === "ExecutionCompleted"));
@@ -127,15 +153,15 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     await running.ready;
     const events = Array.from({ length: 300 }, (_, i) => requested(`r${i}`, "qa", { question: "q" }));
     await appendEvents(log, events);
-    await waitFor(async () => running.state() === 300);
+    await waitFor(async () => stateOf(running) === 300);
     // The last 20 again, as a redelivery would hand them over (same event ids).
     await appendEvents(log, events.slice(-20));
     await appendEvents(log, [requested("r-new", "qa", { question: "q" })]);
-    await waitFor(async () => running.state() >= 301);
+    await waitFor(async () => (stateOf(running) ?? 0) >= 301);
     await new Promise((wake) => setTimeout(wake, 100));
-    expect(running.state()).toBe(301);
+    expect(stateOf(running)).toBe(301);
     expect(running.remembered()).toBe(50);
-    const rebuilt = await rebuildState(log, counter, { dedupCapacity: 50 });
+    const rebuilt = await rebuildState(log, counter, undefined, { dedupCapacity: 50 });
     expect(rebuilt.state).toBe(301);
     expect(rebuilt.seen.size).toBe(50);
   });
@@ -156,7 +182,7 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     await new Promise((wake) => setTimeout(wake, 100));
     expect(await committed()).toBe(1);
     await waitFor(async () => (await committed()) === 3, 5_000);
-    expect(running.state()).toBe(1);
+    expect(stateOf(running)).toBe(1);
   });
 
   it("a quiet batch with a record that is not an event dead-letters it once, with the batch committed at once", async () => {
@@ -173,6 +199,6 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     expect(letters.map(({ event }) => (event.data as { reason: string }).reason)).toEqual([
       expect.stringMatching(/not valid JSON|JSON/),
     ]);
-    expect(running.state()).toBe(0);
+    expect(stateOf(running)).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { commandAnswered, issueCommand, startRegistry } from "../../processors/registry/registry.ts";
-import type { RunningProcessor } from "../../processors/runtime.ts";
+import type { RunningProcessor } from "../../processors/runtime/index.ts";
 import type { VariableState } from "../../programs/registry.ts";
 import { projectionRunner, variablesProjection } from "../../projections/index.ts";
 import type { DspexEvent, VariableCommand } from "../../streams/events/index.ts";
@@ -120,7 +120,7 @@ describe.each(backends)("registry processor on the $name log", (backend) => {
       lease: { leaseId: "o2" },
       queue: [],
     });
-    expect(folded).toEqual(second.state().variables.get(id));
+    expect(folded).toEqual(second.states().get(0)!.variables.get(id));
   });
 
   it("resolves a command with its answer (commandAnswered), and times out with no processor running", async () => {

@@ -5,8 +5,7 @@
  * partitions and executes steps; every request gets exactly one result; `dspex run` talks to the running
  * deployment; SIGTERM stops every process cleanly. The LM is the test LM, sleeping 300 ms per call.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { createInterface } from "node:readline";
+import type { ChildProcess } from "node:child_process";
 import { afterAll, describe, expect, it } from "vitest";
 import { findPython } from "../../processors/workers/python.ts";
 import { dspy, program, v } from "../../programs/index.ts";
@@ -15,48 +14,13 @@ import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
+import { dspex, stopChild as stop } from "../support/cli.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
 
 const found = findPython();
 const kafka = kafkaForTests();
 const skipReason = !found.python ? found.reason : "skipReason" in kafka ? kafka.skipReason : undefined;
 if (skipReason) console.warn(`skipping the scale-out test: ${skipReason}`);
-
-const tsx = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
-const cli = new URL("../../cli/main.ts", import.meta.url).pathname;
-
-/** A `dspex` command in a process of its own; `lines` collects what it prints. */
-const dspex = (args: string[], env: NodeJS.ProcessEnv) => {
-  const child = spawn(tsx, [cli, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  const lines: string[] = [];
-  createInterface({ input: child.stdout! }).on("line", (line) => lines.push(line));
-  const errors: string[] = [];
-  createInterface({ input: child.stderr! }).on("line", (line) => errors.push(line));
-  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
-  const waitFor = async (pattern: RegExp, timeoutMs = 90_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!lines.some((line) => pattern.test(line))) {
-      if (child.exitCode !== null)
-        throw new Error(`dspex ${args[0]} exited: ${[...lines, ...errors].join("\n")}`);
-      if (Date.now() > deadline)
-        throw new Error(
-          `dspex ${args[0]} printed no ${pattern} within ${timeoutMs} ms:\n${lines.join("\n")}`,
-        );
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  };
-  return { child, lines, errors, exited, waitFor };
-};
-
-const stop = async (child: ChildProcess): Promise<number | null> => {
-  if (child.exitCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  const code = await exited;
-  clearTimeout(timer);
-  return code;
-};
 
 const slowQa = program("scale-out-qa")
   .input("question: str")

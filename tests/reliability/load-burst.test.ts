@@ -1,14 +1,15 @@
 /**
  * Load: a burst of 100,000 requests (DSPEX_LOAD_REQUESTS) onto the embedded log, in front of a pipeline
- * that admits at most 1,000 executions at a time and a slow step consumer (backpressure: steps wait on
- * the log). Memory stays bounded — executions in flight never pass the limit, the rest are rejected as
- * `saturated` — every request gets exactly one outcome (a completion or a rejection), and the backlog
- * drains: every step answered, every offset committed, nothing left in flight. Peak RSS is reported.
+ * that runs at most 1,000 executions at a time and a slower step consumer. The log is the queue: the
+ * pipeline stops taking requests while it is full and the rest wait on the log, not in memory. Memory
+ * stays bounded — executions in flight never pass the limit — and every request completes exactly once,
+ * none rejected: every step answered, nothing left in flight. Peak RSS is reported.
  */
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { startPipeline } from "../../processors/pipeline/pipeline.ts";
+import { type PipelineState, startPipeline } from "../../processors/pipeline/pipeline.ts";
+import type { RunningProcessor } from "../../processors/runtime/index.ts";
 import { dspy, program, v } from "../../programs/index.ts";
 import { createClient } from "../../streams/client.ts";
 import { encodeEvent, Headers } from "../../streams/codec.ts";
@@ -22,8 +23,8 @@ import { startSlowSteps } from "../support/slow-steps.ts";
 const REQUESTS = Number(process.env.DSPEX_LOAD_REQUESTS ?? 100_000);
 const MAX_IN_FLIGHT = 1_000;
 const PUBLISH_CHUNK = 1_000;
-/** The slow consumer: 20 steps per 50 ms batch, at most 400 steps/s — far slower than the burst. */
-const STEP_BATCH = 20;
+/** The slow consumer: 200 steps per 50 ms batch, at most 4,000 steps/s — slower than the burst. */
+const STEP_BATCH = 200;
 const STEP_BATCH_MS = 50;
 /** Growth of the process's RSS over its size before the burst that the test tolerates. */
 const RSS_BUDGET_MB = 600;
@@ -33,6 +34,10 @@ const loadProgram = program("load-qa")
   .variable("model", v.model(["dspex/test"]))
   .stage("answer", dspy.predict("question -> answer"))
   .output("answer", "answer.answer");
+
+/** Executions in flight over the pipeline's tasks. */
+const inFlight = (pipeline: RunningProcessor<PipelineState>) =>
+  [...pipeline.states().values()].reduce((sum, state) => sum + state.coordinator.executions.size, 0);
 
 const mb = (bytes: number) => Math.round(bytes / (1024 * 1024));
 
@@ -118,7 +123,7 @@ describe("load: a burst of requests against slow consumers", () => {
     let peakInFlight = 0;
     const sample = () => {
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
-      peakInFlight = Math.max(peakInFlight, pipeline.state().coordinator.executions.size);
+      peakInFlight = Math.max(peakInFlight, inFlight(pipeline));
     };
     const sampler = setInterval(sample, 20);
     const began = Date.now();
@@ -128,7 +133,7 @@ describe("load: a burst of requests against slow consumers", () => {
         sample();
       }
       const published = Date.now();
-      const deadline = Date.now() + 120_000;
+      const deadline = Date.now() + 240_000;
       while (outcomes.perRequest.size < REQUESTS) {
         if (Date.now() > deadline)
           throw new Error(
@@ -143,14 +148,12 @@ describe("load: a burst of requests against slow consumers", () => {
       expect(outcomes.perRequest.size).toBe(REQUESTS);
       expect([...outcomes.perRequest.values()].filter((n) => n !== 1)).toEqual([]);
       const { byKind } = outcomes;
-      expect(byKind.completed + byKind.saturated).toBe(REQUESTS);
-      expect(byKind.failed + byKind.otherRejections).toBe(0);
-      // The slow consumer could not keep up: the pipeline said so instead of queueing in memory.
-      expect(byKind.saturated).toBeGreaterThan(0);
-      expect(peakInFlight).toBeLessThanOrEqual(MAX_IN_FLIGHT);
+      expect(byKind).toEqual({ completed: REQUESTS, failed: 0, saturated: 0, otherRejections: 0 });
+      // The slow consumer could not keep up: requests waited on the log, the limit held.
+      expect(peakInFlight).toBe(MAX_IN_FLIGHT);
       // Drained: every admitted request's step was answered, nothing is in flight.
       expect(steps.answered()).toBe(byKind.completed);
-      expect(pipeline.state().coordinator.executions.size).toBe(0);
+      expect(inFlight(pipeline)).toBe(0);
       expect(mb(peakRss - baseline)).toBeLessThan(RSS_BUDGET_MB);
       console.log(
         `[load] ${REQUESTS} requests: ${byKind.completed} completed, ${byKind.saturated} rejected as saturated, none lost or doubled; published in ${((published - began) / 1000).toFixed(1)} s, drained after ${((drained - began) / 1000).toFixed(1)} s; peak in flight ${peakInFlight} (limit ${MAX_IN_FLIGHT}); RSS ${mb(baseline)} MB before, peak ${mb(peakRss)} MB (+${mb(peakRss - baseline)} MB), heap ${mb(process.memoryUsage().heapUsed)} MB after`,
@@ -159,5 +162,5 @@ describe("load: a burst of requests against slow consumers", () => {
       clearInterval(sampler);
       await Promise.all([pipeline.stop(), steps.stop(), outcomes.stop()]);
     }
-  }, 180_000);
+  }, 300_000);
 });

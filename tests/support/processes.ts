@@ -1,11 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 
-const tsx = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
+export const root = new URL("../..", import.meta.url).pathname;
+
+/**
+ * Node itself with tsx's loader, not the `tsx` launcher: the launcher runs the script in a child node of
+ * its own, and a SIGKILL sent to the launcher would leave that child running.
+ */
+export const typescriptNode = (script: string, args: string[]) =>
+  [process.execPath, ["--import", "tsx", script, ...args]] as const;
 
 /** Runs a TypeScript file in a real child process; `lines` collects its stdout lines. */
 export const spawnTs = (script: string, args: string[]) => {
-  const child = spawn(tsx, [script, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(...typescriptNode(script, args), { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
   createInterface({ input: child.stdout! }).on("line", (line) => {

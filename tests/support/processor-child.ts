@@ -10,7 +10,7 @@
  * consumes; exits 1 with the error when the processor fails; SIGTERM stops it cleanly.
  */
 import { pipelineProcessor } from "../../processors/pipeline/pipeline.ts";
-import { runProcessor } from "../../processors/runtime.ts";
+import { runProcessor } from "../../processors/runtime/index.ts";
 import { openKafkaLog } from "../../streams/kafka/log.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { type LogConfig, openLog } from "../../streams/open.ts";

@@ -61,7 +61,7 @@ def dead_letter_event(original: bytes, reason: str, topic: str, partition: int, 
     source_id = f"{topic}/{partition}/{offset}"
     key = key if len(key) <= MAX_DEAD_LETTER_KEY_LENGTH else ""
     return {
-        "id": derived_id(source_id, f"dead-letter:{consumer}"),
+        "id": derived_id(source_id, "dead-letter"),
         "type": "DeadLettered",
         "schemaVersion": 1,
         "stream": f"dlq-{topic}",

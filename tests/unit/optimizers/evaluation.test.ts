@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { emptyEvaluations, evaluationProcessor } from "../../../processors/evaluation/evaluation.ts";
 import { metricRegistry } from "../../../processors/evaluation/metrics.ts";
-import type { Processor } from "../../../processors/runtime.ts";
+import type { Processor } from "../../../processors/runtime/index.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
 import {
   type DspexEvent,
@@ -10,7 +10,13 @@ import {
   ExecutionFailed,
 } from "../../../streams/events/index.ts";
 
-const ctx = { now: 0, source: { topic: "t", partition: 0, offset: 0 }, consumer: "test" };
+const ctx = {
+  now: 0,
+  source: { topic: "t", partition: 0, offset: 0 },
+  key: "k",
+  consumer: "test",
+  table: undefined,
+};
 
 const request = (concurrency: number, metric = "exact_match") =>
   EvaluationRequested.create({

@@ -1,34 +1,41 @@
 import { describe, expect, it } from "vitest";
-import { reoptimizationProcessor } from "../../../processors/optimizers/reoptimize.ts";
-import type { Envelope } from "../../../streams/envelope.ts";
 import {
-  type DspexEvent,
-  ExecutionCompleted,
-  ExecutionFailed,
-  OptimizationCompleted,
-} from "../../../streams/events/index.ts";
+  executionMetric,
+  optimizationMetric,
+  reoptimizationProcessor,
+} from "../../../processors/optimizers/reoptimize.ts";
+import type { Envelope } from "../../../streams/envelope.ts";
+import { type DspexEvent, MetricRecorded } from "../../../streams/events/index.ts";
 
-const ctx = { now: 0, source: { topic: "t", partition: 0, offset: 0 }, consumer: "test" };
+const ctx = {
+  now: 0,
+  source: { topic: "t", partition: 0, offset: 0 },
+  key: "k",
+  consumer: "test",
+  table: undefined,
+};
 let n = 0;
-const base = () => ({
-  requestId: `r${++n}`,
-  executionId: `x${n}`,
-  programId: "qa",
-  durationMs: 1,
-  usage: { calls: 1 },
-});
-const ok = () =>
-  ExecutionCompleted.create({ stream: "s", key: "k", data: { ...base(), outputs: {}, stages: {} } });
-const bad = () =>
-  ExecutionFailed.create({
-    stream: "s",
-    key: "k",
+/** The metric the pipeline records once per execution, as it labels it. */
+const execution = (status: "completed" | "failed", origin = "request") =>
+  MetricRecorded.create({
+    stream: "metrics-qa",
+    key: "qa",
     data: {
-      ...base(),
-      failedStage: "a",
-      error: { kind: "timeout", message: "m", retryable: true },
-      partial: {},
+      programId: "qa",
+      name: executionMetric,
+      value: 1,
+      unit: "ms",
+      labels: { status, origin },
+      executionId: `x${++n}`,
     },
+  });
+const ok = () => execution("completed");
+const bad = () => execution("failed");
+const completedOptimization = (optimizationId: string) =>
+  MetricRecorded.create({
+    stream: "metrics-qa",
+    key: "qa",
+    data: { programId: "qa", name: optimizationMetric, value: 0, unit: "score", labels: { optimizationId } },
   });
 
 const processor = reoptimizationProcessor([
@@ -75,23 +82,14 @@ describe("continuous re-optimization", () => {
     expect(drive([bad(), bad(), bad()])).toHaveLength(0);
   });
 
+  it("leaves evaluations out: they are not production traffic", () => {
+    expect(drive(Array.from({ length: 10 }, () => execution("failed", "evaluation")))).toHaveLength(0);
+  });
+
   it("opens a fresh window once the optimization completes", () => {
     const first = drive([bad(), bad(), bad(), bad(), bad()]);
     const id = (first[0]!.data as { optimizationId: string }).optimizationId;
-    const done = OptimizationCompleted.create({
-      stream: "o",
-      key: id,
-      data: {
-        optimizationId: id,
-        programId: "qa",
-        baselineScore: 0,
-        bestScore: 0,
-        bestConfig: {},
-        accepted: false,
-        trials: 1,
-        calls: 1,
-      },
-    });
+    const done = completedOptimization(id);
     const after = drive([bad(), bad(), bad(), bad(), bad(), done, bad(), bad(), bad(), bad(), bad()]);
     expect(after).toHaveLength(2);
     expect((after[1]!.data as { optimizationId: string }).optimizationId).not.toBe(id);

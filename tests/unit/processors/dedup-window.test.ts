@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RequestIds } from "../../../processors/pipeline/request-ids.ts";
-import { recentIds } from "../../../processors/runtime.ts";
+import { recentIds } from "../../../processors/runtime/index.ts";
 import {
   completed,
   ofType,

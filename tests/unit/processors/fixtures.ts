@@ -2,11 +2,14 @@ import {
   type PipelineConfig,
   type PipelineState,
   pipelineProcessor,
+  registryTable,
 } from "../../../processors/pipeline/pipeline.ts";
-import type { Processor } from "../../../processors/runtime.ts";
+import type { Registry } from "../../../processors/pipeline/registry.ts";
+import type { Processor } from "../../../processors/runtime/index.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
 import {
   type DspexEvent,
+  definitionOf,
   type EventOf,
   ExecutionRequested,
   type ProgramDefinition,
@@ -85,7 +88,7 @@ export const requested = (
 ) =>
   ExecutionRequested.create({
     stream: `request-${requestId}`,
-    key: requestId,
+    key: extra.sessionId ?? requestId,
     data: { requestId, programId, inputs: inputs as never, ...extra },
   });
 
@@ -130,14 +133,22 @@ export const lmError: StepError = { kind: "lm_error", message: "provider said 50
 
 /** Drives the pipeline processor with plain events: what it emits for each, and its ticks. */
 export const scenario = (config: PipelineConfig = {}, given: Envelope[] = []) => {
-  const processor: Processor<PipelineState> = pipelineProcessor(config);
+  const processor: Processor<PipelineState, Registry> = pipelineProcessor(config);
   let state = processor.initialState;
+  let table = registryTable.initial;
   let offset = 0;
+  /** Registry events go to the table, as every instance's table reader folds them; the rest to the task. */
   const when = (event: Envelope, now = T0): DspexEvent[] => {
+    if (registryTable.topics.includes(definitionOf(event.type)!.topic)) {
+      table = registryTable.fold(table, event as DspexEvent);
+      return [];
+    }
     const result = processor.handle(state, event as DspexEvent, {
       now,
       consumer: "test",
+      key: event.key,
       source: { topic: Topics.requests, partition: 0, offset: offset++ },
+      table,
     });
     state = result.state;
     return result.emit as DspexEvent[];
@@ -148,7 +159,13 @@ export const scenario = (config: PipelineConfig = {}, given: Envelope[] = []) =>
     return result.emit as DspexEvent[];
   };
   for (const event of given) when(event);
-  return { when, tick, state: () => state, nextTickAt: () => processor.nextTickAt!(state) };
+  return {
+    when,
+    tick,
+    state: () => state,
+    nextTickAt: () => processor.nextTickAt!(state),
+    pausedTopics: () => processor.pausedTopics!(state),
+  };
 };
 
 export const types = (events: readonly DspexEvent[]) => events.map((e) => e.type);

@@ -2,19 +2,23 @@ import { describe, expect, it } from "vitest";
 import {
   emptyRegistryState,
   handleRegistry,
+  nextExpiry,
   type RegistryState,
+  registryTick,
   restoreRegistry,
   snapshotOfRegistry,
 } from "../../../processors/registry/registry.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
 import {
   type DspexEvent,
+  ProgramRegistered,
   VariableChanged,
   type VariableCommand,
   VariableCommandIssued,
   type VariableDeclaration,
 } from "../../../streams/events/index.ts";
 import { derivedId } from "../../../streams/ids.ts";
+import { Topics } from "../../../streams/topics.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00.000Z");
 const id = "qa.temperature";
@@ -61,19 +65,31 @@ const propose = (value: number, leaseId: string): VariableCommand => ({
 });
 const release = (leaseId: string): VariableCommand => ({ command: "releaseLease", variableId: id, leaseId });
 
+const ctxAt = (now: number) => ({
+  now,
+  source: { topic: Topics.variables, partition: 0, offset: 0 },
+  consumer: "dspex-registry",
+});
+
 /** given inputs (commands or events) → when one more → then what it `emits`; state carried along. */
 const scenario = (...inputs: DspexEvent[]) => {
   let state: RegistryState = emptyRegistryState;
   let at = T0;
-  const when = (input: DspexEvent): Envelope[] => {
-    const output = handleRegistry(state, input, { now: at++ });
+  const when = (input: DspexEvent, now = at++): Envelope[] => {
+    const output = handleRegistry(state, input, ctxAt(now));
     state = output.state;
     return output.emit;
   };
   for (const input of inputs) when(input);
   return {
     when,
-    emits: (input: DspexEvent) => when(input).map((e) => [e.type, e.data] as const),
+    emits: (input: DspexEvent, now?: number) => when(input, now).map((e) => [e.type, e.data] as const),
+    /** Time passing: what the tick issues, each fed back as the next input (as the log would). */
+    tick: (now: number) => {
+      const output = registryTick(state, now);
+      state = output.state;
+      return output.emit as DspexEvent[];
+    },
     get state() {
       return state;
     },
@@ -247,8 +263,8 @@ describe("registry processor", () => {
     expect(restored.variables).toEqual(s.state.variables);
     expect(restored.expected).toEqual(s.state.expected);
     const next = issued(set(0.4, "optimizer:o1"));
-    expect(handleRegistry(restored, next, { now: T0 }).emit).toEqual(
-      handleRegistry(s.state, next, { now: T0 }).emit,
+    expect(handleRegistry(restored, next, ctxAt(T0)).emit).toEqual(
+      handleRegistry(s.state, next, ctxAt(T0)).emit,
     );
   });
 
@@ -260,5 +276,137 @@ describe("registry processor", () => {
         data: { command: "set", variableId: id, actor: "alice" } as never,
       }),
     ).toThrow(/invalid VariableCommandIssued event: data.value/);
+  });
+
+  describe("leases that cannot outlive their holder", () => {
+    const leased = (leaseId: string, ttlMs = 30_000): VariableCommand => ({
+      command: "requestLease",
+      variableId: id,
+      leaseId,
+      holder: `optimizer:${leaseId}`,
+      ttlMs,
+    });
+
+    it("given a lease with a time to live, when it is not renewed, then the tick expires it and the next in line gets it", () => {
+      const s = scenario(issued(declare()));
+      s.when(issued(leased("o1")), T0);
+      s.when(issued(leased("o2")), T0 + 10_000);
+      expect(nextExpiry(s.state)).toBe(T0 + 30_000);
+      expect(s.tick(T0 + 29_999)).toEqual([]);
+      const [expire] = s.tick(T0 + 30_000);
+      expect(expire?.type).toBe("VariableCommandIssued");
+      expect(s.tick(T0 + 30_001)).toEqual([]);
+      expect(s.emits(expire!, T0 + 30_010)).toEqual([
+        [
+          "VariableLeaseReleased",
+          {
+            variableId: id,
+            leaseId: "o1",
+            holder: "optimizer:o1",
+            ttlMs: 30_000,
+            reason: `expired: optimizer:o1 did not renew it within 30000 ms (last at ${new Date(T0).toISOString()})`,
+          },
+        ],
+        ["VariableLeaseGranted", { variableId: id, leaseId: "o2", holder: "optimizer:o2", ttlMs: 30_000 }],
+      ]);
+      // The new holder's time to live starts at its grant.
+      expect(nextExpiry(s.state)).toBe(T0 + 60_010);
+    });
+
+    it("given a renewal ordered before the expiry command, then the lease stays", () => {
+      const s = scenario(issued(declare()));
+      s.when(issued(leased("o1")), T0);
+      const [expire] = s.tick(T0 + 30_000);
+      expect(s.emits(issued({ command: "renewLease", variableId: id, leaseId: "o1" }), T0 + 29_000)).toEqual([
+        ["VariableLeaseRenewed", { variableId: id, leaseId: "o1" }],
+      ]);
+      expect(s.emits(expire!, T0 + 30_001)).toEqual([]);
+      expect(s.state.variables.get(id)?.lease?.leaseId).toBe("o1");
+      expect(nextExpiry(s.state)).toBe(T0 + 59_000);
+    });
+
+    it("given a request waiting in line that is not renewed, then it expires too and the holder keeps its lease", () => {
+      const s = scenario(issued(declare()));
+      s.when(issued(leased("o1", 60_000)), T0);
+      s.when(issued(leased("o2")), T0 + 1_000);
+      const [expire] = s.tick(T0 + 31_000);
+      expect(
+        s.emits(expire!, T0 + 31_000).map(([type, data]) => [type, (data as { leaseId: string }).leaseId]),
+      ).toEqual([["VariableLeaseReleased", "o2"]]);
+      expect(s.state.variables.get(id)?.lease?.leaseId).toBe("o1");
+      expect(s.state.variables.get(id)?.queue).toEqual([]);
+    });
+
+    it("given an operator release with a reason, then the lease goes with the reason", () => {
+      const s = scenario(issued(declare()), issued(leased("o1")));
+      expect(
+        s.emits(
+          issued({ command: "releaseLease", variableId: id, leaseId: "o1", reason: "operator: stuck run" }),
+        ),
+      ).toEqual([
+        [
+          "VariableLeaseReleased",
+          {
+            variableId: id,
+            leaseId: "o1",
+            holder: "optimizer:o1",
+            ttlMs: 30_000,
+            reason: "operator: stuck run",
+          },
+        ],
+      ]);
+      expect(nextExpiry(s.state)).toBeUndefined();
+    });
+
+    it("given a lease that is gone, when its holder renews it, then the renewal is refused with the reason", () => {
+      const s = scenario(issued(declare()));
+      const [answer] = s.emits(issued({ command: "renewLease", variableId: id, leaseId: "o9" }));
+      expect(answer![0]).toBe("VariableChangeRejected");
+      expect((answer![1] as { reason: string }).reason).toBe(
+        `lease o9 on ${id} is neither held nor waiting: it expired or was released`,
+      );
+    });
+  });
+
+  it("dead-letters a registered program that cannot run, with the reason", () => {
+    const cyclic = ProgramRegistered.create({
+      stream: "program-loop",
+      key: "loop",
+      data: {
+        programId: "loop",
+        version: 1,
+        inputs: [{ name: "q", type: "str", optional: false }],
+        outputs: { out: "a.x" },
+        stages: [
+          {
+            id: "a",
+            runtime: "dspy",
+            module: "Predict",
+            signature: {
+              instructions: "",
+              inputs: [{ name: "q", type: "str", optional: false }],
+              outputs: [{ name: "x", type: "str", optional: false }],
+            },
+            dependsOn: ["b"],
+          },
+          {
+            id: "b",
+            runtime: "dspy",
+            module: "Predict",
+            signature: {
+              instructions: "",
+              inputs: [{ name: "x", type: "str", optional: false }],
+              outputs: [{ name: "q", type: "str", optional: false }],
+            },
+            dependsOn: ["a"],
+          },
+        ],
+      },
+    });
+    const [letter] = scenario().when(cyclic);
+    expect(letter!.type).toBe("DeadLettered");
+    expect((letter!.data as { reason: string }).reason).toBe(
+      "program cannot run: stages form a cycle: a → b → a",
+    );
   });
 });

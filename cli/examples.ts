@@ -1,0 +1,23 @@
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
+import { InvalidArgumentError } from "commander";
+import { type Example, Example as ExampleSchema } from "../streams/events/index.ts";
+
+/** Examples from a JSONL file: one `{id?, inputs, expected}` per line; ids default to `<file>:<line>`. */
+export const readExamples = (path: string): Example[] =>
+  readFileSync(path, "utf8")
+    .split("\n")
+    .map((line, i) => ({ line: line.trim(), number: i + 1 }))
+    .filter(({ line }) => line.length > 0)
+    .map(({ line, number }) => {
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        throw new InvalidArgumentError(`${path}:${number}: not JSON`);
+      }
+      const parsed = ExampleSchema.safeParse({ id: `${basename(path)}:${number}`, ...(value as object) });
+      if (!parsed.success)
+        throw new InvalidArgumentError(`${path}:${number}: expected {id?, inputs, expected}`);
+      return parsed.data;
+    });

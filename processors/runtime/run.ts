@@ -1,0 +1,305 @@
+import type { Envelope } from "../../streams/envelope.ts";
+import { type EventLog, FencedError, type TopicPartition } from "../../streams/log.ts";
+import { appendEvents, consumeEvents, type EventBatch } from "../../streams/store.ts";
+import {
+  defaultDedupCapacity,
+  positionKey,
+  type RecentIds,
+  rebuildTask,
+  snapshotName,
+  versionsOf,
+} from "./rebuild.ts";
+import { openTable, type TableReader } from "./table.ts";
+import type { Processor, RunningProcessor, RuntimeOptions } from "./types.ts";
+
+/** One task's state (partition p of every input topic) and what the runtime keeps beside it. */
+interface Task<S> {
+  partition: number;
+  state: S;
+  seen: RecentIds;
+  /** Next offset per `topic/partition` the state includes, and inputs applied in all (for snapshots). */
+  positions: Map<string, number>;
+  applied: number;
+  sinceSnapshot: number;
+  /** Input topics this task does not take records from now (backpressure). */
+  paused: readonly string[];
+}
+
+/** The one partition a batch read, if it read only one. */
+const onePartition = (batch: EventBatch): string | undefined => {
+  let key: string | undefined;
+  for (const { record } of batch.events) {
+    const next = positionKey(record.topic, record.partition);
+    if (key !== undefined && key !== next) return undefined;
+    key = next;
+  }
+  return key;
+};
+
+/** How far the log's clock and this one may disagree when judging whether the table has caught up. */
+const clockSkewMs = 1_000;
+
+/** Every input topic of a processor must have as many partitions as the others (co-partitioning). */
+const checkCopartitioned = (name: string, counts: ReadonlyArray<{ topic: string; partitions: number }>) => {
+  if (new Set(counts.map((c) => c.partitions)).size <= 1) return;
+  const listed = counts.map((c) => `${c.topic} ${c.partitions}`).join(", ");
+  throw new Error(
+    `co-partitioning: the input topics of ${name} must have the same number of partitions (${listed}); ` +
+      "give them one count (Kafka: add partitions to the smaller ones)",
+  );
+};
+
+/**
+ * Lifts a processor onto a log. Each task (partition p of every input topic) this instance is assigned is
+ * rebuilt by replaying what the group committed on it, then consumed; a batch's outputs and input offsets
+ * commit together (exactly-once effect), and inputs a task has seen (by event id) are dropped. A task taken
+ * away is forgotten: its new owner rebuilds it from the log.
+ */
+export const runProcessor = <S, T = undefined>(
+  log: EventLog,
+  processor: Processor<S, T>,
+  options: RuntimeOptions = {},
+): RunningProcessor<S> => {
+  const clock = options.clock ?? Date.now;
+  const maxTickInterval = options.maxTickIntervalMs ?? 1_000;
+  const snapshotEvery = options.snapshotEvery ?? 1_000;
+  const quietCommitMs = options.quietCommitMs ?? 1_000;
+  const tasks = new Map<number, Task<S>>();
+  let partitionCounts = new Map<string, number>();
+  let table: TableReader<T> | undefined;
+  const tableNow = (): T => (table ? table.value() : (undefined as T));
+  /** Per partition, the latest batch that changed nothing and is not committed yet. */
+  const quiet = new Map<string, EventBatch>();
+  let quietTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let consumer: ReturnType<typeof consumeEvents> | undefined;
+  // Batches, ticks and assignments take turns: each sees the state the previous one left.
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <R>(work: () => Promise<R>): Promise<R> => {
+    const next = turn.then(work);
+    turn = next.catch(() => undefined);
+    return next;
+  };
+
+  let fail: (error: unknown) => void = () => undefined;
+  const failed = new Promise<never>((_, reject) => {
+    fail = reject;
+  });
+  failed.catch(() => undefined);
+
+  const pausable = (task: Task<S>, topics: readonly string[]): TopicPartition[] =>
+    topics
+      .filter((topic) => task.partition < (partitionCounts.get(topic) ?? 0))
+      .map((topic) => ({ topic, partition: task.partition }));
+
+  /** Pauses and resumes the task's inputs as its state asks. */
+  const applyPause = (task: Task<S>) => {
+    if (!processor.pausedTopics || !consumer) return;
+    const wanted = processor.pausedTopics(task.state);
+    if (wanted.length === task.paused.length && wanted.every((t) => task.paused.includes(t))) return;
+    consumer.resume(
+      pausable(
+        task,
+        task.paused.filter((t) => !wanted.includes(t)),
+      ),
+    );
+    consumer.pause(
+      pausable(
+        task,
+        wanted.filter((t) => !task.paused.includes(t)),
+      ),
+    );
+    task.paused = [...wanted];
+  };
+
+  const scheduleTick = () => {
+    if (stopped || !processor.tick) return;
+    clearTimeout(timer);
+    let due: number | undefined;
+    for (const task of tasks.values()) {
+      const next = processor.nextTickAt ? processor.nextTickAt(task.state) : clock();
+      if (next !== undefined && (due === undefined || next < due)) due = next;
+    }
+    if (due === undefined) return;
+    const wait = Math.min(maxTickInterval, Math.max(0, due - clock()));
+    timer = setTimeout(() => void exclusive(tick).then(scheduleTick, fail), wait);
+    timer.unref?.();
+  };
+
+  const tick = async () => {
+    if (stopped || !processor.tick) return;
+    for (const task of [...tasks.values()]) {
+      const result = processor.tick(task.state, clock());
+      if (result.emit.length > 0) await appendEvents(log, result.emit);
+      task.state = result.state;
+      applyPause(task);
+    }
+  };
+
+  const saveSnapshot = async (task: Task<S>) => {
+    if (!options.snapshots) return;
+    task.sinceSnapshot = 0;
+    await options.snapshots.save({
+      runner: snapshotName(processor, task.partition),
+      versions: versionsOf(processor),
+      positions: Object.fromEntries(task.positions),
+      events: task.applied,
+      states: {
+        [processor.name]: [
+          ["state", processor.snapshotOf ? processor.snapshotOf(task.state) : task.state],
+          ["seen", task.seen.list()],
+        ],
+      },
+      takenAt: new Date(clock()).toISOString(),
+    });
+  };
+
+  /** Commits the offsets of the quiet batches no later commit covered; a partition lost meanwhile is skipped. */
+  const commitQuiet = async () => {
+    clearTimeout(quietTimer);
+    quietTimer = undefined;
+    for (const [key, batch] of [...quiet]) {
+      quiet.delete(key);
+      await batch.commitWith([]).catch((error) => {
+        if (!(error instanceof FencedError)) throw error;
+      });
+    }
+  };
+
+  const assign = async (partitions: readonly TopicPartition[]) => {
+    for (const partition of new Set(partitions.map((tp) => tp.partition))) {
+      if (tasks.has(partition)) continue;
+      const rebuilt = await rebuildTask(log, processor, partition, tableNow(), options);
+      const task: Task<S> = { ...rebuilt, sinceSnapshot: 0, paused: [] };
+      tasks.set(partition, task);
+      applyPause(task);
+    }
+    scheduleTick();
+  };
+
+  const revoke = async (partitions: readonly TopicPartition[]) => {
+    const gone = new Set(partitions.map((tp) => tp.partition));
+    for (const partition of gone) tasks.delete(partition);
+    for (const [key, batch] of [...quiet])
+      if (batch.events.some(({ record }) => gone.has(record.partition))) quiet.delete(key);
+  };
+
+  /** The table has everything appended before `timestamp` (read after it, allowing for clock skew). */
+  const tableHolds = (timestamp: number) =>
+    table !== undefined && table.caughtUpAt() > timestamp + clockSkewMs;
+
+  const handleBatch = async (batch: EventBatch) => {
+    const drafts = new Map<number, { task: Task<S>; next: S; taken: Set<string> }>();
+    const emit: Envelope[] = [];
+    let view = tableNow();
+    for (const { record, event } of batch.events) {
+      const task = tasks.get(record.partition);
+      if (!task) continue; // taken away meanwhile: its commit is fenced, the new owner handles it
+      let draft = drafts.get(task.partition);
+      if (!draft) {
+        draft = { task, next: task.state, taken: new Set() };
+        drafts.set(task.partition, draft);
+      }
+      // Ids are remembered once the batch commits: a batch that fails is handed over again, not dropped.
+      if (task.seen.has(event.id) || draft.taken.has(event.id)) continue;
+      draft.taken.add(event.id);
+      if (table && processor.table?.isBehindFor?.(view, event) && !tableHolds(record.timestamp)) {
+        await table.catchUp();
+        view = tableNow();
+      }
+      const result = processor.handle(draft.next, event, {
+        now: record.timestamp,
+        source: record,
+        key: record.key,
+        consumer: processor.name,
+        table: view,
+      });
+      draft.next = result.state;
+      emit.push(...result.emit);
+    }
+    const changed = [...drafts.values()].some((d) => d.next !== d.task.state);
+    const partition = onePartition(batch);
+    if (emit.length === 0 && !changed && partition !== undefined && quietCommitMs > 0) {
+      batch.defer();
+      quiet.set(partition, batch);
+      if (!quietTimer) {
+        quietTimer = setTimeout(() => void exclusive(commitQuiet).catch(fail), quietCommitMs);
+        quietTimer.unref?.();
+      }
+    } else {
+      await batch.commitWith(emit);
+      for (const { record } of batch.events) quiet.delete(positionKey(record.topic, record.partition));
+    }
+    for (const { task, next, taken } of drafts.values()) {
+      task.state = next;
+      for (const id of taken) task.seen.add(id);
+    }
+    for (const { record } of batch.events) {
+      const task = tasks.get(record.partition);
+      if (!task) continue;
+      task.positions.set(positionKey(record.topic, record.partition), record.offset + 1);
+      task.applied++;
+      task.sinceSnapshot++;
+    }
+    for (const { task } of drafts.values()) {
+      applyPause(task);
+      if (options.snapshots && snapshotEvery > 0 && task.sinceSnapshot >= snapshotEvery)
+        await saveSnapshot(task);
+    }
+  };
+
+  const start = async () => {
+    const topics = [...new Set([...processor.topics, ...(processor.table?.topics ?? [])])];
+    await log.ensureTopics(topics.map((topic) => ({ topic })));
+    const counts = await Promise.all(
+      processor.topics.map(async (topic) => ({ topic, partitions: await log.partitions(topic) })),
+    );
+    checkCopartitioned(processor.name, counts);
+    partitionCounts = new Map(counts.map((c) => [c.topic, c.partitions]));
+    if (processor.table) table = await openTable(log, processor.table, fail, clock);
+    consumer = consumeEvents(
+      log,
+      {
+        group: processor.name,
+        topics: [...processor.topics],
+        deadLetters: processor.deadLetters,
+        maxBatch: options.maxBatch ?? 500,
+        onAssigned: (partitions) => exclusive(() => assign(partitions)),
+        onRevoked: (partitions) => exclusive(() => revoke(partitions)),
+      },
+      (batch) => exclusive(() => handleBatch(batch)).then(scheduleTick),
+    );
+  };
+
+  const ready = start();
+  const done = ready
+    .then(() => Promise.race([consumer!.done, failed]))
+    .finally(() => {
+      stopped = true;
+      clearTimeout(timer);
+      clearTimeout(quietTimer);
+      table?.stop();
+    });
+  done.catch(() => undefined);
+
+  return {
+    ready,
+    done,
+    states: () => new Map([...tasks].map(([partition, task]) => [partition, task.state])),
+    remembered: () => [...tasks.values()].reduce((sum, task) => sum + task.seen.size, 0),
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await ready.catch(() => undefined);
+      // What changed nothing is committed before leaving, so a restart doesn't hand it over again.
+      await exclusive(commitQuiet).catch(() => undefined);
+      await consumer?.stop();
+      await turn;
+      clearTimeout(quietTimer);
+      table?.stop();
+    },
+  };
+};
+
+export { defaultDedupCapacity };

@@ -1,0 +1,236 @@
+/**
+ * Many processes, one log: the same evaluation and optimization run once by a single `dspex processors`
+ * and once by several — two at first, a third started mid-evaluation (partitions move to it), the one
+ * running the optimization killed with -9 mid-optimization (its partitions, and the optimization, move
+ * on). The outputs must be the same: the evaluation's results, the optimization's trials and winner,
+ * the registry, one result per request. Real Python workers (the deterministic test LM) take the steps;
+ * the topics have 3 partitions. On the embedded log and on Kafka.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { labelExamples, labelProgram, labelTaskRules } from "../../processors/optimizers/label-task.ts";
+import { optimizationRequested } from "../../processors/optimizers/runner.ts";
+import { startWorkerPool } from "../../processors/workers/pool.ts";
+import { findPython } from "../../processors/workers/python.ts";
+import { startStepRunner } from "../../processors/workers/step-runner.ts";
+import { readRegistry, registerProgram } from "../../programs/register.ts";
+import { type DspexEvent, EvaluationRequested } from "../../streams/events/index.ts";
+import type { EventLog } from "../../streams/log.ts";
+import { type LogConfig, openLog } from "../../streams/open.ts";
+import { appendEvents, readEvents } from "../../streams/store.ts";
+import { allTopics, Topics } from "../../streams/topics.ts";
+import { type BackendUnderTest, embeddedBackend, skippedHere, temporaryFolder } from "../support/backends.ts";
+import { type DspexChild, dspex, stopChild } from "../support/cli.ts";
+import { kafkaBackend } from "../support/kafka.ts";
+import { labelBootstrap } from "./optimize-support.ts";
+
+const found = findPython();
+if (!found.python) console.warn(`skipping the many-processes tests: ${found.reason}`);
+
+const PARTITIONS = 3;
+const evaluationId = "many-processes-evaluation";
+const optimizationId = "many-processes-optimization";
+
+const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
+  (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
+
+const until = async <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 240_000) => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+};
+
+/** Every group has committed every record of its input topics: nothing is left to do or redo. */
+const quiescent = async (log: EventLog, groups: Record<string, readonly string[]>) => {
+  for (const [group, topics] of Object.entries(groups))
+    for (const topic of topics) {
+      const committed = await log.committed(group, topic);
+      for (let partition = 0; partition < PARTITIONS; partition++) {
+        const last = (await log.read(topic, { partition })).at(-1);
+        if (last && (committed.get(partition) ?? 0) <= last.offset) return undefined;
+      }
+    }
+  return true;
+};
+
+const inputsOf = {
+  "dspex-pipeline": [Topics.requests, Topics.executions, Topics.stepResults],
+  "dspex-evaluation": [Topics.requests, Topics.results],
+  "dspex-registry": [Topics.variables],
+  "dspex-optimizer": [Topics.requests],
+  "dspex-python-stdio": [Topics.steps],
+};
+
+/** The environment of a `dspex` child on this log. */
+const envOf = (config: LogConfig): NodeJS.ProcessEnv =>
+  config.backend === "kafka"
+    ? {
+        ...process.env,
+        DSPEX_BACKEND: "kafka",
+        DSPEX_KAFKA_BROKERS: String(config.brokers),
+        DSPEX_KAFKA_NAMESPACE: config.namespace ?? "",
+      }
+    : { ...process.env, DSPEX_BACKEND: "embedded", DSPEX_LOG_PATH: (config as { path: string }).path };
+
+interface Outputs {
+  evaluation: unknown;
+  optimization: unknown;
+  trials: unknown[];
+  variables: Record<string, unknown>;
+  results: Record<string, unknown>;
+}
+
+/**
+ * Runs the evaluation and the optimization on a fresh log with `instances` processes of `dspex processors`;
+ * with `disturb`, a third joins mid-evaluation and the optimization's runner is killed with -9 mid-way.
+ */
+const scenario = async (
+  backend: BackendUnderTest,
+  instances: number,
+  disturb: boolean,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<{ outputs: Outputs; killed?: string }> => {
+  const config = backend.freshConfig();
+  const log = await openLog(config);
+  cleanups.push(() => log.close());
+  await log.ensureTopics(allTopics.map((topic) => ({ topic, partitions: PARTITIONS })));
+  await registerProgram(log, labelProgram());
+
+  const rules = join(temporaryFolder("dspex-many-"), "rules.json");
+  writeFileSync(rules, JSON.stringify(labelTaskRules()));
+  const pool = startWorkerPool({ python: found.python!, workers: 2, args: ["--test-answers", rules] });
+  const runner = startStepRunner(log, pool, { maxInFlight: 4 });
+  cleanups.push(async () => {
+    await runner.stop();
+    await pool.close();
+  });
+
+  const env = envOf(config);
+  const processes: DspexChild[] = [];
+  const start = () => {
+    const child = dspex(["processors", "--status-every", "1000"], env);
+    processes.push(child);
+    cleanups.push(() => stopChild(child.child));
+    return child.waitFor(/processors ready/);
+  };
+  await Promise.all([pool.ready(180_000), ...Array.from({ length: instances }, start)]);
+
+  const examples = labelExamples("dev", 18);
+  await appendEvents(log, [
+    EvaluationRequested.create({
+      stream: `evaluation-${evaluationId}`,
+      key: evaluationId,
+      data: {
+        evaluationId,
+        programId: "label-qa",
+        examples,
+        metric: { name: "exact_match", field: "answer", params: {} },
+        // Fixed demos: the registry's, which the optimization changes meanwhile, play no part.
+        overrides: { "label-qa.answer.demos": labelExamples("train", 3).map((e) => ({ ...e.inputs, ...e.expected })) },
+        concurrency: 3,
+      },
+    }),
+    optimizationRequested({ ...labelBootstrap, optimizationId, programId: "label-qa" }),
+  ]);
+
+  let killed: string | undefined;
+  if (disturb) {
+    await until("the evaluation's first results", async () => {
+      const results = (await eventsOn(log, Topics.results)).filter(
+        (e) => e.type === "ExecutionCompleted" && e.data.evaluationId === evaluationId,
+      );
+      return results.length >= 4 ? true : undefined;
+    });
+    await start();
+    const runnerOf = await until("the optimization's runner", async () =>
+      processes.find((p) => p.lines.some((line) => line.includes(`optimization ${optimizationId}: trial 2/`))),
+    );
+    runnerOf.child.kill("SIGKILL");
+    killed = `instance ${processes.indexOf(runnerOf) + 1} of ${processes.length}`;
+  }
+
+  await until("the evaluation and the optimization to complete", async () => {
+    const results = await eventsOn(log, Topics.results);
+    const optimizations = await eventsOn(log, Topics.optimizations);
+    return results.some((e) => e.type === "EvaluationCompleted") &&
+      optimizations.some((e) => e.type === "OptimizationCompleted" || e.type === "OptimizationFailed")
+      ? true
+      : undefined;
+  });
+  await until("every group to commit its inputs", () => quiescent(log, inputsOf));
+
+  const results = await eventsOn(log, Topics.results);
+  const optimizations = await eventsOn(log, Topics.optimizations);
+  const byRequest: Record<string, unknown[]> = {};
+  const seen = new Set<string>();
+  for (const event of results) {
+    if (seen.has(event.id) || !("requestId" in event.data)) continue;
+    seen.add(event.id);
+    const { requestId } = event.data;
+    const outcome =
+      event.type === "ExecutionCompleted"
+        ? { type: event.type, outputs: event.data.outputs, usage: event.data.usage }
+        : { type: event.type };
+    byRequest[requestId] = [...(byRequest[requestId] ?? []), outcome];
+  }
+  const { variables } = await readRegistry(log);
+  const evaluation = results.find((e) => e.type === "EvaluationCompleted")!;
+  const completed = optimizations.find(
+    (e) => e.type === "OptimizationCompleted" || e.type === "OptimizationFailed",
+  )!;
+  const trials = [
+    ...new Map(
+      optimizations
+        .filter((e) => e.type === "TrialEvaluated")
+        .map((e) => [e.id, { trial: e.data.trial, score: e.data.score, calls: e.data.calls }]),
+    ).values(),
+  ].sort((a, b) => a.trial - b.trial);
+  return {
+    killed,
+    outputs: {
+      evaluation: { type: evaluation.type, data: evaluation.data },
+      optimization: { type: completed.type, data: completed.data },
+      trials,
+      variables: Object.fromEntries(
+        [...variables].map(([id, v]) => [id, { value: v.value, version: v.version, lease: v.lease }]),
+      ),
+      results: byRequest,
+    },
+  };
+};
+
+describe.skipIf(!found.python).each([embeddedBackend, kafkaBackend])(
+  "many processes, one log: $name",
+  (backend) => {
+    if (skippedHere(backend)) return;
+    const cleanups: Array<() => Promise<unknown>> = [];
+    afterEach(async () => {
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+    }, 120_000);
+
+    it("three instances of dspex processors, one started mid-evaluation and one killed -9 mid-optimization, give one instance's outputs", async () => {
+      const one = await scenario(backend, 1, false, cleanups);
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+      const many = await scenario(backend, 2, true, cleanups);
+
+      expect((one.outputs.optimization as { type: string }).type).toBe("OptimizationCompleted");
+      expect((one.outputs.evaluation as { data: { errors: number } }).data.errors).toBe(0);
+      for (const outcomes of Object.values(many.outputs.results)) expect(outcomes).toHaveLength(1);
+      expect(many.outputs.evaluation).toEqual(one.outputs.evaluation);
+      expect(many.outputs.trials).toEqual(one.outputs.trials);
+      expect(many.outputs.optimization).toEqual(one.outputs.optimization);
+      expect(many.outputs.variables).toEqual(one.outputs.variables);
+      expect(many.outputs.results).toEqual(one.outputs.results);
+      const optimization = one.outputs.optimization as { data: { trials: number; accepted: boolean } };
+      console.log(
+        `[many-processes ${backend.name}] ${Object.keys(one.outputs.results).length} requests, ${optimization.data.trials} trials ` +
+          `(adopted: ${optimization.data.accepted}); with 3 instances and ${many.killed} killed -9: the same outputs`,
+      );
+    }, 900_000);
+  },
+);
