@@ -34,7 +34,11 @@ export const configOf = (options: LogOptions, env: NodeJS.ProcessEnv = process.e
 export const logConfigOf = (config: DspexConfig): LogConfig => {
   switch (config.backend) {
     case "embedded":
-      return { backend: "embedded", path: config.embedded.path, defaultPartitions: config.embedded.partitions };
+      return {
+        backend: "embedded",
+        path: config.embedded.path,
+        defaultPartitions: config.embedded.partitions,
+      };
     case "kafka":
       return {
         backend: "kafka",

@@ -114,7 +114,12 @@ export interface ProcessorHooks {
   onOptimizationProgress?(optimizationId: string, progress: Progress): void;
 }
 
-const startOne = (log: EventLog, config: DspexConfig, name: ProcessorName, hooks: ProcessorHooks): Running => {
+const startOne = (
+  log: EventLog,
+  config: DspexConfig,
+  name: ProcessorName,
+  hooks: ProcessorHooks,
+): Running => {
   switch (name) {
     case "pipeline":
       return startPipeline(log);

@@ -59,15 +59,23 @@ const progressTypes = new Set([
   "StepRerouted",
 ]);
 
-/** Decodes the records of the given types (read from the header first, so others are never parsed). */
+/**
+ * Decodes the records of the given types stored under `key` (types read from the header first, so others
+ * are never parsed) that `belongs` to what the caller follows.
+ */
 const eventsOf =
-  <E>(types: ReadonlySet<string>, key: string): OperatorFunction<LogRecord, E> =>
+  <E>(
+    types: ReadonlySet<string>,
+    key: string,
+    belongs: (event: E) => boolean,
+  ): OperatorFunction<LogRecord, E> =>
   (records) =>
     records.pipe(
       filter((r) => r.key === key && types.has(r.headers[Headers.type] ?? "")),
       map((r) => decodeRecord(r)),
       filter((d) => d.ok),
       map((d) => (d as { ok: true; event: unknown }).event as E),
+      filter(belongs),
     );
 
 export interface ClientOptions {
@@ -107,15 +115,30 @@ export const createClient = (log: EventLog) => {
 
   /** The request's result (completed, failed or rejected); completes after it. */
   const results$ = (requestId: string, options: ClientOptions = {}): Observable<ExecutionResult> =>
-    log
-      .tail([Topics.results], { from: options.from ?? "beginning" })
-      .pipe(eventsOf<ExecutionResult>(resultTypes, requestId), take(1));
+    log.tail([Topics.results], { from: options.from ?? "beginning" }).pipe(
+      eventsOf<ExecutionResult>(resultTypes, requestId, (e) => e.data.requestId === requestId),
+      take(1),
+    );
 
-  /** Progress of the request's execution as it happens: started, each stage scheduled, completed or failed. */
-  const progress$ = (requestId: string, options: ClientOptions = {}): Observable<ExecutionProgress> =>
-    log
+  /**
+   * Progress of the request's execution as it happens: started, each stage scheduled, completed or failed.
+   * An execution's events are stored under its session key: give the session id if the request had one.
+   */
+  const progress$ = (
+    requestId: string,
+    options: ClientOptions & { sessionId?: string } = {},
+  ): Observable<ExecutionProgress> => {
+    const executionId = executionIdOf(requestId);
+    return log
       .tail([Topics.executions], { from: options.from ?? "beginning" })
-      .pipe(eventsOf<ExecutionProgress>(progressTypes, executionIdOf(requestId)));
+      .pipe(
+        eventsOf<ExecutionProgress>(
+          progressTypes,
+          options.sessionId ?? requestId,
+          (e) => e.data.executionId === executionId,
+        ),
+      );
+  };
 
   /** Publishes a request and resolves with its result; rejects after `timeoutMs` without one. */
   const execute = async (

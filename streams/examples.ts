@@ -49,7 +49,7 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
   },
   ExecutionStarted: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: {
       executionId: "x1",
       requestId: "r1",
@@ -62,12 +62,12 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
   },
   StageScheduled: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: { executionId: "x1", stageId: "answer", attempt: 0 },
   },
   StageCompleted: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: {
       executionId: "x1",
       stageId: "answer",
@@ -78,7 +78,7 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
   },
   StageFailed: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: {
       executionId: "x1",
       stageId: "answer",
@@ -104,7 +104,7 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
   },
   StepRerouted: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: {
       executionId: "x1",
       stageId: "answer",
@@ -134,12 +134,12 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
   },
   StepStarted: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: { stepId: "s1", executionId: "x1", stageId: "answer", attempt: 0, worker: "worker-1" },
   },
   StepCompleted: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: {
       stepId: "s1",
       executionId: "x1",
@@ -156,7 +156,7 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
   },
   StepFailed: {
     stream: "execution-x1",
-    key: "x1",
+    key: "session-1",
     data: {
       stepId: "s1",
       executionId: "x1",

@@ -100,6 +100,8 @@ export interface Consumer {
   stop(): Promise<void>;
   /** Resolves when the consumer stops; rejects if the handler threw (nothing past it is committed). */
   done: Promise<void>;
+  /** Resolves once it is a member of its group with its first assignment (which may be empty). */
+  joined: Promise<void>;
   /**
    * Stops taking records of these partitions until they are resumed: they wait on the log (backpressure).
    * Records fetched before may still be handed over.

@@ -91,13 +91,42 @@ export const deadLetterOf = (record: LogRecord, reason: string, consumer?: strin
   });
 };
 
+/**
+ * Whatever JSON object a record that is not a valid event holds (undefined when it holds none): enough,
+ * sometimes, to tell its writer why it was refused (a request id).
+ */
+export const looseObject = (record: LogRecord): Record<string, unknown> | undefined => {
+  try {
+    const value: unknown = JSON.parse(record.text ?? record.value.toString("utf8"));
+    return typeof value === "object" && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** A string field of a loose object that could be an id (1 to 200 characters). */
+export const looseId = (object: Record<string, unknown> | undefined, name: string): string | undefined => {
+  const value = object?.[name];
+  return typeof value === "string" && value.length > 0 && value.length <= 200 ? value : undefined;
+};
+
 export interface DecodedRecord {
   record: LogRecord;
   event: DspexEvent;
 }
 
+/** A record that is not a valid dspex event, and why. */
+export interface UnreadableRecord {
+  record: LogRecord;
+  reason: string;
+}
+
 export interface EventBatch {
   events: DecodedRecord[];
+  /** The batch's records that are not valid events (dead-lettered by the topic's owner). */
+  unreadable: UnreadableRecord[];
   /** Appends `outputs` (validated) and commits the batch's offsets atomically, dead letters included. */
   commitWith(outputs: readonly Envelope[]): Promise<Position[]>;
   /**
@@ -127,11 +156,16 @@ export const consumeEvents = (
   const lettered = new Set(options.deadLetters ?? options.topics);
   return log.consume({ ...options, autoCommit: false }, async (batch) => {
     const events: DecodedRecord[] = [];
+    const unreadable: UnreadableRecord[] = [];
     const deadLetters: AppendRecord[] = [];
     for (const record of batch.records) {
       const decoded = decodeRecord(record);
-      if (decoded.ok) events.push({ record, event: decoded.event });
-      else if (lettered.has(record.topic))
+      if (decoded.ok) {
+        events.push({ record, event: decoded.event });
+        continue;
+      }
+      unreadable.push({ record, reason: decoded.reason });
+      if (lettered.has(record.topic))
         deadLetters.push(encodeEvent(deadLetterOf(record, decoded.reason, options.group)));
     }
     let committed = false;
@@ -152,7 +186,7 @@ export const consumeEvents = (
     const defer = () => {
       deferred = true;
     };
-    if (events.length > 0) await handler({ events, commitWith, defer });
+    if (events.length > 0 || unreadable.length > 0) await handler({ events, unreadable, commitWith, defer });
     if (committed || (deferred && deadLetters.length === 0)) return;
     if (options.autoCommit === false) {
       lettersOut = true;

@@ -17,11 +17,11 @@ export const allTopics: readonly Topic[] = Object.values(Topics);
 
 /** What decides the partition key on each topic. */
 export const topicKeys: Record<Topic, string> = {
-  "dspex.requests": "session id or request id",
-  "dspex.executions": "execution id",
-  "dspex.steps": "affinity key (session)",
-  "dspex.step-results": "execution id",
-  "dspex.results": "request id",
+  "dspex.requests": "session id, else request id (evaluations, optimizations: their id)",
+  "dspex.executions": "the execution's session key (session id, else request id)",
+  "dspex.steps": "the execution's session key (affinity)",
+  "dspex.step-results": "the step's key (its session key)",
+  "dspex.results": "request id (an evaluation's examples: the evaluation id)",
   "dspex.metrics": "program id",
   "dspex.variables": "variable id",
   "dspex.optimizations": "optimization id",

@@ -7,6 +7,8 @@ import {
   type JsonRecord,
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
+import type { LogRecord } from "../../streams/log.ts";
+import { looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
 import type { MetricRegistry } from "./metrics.ts";
@@ -191,6 +193,35 @@ export const recordResult = (
 };
 
 /**
+ * The answer to a record on dspex.requests that is not a valid event but names an evaluation: an
+ * EvaluationCompleted that says why no example ran.
+ */
+export const refuseUnreadable = (record: LogRecord, reason: string): Envelope[] => {
+  const envelope = looseObject(record);
+  const data = envelope?.data as Record<string, unknown> | undefined;
+  const evaluationId = looseId(data, "evaluationId");
+  if (!evaluationId || envelope?.type !== "EvaluationRequested") return [];
+  const at = `${record.topic}/${record.partition}/${record.offset}`;
+  return [
+    EvaluationCompleted.create({
+      id: derivedId(at, "evaluation-refused"),
+      stream: `evaluation-${evaluationId}`,
+      key: evaluationId,
+      correlationId: looseId(envelope, "correlationId") ?? at,
+      data: {
+        evaluationId,
+        programId: looseId(data, "programId") ?? "unknown",
+        score: 0,
+        results: [],
+        errors: 0,
+        usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+        error: `the request is not a valid EvaluationRequested: ${reason}`,
+      },
+    }),
+  ];
+};
+
+/**
  * `EvaluationRequested` → a bounded fan-out of `ExecutionRequested` (never more than `concurrency` in
  * flight) → `EvaluationCompleted` once every example has a result; failures score the failure score.
  */
@@ -202,6 +233,8 @@ export const evaluationProcessor = (
   topics: [Topics.requests, Topics.results],
   // The pipeline dead-letters what cannot be read on dspex.requests.
   deadLetters: [Topics.results],
+  answerUnreadable: (record, reason) =>
+    record.topic === Topics.requests ? refuseUnreadable(record, reason) : [],
   initialState: emptyEvaluations,
   handle(state: EvaluationState, event: DspexEvent, ctx: ProcessorContext) {
     switch (event.type) {

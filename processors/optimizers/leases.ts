@@ -5,7 +5,7 @@ import type { VariableCommand } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { Topics } from "../../streams/topics.ts";
-import { issueCommand } from "../registry/registry.ts";
+import { commandAnswered, issueCommand } from "../registry/registry.ts";
 import type { OptimizationSetup } from "./setup.ts";
 
 /** One optimizer per variable: the lease an optimization holds on each variable it changes. */
@@ -114,15 +114,22 @@ export const holdLeases = (
   const renewal = setInterval(() => void renew().catch(() => undefined), Math.max(1, Math.floor(ttlMs / 3)));
   renewal.unref?.();
 
+  /** Gives back what it holds or waits for, and waits until the registry took each back. */
   const end = async ({ keep = false } = {}) => {
     ending = true;
     clearInterval(renewal);
     clearTimeout(giveUp);
     answers.unsubscribe();
-    if (!keep)
-      await Promise.all(
-        setup.variables.map(({ variableId }) => command({ command: "releaseLease", variableId, leaseId })),
-      );
+    if (keep) return;
+    await Promise.all(
+      [...states]
+        .filter(([, state]) => state !== "lost")
+        .map(([variableId]) =>
+          commandAnswered(log, { command: "releaseLease", variableId, leaseId }, ttlMs).catch(
+            () => undefined,
+          ),
+        ),
+    );
   };
 
   const giveUp = setTimeout(() => {

@@ -8,8 +8,8 @@ import {
   OptimizationRequested,
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
-import type { EventLog, Position, TopicPartition } from "../../streams/log.ts";
-import { appendEvents, consumeEvents } from "../../streams/store.ts";
+import type { EventLog, LogRecord, Position, TopicPartition } from "../../streams/log.ts";
+import { appendEvents, consumeEvents, looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { commitIfOwned, createOffsetTracker } from "../workers/step-runner.ts";
 import type { OptimizationResult, Progress } from "./driver.ts";
@@ -132,6 +132,8 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
     },
     async (batch) => {
       const passed = new Map<string, Position>();
+      const refusals = batch.unreadable.flatMap(({ record, reason }) => refuseUnreadable(record, reason));
+      if (refusals.length > 0) await appendEvents(log, refusals);
       for (const { record, event } of batch.events) {
         offsets.started(record);
         const taken =
@@ -170,6 +172,27 @@ const optimizationFailed = (request: Request, reason: string) =>
     ...causedBy(request),
     data: { optimizationId: request.data.optimizationId, programId: request.data.programId, reason },
   });
+
+/** The answer to an unreadable record on dspex.requests that names an optimization: why it cannot run. */
+const refuseUnreadable = (record: LogRecord, reason: string) => {
+  const envelope = looseObject(record);
+  const data = envelope?.data as Record<string, unknown> | undefined;
+  const optimizationId = looseId(data, "optimizationId");
+  if (!optimizationId || envelope?.type !== "OptimizationRequested") return [];
+  return [
+    OptimizationFailed.create({
+      id: derivedId(`optimization/${optimizationId}`, "failed"),
+      stream: `optimization-${optimizationId}`,
+      key: optimizationId,
+      correlationId: looseId(envelope, "correlationId") ?? `optimization-${optimizationId}`,
+      data: {
+        optimizationId,
+        programId: looseId(data, "programId") ?? "unknown",
+        reason: `the request is not a valid OptimizationRequested: ${reason}`,
+      },
+    }),
+  ];
+};
 
 /** The request event of an optimization (its id derives from the optimization's: publishing twice is harmless). */
 export const optimizationRequested = (data: EventOf<"OptimizationRequested">["data"]) =>

@@ -60,7 +60,9 @@ export const streamEvaluator = (log: EventLog, options: { timeoutMs?: number } =
         },
       }),
     ]);
-    return outcomeOf((await completed).data);
+    const { data } = await completed;
+    if (data.error) throw new Error(`evaluation ${plan.evaluationId} could not run: ${data.error}`);
+    return outcomeOf(data);
   },
 });
 

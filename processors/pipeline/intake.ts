@@ -8,8 +8,8 @@ import {
   ExecutionStarted,
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
-import type { Position } from "../../streams/log.ts";
-import { deadLetterContent } from "../../streams/store.ts";
+import type { LogRecord, Position } from "../../streams/log.ts";
+import { deadLetterContent, looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { type ExecutionInit, resultKeyOf } from "./coordinator.ts";
 import type { Registry } from "./registry.ts";
@@ -88,6 +88,36 @@ const deadLetter = (request: Request, ctx: IntakeContext, reason: string) =>
       ...deadLetterContent(reason, request),
     },
   });
+
+/**
+ * The answer to a record on dspex.requests that is not a valid event but names an execution request's id:
+ * its writer hears why (an ExecutionRejected, `invalid`), besides the dead letter.
+ */
+export const rejectUnreadable = (record: LogRecord, reason: string): Envelope[] => {
+  const envelope = looseObject(record);
+  const data = envelope?.data as Record<string, unknown> | undefined;
+  const requestId = looseId(data, "requestId");
+  if (!requestId || envelope?.type === "EvaluationRequested" || envelope?.type === "OptimizationRequested")
+    return [];
+  const evaluationId = looseId(data, "evaluationId");
+  const at = `${record.topic}/${record.partition}/${record.offset}`;
+  return [
+    ExecutionRejected.create({
+      id: derivedId(at, "rejected"),
+      stream: `request-${requestId}`,
+      key: resultKeyOf({ requestId, evaluationId }),
+      correlationId: looseId(envelope, "correlationId") ?? at,
+      data: {
+        requestId,
+        programId: looseId(data, "programId"),
+        code: "invalid",
+        reason: `the request is not a valid ExecutionRequested: ${reason}`,
+        evaluationId,
+        exampleId: looseId(data, "exampleId"),
+      },
+    }),
+  ];
+};
 
 /** Accepts a request (→ ExecutionStarted) or rejects it with a reason a caller can act on. */
 export const admitRequest = (registry: Registry, request: Request, ctx: IntakeContext): IntakeDecision => {

@@ -30,6 +30,7 @@ import {
   type IntakeConfig,
   type Request,
   rejection,
+  rejectUnreadable,
   sessionKeyOf,
 } from "./intake.ts";
 import { emptyRegistry, foldRegistry, type Registry } from "./registry.ts";
@@ -216,6 +217,8 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
       };
     },
     nextTickAt: (state) => nextDeadline(state.coordinator),
+    answerUnreadable: (record, reason) =>
+      record.topic === Topics.requests ? rejectUnreadable(record, reason) : [],
     pausedTopics: (state) =>
       inFlight(state) + state.waiting.length >= intakeConfig.maxInFlight ? [Topics.requests] : [],
   };

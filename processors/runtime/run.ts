@@ -218,6 +218,8 @@ export const runProcessor = <S, T = undefined>(
       draft.next = result.state;
       emit.push(...result.emit);
     }
+    for (const { record, reason } of batch.unreadable)
+      if (tasks.has(record.partition)) emit.push(...(processor.answerUnreadable?.(record, reason) ?? []));
     const changed = [...drafts.values()].some((d) => d.next !== d.task.state);
     const partition = onePartition(batch);
     if (emit.length === 0 && !changed && partition !== undefined && quietCommitMs > 0) {
@@ -270,6 +272,7 @@ export const runProcessor = <S, T = undefined>(
       },
       (batch) => exclusive(() => handleBatch(batch)).then(scheduleTick),
     );
+    await Promise.race([consumer.joined, consumer.done]);
   };
 
   const ready = start();

@@ -69,6 +69,12 @@ export interface Processor<S, T = undefined> {
    * topics it owns, so a bad record read by several processors gets one dead letter.
    */
   deadLetters?: readonly string[];
+  /**
+   * A record of its input that is not a valid event (it is dead-lettered by its topic's owner): what to
+   * answer whoever wrote it, when the record says enough to answer (a request id). Ids derive from the
+   * record's position, so a redelivery answers the same.
+   */
+  answerUnreadable?(record: LogRecord, reason: string): Envelope[];
   /** Input topics the task stops taking records from while its state says so: they wait on the log. */
   pausedTopics?(state: S): readonly string[];
 }
@@ -96,7 +102,10 @@ export interface RuntimeOptions {
 }
 
 export interface RunningProcessor<S> {
-  /** Resolves when the table is read and the processor consumes (its tasks are rebuilt as they are assigned). */
+  /**
+   * Resolves when the table is read and the processor is a member of its group with its first tasks
+   * rebuilt (later ones are rebuilt as they are assigned).
+   */
   ready: Promise<void>;
   /** Resolves when stopped; rejects when a batch failed (nothing of it was committed). */
   done: Promise<void>;

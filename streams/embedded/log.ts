@@ -489,6 +489,10 @@ export class EmbeddedLog implements EventLog {
     heartbeat.unref();
 
     const paused = new Set<string>();
+    let markJoined!: () => void;
+    const joined = new Promise<void>((resolve) => {
+      markJoined = resolve;
+    });
     const run = async () => {
       await new Promise((started) => setImmediate(started));
       const positions = new Map<string, number>();
@@ -502,7 +506,7 @@ export class EmbeddedLog implements EventLog {
         const { assigned, revoked } = assignmentChange(previous, mine);
         for (const tp of revoked) positions.delete(partitionId(tp));
         if (revoked.length > 0) await options.onRevoked?.(revoked);
-        if (assigned.length === 0) return;
+        if (assigned.length === 0) return markJoined();
         const committed = new Map<string, number>();
         for (const topic of new Set(assigned.map((tp) => tp.topic))) {
           for (const r of this.sql("committed").all(group, topic))
@@ -513,6 +517,7 @@ export class EmbeddedLog implements EventLog {
           positions.set(id, committed.get(id) ?? (from === "end" ? this.headOf(tp) : 0));
         }
         await options.onAssigned?.(assigned);
+        markJoined();
       };
       try {
         while (!abort.signal.aborted && !this.closed) {
@@ -566,8 +571,10 @@ export class EmbeddedLog implements EventLog {
     };
 
     const done = run();
+    done.finally(markJoined).catch(() => undefined);
     const consumer: Consumer = {
       done,
+      joined,
       stop: async () => {
         abort.abort();
         await done.catch(() => undefined);

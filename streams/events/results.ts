@@ -69,6 +69,8 @@ export const EvaluationCompleted = defineEvent("EvaluationCompleted", {
     results: z.array(ExampleResult),
     errors: z.number().int().nonnegative(),
     usage: Usage,
+    /** Why the evaluation could not run at all (its request was unreadable); no example ran. */
+    error: z.string().min(1).optional(),
   }),
 });
 

@@ -472,6 +472,8 @@ export class EventStoreDbLog implements EventLog {
     const done = run();
     const consumer: Consumer = {
       done,
+      // Every member reads everything here: it is in as soon as it runs.
+      joined: Promise.resolve(),
       stop: async () => {
         abort.abort();
         await done.catch(() => undefined);

@@ -588,6 +588,10 @@ export class KafkaLog implements EventLog {
     let holding: Set<string> | undefined;
     /** The owner's callbacks run in turn, and a partition's records wait for the turn that assigned it. */
     let assignmentTurn: Promise<void> = Promise.resolve();
+    let markJoined!: () => void;
+    const joined = new Promise<void>((resolve) => {
+      markJoined = resolve;
+    });
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       const next = Object.entries(payload.memberAssignment).flatMap(([physical, partitions]) =>
         partitions.map((partition) => ({
@@ -598,10 +602,13 @@ export class KafkaLog implements EventLog {
       const { assigned, revoked } = assignmentChange(held, next);
       held = next;
       holding = new Set(next.map(topicPartitionId));
+      const stillPaused = next.filter((tp) => paused.has(topicPartitionId(tp)));
+      whileRunning(() => consumer.pause(physicalPartitions(stillPaused)), stillPaused);
       for (const key of [...producers.keys()]) if (!holding.has(key)) dropProducer(key);
       assignmentTurn = assignmentTurn.then(async () => {
         if (revoked.length > 0) await options.onRevoked?.(revoked);
         if (assigned.length > 0) await options.onAssigned?.(assigned);
+        markJoined();
       });
       assignmentTurn.catch(fail);
     });
@@ -764,13 +771,27 @@ export class KafkaLog implements EventLog {
       await shutdown();
       if (failure) throw failure.error;
     })();
+    /**
+     * Pauses and resumes reach kafkajs only while its consumer runs (between a crash and its restart it has
+     * none); the `paused` set is what counts, and it is applied again at every join.
+     */
+    const whileRunning = (apply: () => void, partitions: readonly TopicPartition[]) => {
+      if (partitions.length === 0) return;
+      try {
+        apply();
+      } catch (error) {
+        if (!/not initialized/.test(describe(error))) throw error;
+      }
+    };
     const physicalPartitions = (partitions: readonly TopicPartition[]) =>
       [...new Set(partitions.map((tp) => tp.topic))].map((topic) => ({
         topic: this.physical(topic),
         partitions: partitions.filter((tp) => tp.topic === topic).map((tp) => tp.partition),
       }));
+    done.finally(() => markJoined()).catch(() => undefined);
     const handle: Consumer = {
       done,
+      joined,
       stop: async () => {
         stopping = true;
         requestStop();
@@ -779,11 +800,11 @@ export class KafkaLog implements EventLog {
       },
       pause: (partitions) => {
         for (const tp of partitions) paused.add(topicPartitionId(tp));
-        if (partitions.length > 0) consumer.pause(physicalPartitions(partitions));
+        whileRunning(() => consumer.pause(physicalPartitions(partitions)), partitions);
       },
       resume: (partitions) => {
         for (const tp of partitions) paused.delete(topicPartitionId(tp));
-        if (partitions.length > 0) consumer.resume(physicalPartitions(partitions));
+        whileRunning(() => consumer.resume(physicalPartitions(partitions)), partitions);
       },
     };
     this.consumers.add(handle);

@@ -5,7 +5,6 @@
  *   npx tsx streams/kafka/wire-format-doc.ts   # rewrites the section between the markers
  */
 
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { encodeEvent } from "../codec.ts";
@@ -78,7 +77,5 @@ export const withExamples = (doc: string, examples: string): string => {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const doc = readFileSync(wireFormatDocPath, "utf8");
   writeFileSync(wireFormatDocPath, withExamples(doc, renderExamples()));
-  // Biome formats the JSON blocks of Markdown too; leave the doc as `biome check` wants it.
-  execFileSync("npx", ["biome", "check", "--write", wireFormatDocPath], { stdio: "inherit" });
   console.log(`wrote the examples of ${wireFormatDocPath}`);
 }

@@ -131,7 +131,9 @@ const scenario = async (
         examples,
         metric: { name: "exact_match", field: "answer", params: {} },
         // Fixed demos: the registry's, which the optimization changes meanwhile, play no part.
-        overrides: { "label-qa.answer.demos": labelExamples("train", 3).map((e) => ({ ...e.inputs, ...e.expected })) },
+        overrides: {
+          "label-qa.answer.demos": labelExamples("train", 3).map((e) => ({ ...e.inputs, ...e.expected })),
+        },
         concurrency: 3,
       },
     }),
@@ -148,7 +150,9 @@ const scenario = async (
     });
     await start();
     const runnerOf = await until("the optimization's runner", async () =>
-      processes.find((p) => p.lines.some((line) => line.includes(`optimization ${optimizationId}: trial 2/`))),
+      processes.find((p) =>
+        p.lines.some((line) => line.includes(`optimization ${optimizationId}: trial 2/`)),
+      ),
     );
     runnerOf.child.kill("SIGKILL");
     killed = `instance ${processes.indexOf(runnerOf) + 1} of ${processes.length}`;

@@ -13,6 +13,7 @@ import { streamReflector } from "../../processors/optimizers/reflect.ts";
 import { setupOf } from "../../processors/optimizers/setup.ts";
 import { optimizeOnLog, startEvaluations } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
+import { startRegistry } from "../../processors/registry/registry.ts";
 import { startWorkerPool } from "../../processors/workers/pool.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { startStepRunner } from "../../processors/workers/step-runner.ts";
@@ -54,9 +55,11 @@ describe.skipIf(!found.python)(
       const runner = startStepRunner(log, pool);
       const pipeline = startPipeline(log);
       const evaluations = startEvaluations(log);
-      await Promise.all([pool.ready(180_000), pipeline.ready, evaluations.ready]);
+      const registry = startRegistry(log);
+      await Promise.all([pool.ready(180_000), pipeline.ready, evaluations.ready, registry.ready]);
       await registerProgram(log, labelProgram());
       stop = async () => {
+        await registry.stop();
         await evaluations.stop();
         await pipeline.stop();
         await runner.stop();

@@ -9,6 +9,7 @@ import { reflectionProgramId } from "../../processors/optimizers/reflect.ts";
 import { startEvaluations } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { type Step, startTestExecutor } from "../../processors/pipeline/test-executor.ts";
+import { startRegistry } from "../../processors/registry/registry.ts";
 import { registerProgram } from "../../programs/register.ts";
 import type { DspexEvent } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";
@@ -40,21 +41,25 @@ export const labelBootstrap = {
   params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
 };
 
-/** An embedded log with the pipeline, the evaluation processor and a test executor; the label program registered. */
-export const labelSystem = async () => {
-  const log = await openLog({
-    backend: "embedded",
-    path: join(temporaryFolder("dspex-optimize-"), "log.db"),
-  });
+/**
+ * An embedded log with the pipeline, the evaluation and registry processors and a test executor; the
+ * label program registered.
+ */
+export const labelSystem = async ({ latencyMs = 0 } = {}) => {
+  const config = { backend: "embedded" as const, path: join(temporaryFolder("dspex-optimize-"), "log.db") };
+  const log = await openLog(config);
   const pipeline = startPipeline(log);
   const evaluations = startEvaluations(log);
-  const executor = startTestExecutor(log, { latencyMs: 0, behave: labelTaskBehaviour });
-  await Promise.all([pipeline.ready, evaluations.ready]);
+  const registry = startRegistry(log);
+  const executor = startTestExecutor(log, { latencyMs, behave: labelTaskBehaviour });
+  await Promise.all([pipeline.ready, evaluations.ready, registry.ready]);
   await registerProgram(log, labelProgram());
   return {
     log,
+    config,
     async stop() {
       await executor.stop();
+      await registry.stop();
       await evaluations.stop();
       await pipeline.stop();
       await log.close();

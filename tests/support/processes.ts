@@ -35,6 +35,7 @@ export const spawnTs = (script: string, args: string[]) => {
 };
 
 export const killHard = async (child: ChildProcess) => {
+  if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((done) => child.on("exit", done));
   child.kill("SIGKILL");
   await exited;
