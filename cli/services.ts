@@ -112,6 +112,12 @@ export const reoptimizationPolicies = (config: DspexConfig): ReoptimizationPolic
 export interface ProcessorHooks {
   /** Progress of each optimization this process's optimizer runs. */
   onOptimizationProgress?(optimizationId: string, progress: Progress): void;
+  /** The tasks (partitions) a processor of this process holds after each change. */
+  onTasks?(
+    processor: ProcessorName,
+    tasks: readonly number[],
+    change: { taken: readonly number[]; given: readonly number[] },
+  ): void;
 }
 
 const startOne = (

@@ -128,6 +128,12 @@ export interface EventLog {
   committed(group: string, topic: string): Promise<Map<number, number>>;
   /** How many partitions the topic has now (0 when it does not exist); creates nothing. */
   partitions(topic: string): Promise<number>;
+  /**
+   * Per partition of the topic, the offset the next record will get: where a group that read everything
+   * has committed (on Kafka, transaction markers take offsets too: a group is done when its committed
+   * offset reaches this end or the partition holds no record at or after it).
+   */
+  endOffsets(topic: string): Promise<Map<number, number>>;
   /** How many live members the group has now; undefined where the backend cannot tell. */
   liveMembers(group: string): Promise<number | undefined>;
   close(): Promise<void>;

@@ -44,6 +44,13 @@ export const processorsCommand = withLogOptions(new Command("processors"))
     const { log, config } = await openCommandLog(options);
     const shownTrials = new Map<string, number>();
     const processors = startProcessors(log, config, undefined, {
+      onTasks(processor, tasks, { taken, given }) {
+        const moved = [
+          ...(taken.length ? [`took ${taken.join(",")}`] : []),
+          ...(given.length ? [`gave ${given.join(",")}`] : []),
+        ];
+        say(`${processor}: partitions ${tasks.join(",") || "none"} (${moved.join(", ")})`);
+      },
       onOptimizationProgress(optimizationId, p) {
         if (shownTrials.get(optimizationId) === p.trial) return;
         shownTrials.set(optimizationId, p.trial);

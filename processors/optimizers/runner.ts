@@ -24,6 +24,8 @@ export interface OptimizerOptions extends Omit<LogOptimizationOptions, "onProgre
   onResult?(result: OptimizationResult): void;
   /** An optimization that could not run (unknown program, lease timeout...); default: logged. */
   onError?(optimizationId: string, error: Error): void;
+  /** Told which partitions of dspex.requests this runner holds after each change. */
+  onTasks?(tasks: readonly number[], change: { taken: readonly number[]; given: readonly number[] }): void;
 }
 
 export interface RunningOptimizer {
@@ -51,7 +53,7 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
   /** Optimizations running, with the partition their request came from. */
   const running = new Map<
     string,
-    { task: Promise<void>; partition: TopicPartition; abort: AbortController }
+    { task: Promise<void>; position: Position; partition: TopicPartition; abort: AbortController }
   >();
   /** Requests taken while full, oldest first. */
   const waiting: { position: Position; request: Request }[] = [];
@@ -91,19 +93,20 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
       startWaiting();
       fullness();
     });
-    running.set(id, { task, partition, abort });
+    running.set(id, { task, position, partition, abort });
   };
 
   const startWaiting = () => {
     while (waiting.length > 0 && running.size < maxConcurrent && !stopping.signal.aborted) {
       const next = waiting.shift()!;
-      if (running.has(next.request.data.optimizationId)) {
-        void commitIfOwned(log, group, offsets.finished(next.position)).catch(() => undefined);
-        continue;
-      }
       void run(next.position, next.request);
     }
   };
+
+  /** Where the request of an optimization running or waiting here was read, if it is in hand. */
+  const inHand = (optimizationId: string): Position | undefined =>
+    running.get(optimizationId)?.position ??
+    waiting.find((w) => w.request.data.optimizationId === optimizationId)?.position;
 
   const consumer = consumeEvents(
     log,
@@ -116,6 +119,10 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
       onAssigned: (partitions) => {
         held = [...held, ...partitions];
         if (pausedNow) consumer.pause(partitions);
+        options.onTasks?.(
+          held.map((tp) => tp.partition),
+          { taken: partitions.map((tp) => tp.partition), given: [] },
+        );
       },
       onRevoked: (partitions) => {
         const gone = new Set(partitions.map((tp) => `${tp.topic}/${tp.partition}`));
@@ -128,6 +135,10 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
           if (gone.has(`${position.topic}/${position.partition}`)) waiting.splice(i, 1);
         }
         offsets.forget(partitions);
+        options.onTasks?.(
+          held.map((tp) => tp.partition),
+          { taken: [], given: partitions.map((tp) => tp.partition) },
+        );
       },
     },
     async (batch) => {
@@ -136,9 +147,13 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
       if (refusals.length > 0) await appendEvents(log, refusals);
       for (const { record, event } of batch.events) {
         offsets.started(record);
+        // The same record again (refetched after a rebalance that left the partition here): the
+        // optimization in hand commits it when it ends.
+        if (event.type === "OptimizationRequested" && samePosition(inHand(event.data.optimizationId), record))
+          continue;
         const taken =
           event.type === "OptimizationRequested" &&
-          !running.has(event.data.optimizationId) &&
+          !inHand(event.data.optimizationId) &&
           !stopping.signal.aborted;
         if (!taken) {
           const at = offsets.finished(record);
@@ -172,6 +187,9 @@ const optimizationFailed = (request: Request, reason: string) =>
     ...causedBy(request),
     data: { optimizationId: request.data.optimizationId, programId: request.data.programId, reason },
   });
+
+const samePosition = (a: Position | undefined, b: Position) =>
+  a !== undefined && a.topic === b.topic && a.partition === b.partition && a.offset === b.offset;
 
 /** The answer to an unreadable record on dspex.requests that names an optimization: why it cannot run. */
 const refuseUnreadable = (record: LogRecord, reason: string) => {

@@ -167,20 +167,29 @@ export const runProcessor = <S, T = undefined>(
     }
   };
 
+  const tellTasks = (taken: readonly number[], given: readonly number[]) =>
+    options.onTasks?.(
+      [...tasks.keys()].sort((a, b) => a - b),
+      { taken, given },
+    );
+
   const assign = async (partitions: readonly TopicPartition[]) => {
-    for (const partition of new Set(partitions.map((tp) => tp.partition))) {
-      if (tasks.has(partition)) continue;
+    const taken = [...new Set(partitions.map((tp) => tp.partition))].filter((p) => !tasks.has(p));
+    for (const partition of taken) {
       const rebuilt = await rebuildTask(log, processor, partition, tableNow(), options);
       const task: Task<S> = { ...rebuilt, sinceSnapshot: 0, paused: [] };
       tasks.set(partition, task);
       applyPause(task);
     }
+    if (taken.length > 0) tellTasks(taken, []);
     scheduleTick();
   };
 
   const revoke = async (partitions: readonly TopicPartition[]) => {
     const gone = new Set(partitions.map((tp) => tp.partition));
+    const given = [...gone].filter((p) => tasks.has(p));
     for (const partition of gone) tasks.delete(partition);
+    if (given.length > 0) tellTasks([], given);
     for (const [key, batch] of [...quiet])
       if (batch.events.some(({ record }) => gone.has(record.partition))) quiet.delete(key);
   };

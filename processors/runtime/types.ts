@@ -99,6 +99,8 @@ export interface RuntimeOptions {
    * commit of its partition covers it, or, at the latest, a commit this long after it (ms, default 1000).
    */
   quietCommitMs?: number;
+  /** Told which tasks this instance holds after each change (to say so, e.g. `dspex processors`). */
+  onTasks?(tasks: readonly number[], change: { taken: readonly number[]; given: readonly number[] }): void;
 }
 
 export interface RunningProcessor<S> {

@@ -99,6 +99,8 @@ export const answeredSteps = async (
   for (const read of await readEvents(log, Topics.steps, { partition, fromOffset }))
     if ("event" in read && read.event.type === "StepDispatched") pending.add(read.event.data.stepId);
   const answered = new Set<string>();
+  /** Steps waiting or running here. */
+  const inHand = new Set<string>();
   if (pending.size === 0) return answered;
   for (let offset = 0; ; ) {
     const page = await log.read(Topics.stepResults, { partition, fromOffset: offset, limit: scanPage });
@@ -126,6 +128,8 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
   const waiting: { record: LogRecord; dispatched: EventOf<"StepDispatched"> }[] = [];
   const offsets = createOffsetTracker();
   const answered = new Set<string>();
+  /** Steps waiting or running here. */
+  const inHand = new Set<string>();
   let held: TopicPartition[] = [];
   let pausedNow = false;
 
@@ -145,8 +149,12 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
     } catch (error) {
       results = [lostStep(dispatched, error as Error)];
     }
-    await appendEvents(log, results);
-    await commitIfOwned(log, group, offsets.finished(record));
+    try {
+      await appendEvents(log, results);
+      await commitIfOwned(log, group, offsets.finished(record));
+    } finally {
+      inHand.delete(dispatched.data.stepId);
+    }
   };
 
   const startWaiting = () => {
@@ -182,7 +190,8 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
         const gone = new Set(partitions.map((tp) => tp.partition));
         held = held.filter((tp) => !gone.has(tp.partition));
         for (let i = waiting.length - 1; i >= 0; i--)
-          if (gone.has(waiting[i]!.record.partition)) waiting.splice(i, 1);
+          if (gone.has(waiting[i]!.record.partition))
+            inHand.delete(waiting.splice(i, 1)[0]!.dispatched.data.stepId);
         offsets.forget(partitions);
       },
     },
@@ -190,12 +199,15 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
       const passed: Position[] = [];
       for (const { record, event } of batch.events) {
         if (event.type !== "StepDispatched") continue;
+        // The same step again (refetched after a rebalance that left its partition here): it is in hand.
+        if (inHand.has(event.data.stepId)) continue;
         offsets.started(record);
         if (answered.delete(event.data.stepId)) {
           const at = offsets.finished(record);
           if (at) passed.push(at);
           continue;
         }
+        inHand.add(event.data.stepId);
         waiting.push({ record, dispatched: event });
       }
       startWaiting();
@@ -208,7 +220,7 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
     done: consumer.done,
     /** Stops taking steps and waits for the ones running. */
     async stop(): Promise<void> {
-      waiting.length = 0;
+      for (const { dispatched } of waiting.splice(0)) inHand.delete(dispatched.data.stepId);
       await consumer.stop();
       await Promise.allSettled(running);
     },

@@ -430,6 +430,13 @@ export class EmbeddedLog implements EventLog {
       .immediate();
   }
 
+  async endOffsets(topic: string): Promise<Map<number, number>> {
+    const partitions = (await this.partitions(topic)) || 0;
+    return new Map(
+      Array.from({ length: partitions }, (_, partition) => [partition, this.headOf({ topic, partition })]),
+    );
+  }
+
   /** Members of the group whose heart beat within the session timeout and whose process lives. */
   async liveMembers(group: string): Promise<number> {
     const now = Date.now();

@@ -360,6 +360,11 @@ export class EventStoreDbLog implements EventLog {
     }
   }
 
+  async endOffsets(topic: string): Promise<Map<number, number>> {
+    const heads = await this.heads([topic]);
+    return new Map([...heads].map(([key, head]) => [Number(key.split("\u0000")[1]), head]));
+  }
+
   /** Members are not registered anywhere on EventStoreDB. */
   async liveMembers(): Promise<undefined> {
     return undefined;

@@ -937,6 +937,13 @@ export class KafkaLog implements EventLog {
     }
   }
 
+  async endOffsets(topic: string): Promise<Map<number, number>> {
+    this.ensureOpen();
+    if (!(await this.holds(topic))) return new Map();
+    const offsets = await withRetries(() => this.admin.fetchTopicOffsets(this.physical(topic)));
+    return new Map(offsets.map(({ partition, high }) => [partition, Number(high)]));
+  }
+
   async liveMembers(group: string): Promise<number> {
     this.ensureOpen();
     const { groups } = await withRetries(() =>

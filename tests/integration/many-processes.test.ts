@@ -16,6 +16,7 @@ import { findPython } from "../../processors/workers/python.ts";
 import { startStepRunner } from "../../processors/workers/step-runner.ts";
 import { readRegistry, registerProgram } from "../../programs/register.ts";
 import { type DspexEvent, EvaluationRequested } from "../../streams/events/index.ts";
+import { caughtUp } from "../../streams/lag.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { type LogConfig, openLog } from "../../streams/open.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
@@ -35,12 +36,15 @@ const optimizationId = "many-processes-optimization";
 const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
   (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
 
+/** What the `dspex processors` children printed last: said when a wait times out. */
+let printed: () => string = () => "";
+
 const until = async <T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 240_000) => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${printed()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 };
@@ -48,13 +52,7 @@ const until = async <T>(what: string, check: () => Promise<T | undefined>, timeo
 /** Every group has committed every record of its input topics: nothing is left to do or redo. */
 const quiescent = async (log: EventLog, groups: Record<string, readonly string[]>) => {
   for (const [group, topics] of Object.entries(groups))
-    for (const topic of topics) {
-      const committed = await log.committed(group, topic);
-      for (let partition = 0; partition < PARTITIONS; partition++) {
-        const last = (await log.read(topic, { partition })).at(-1);
-        if (last && (committed.get(partition) ?? 0) <= last.offset) return undefined;
-      }
-    }
+    if (!(await caughtUp(log, group, topics))) return undefined;
   return true;
 };
 
@@ -112,6 +110,10 @@ const scenario = async (
 
   const env = envOf(config);
   const processes: DspexChild[] = [];
+  printed = () =>
+    processes
+      .map((p, i) => `--- instance ${i + 1}:\n${[...p.lines, ...p.errors].slice(-30).join("\n")}`)
+      .join("\n");
   const start = () => {
     const child = dspex(["processors", "--status-every", "1000"], env);
     processes.push(child);

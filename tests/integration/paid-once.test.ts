@@ -5,6 +5,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { findPython } from "../../processors/workers/python.ts";
+import { caughtUp } from "../../streams/lag.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
@@ -58,11 +59,9 @@ describe.skipIf(skipReason !== undefined)("paid work runs once (Kafka)", () => {
     children.push(workers);
     await workers.waitFor(/late-1: assigned .*dspex\.steps/);
     // The new group has read every step the main job dispatched: committed to the end of each partition.
-    const steps = await readEvents(log, Topics.steps);
-    await until("the workers' group to commit every step", async () => {
-      const committed = await log!.committed("dspex-consumers", Topics.steps);
-      return steps.every(({ record }) => (committed.get(record.partition) ?? 0) > record.offset);
-    });
+    await until("the workers' group to commit every step", () =>
+      caughtUp(log!, "dspex-consumers", [Topics.steps]),
+    );
     expect((await started()).filter((worker) => worker.startsWith("late"))).toEqual([]);
 
     // Alive and working: the next request's steps run on it.

@@ -1,8 +1,9 @@
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../../cli/config.ts";
 import { logConfigOf } from "../../../cli/log.ts";
+import { reoptimizationPolicies } from "../../../cli/services.ts";
 import { temporaryFolder } from "../../support/backends.ts";
 
 const configFile = (content: string) => {
@@ -70,5 +71,37 @@ describe("the configuration", () => {
     expect(logConfigOf({ ...fromEnv, backend: "kafka" })).toMatchObject({ namespace: "ci." });
     const bad = configFile(JSON.stringify({ kafka: { namespace: "no spaces" } }));
     expect(() => loadConfig(bad, {})).toThrow(/kafka\.namespace/);
+  });
+
+  it("reads the README's re-optimization policy, and its datasets relative to the working directory", () => {
+    const readme = readFileSync(new URL("../../../README.md", import.meta.url), "utf8");
+    const block = /"reoptimize": \[[\s\S]*?\] \}/.exec(readme)?.[0];
+    expect(block).toBeDefined();
+    const folder = temporaryFolder("dspex-policy-");
+    const example = JSON.stringify({
+      id: "e1",
+      inputs: { message: "hi" },
+      expected: { category: "billing" },
+    });
+    for (const name of ["train.jsonl", "dev.jsonl"]) writeFileSync(join(folder, name), `${example}\n`);
+    const config = loadConfig(configFile(`{ ${block}`), {});
+    expect(config.reoptimize[0]).toMatchObject({ programId: "support-triage", threshold: 0.8, margin: 0.05 });
+    const cwd = process.cwd();
+    process.chdir(folder);
+    try {
+      const [policy] = reoptimizationPolicies(config);
+      expect(policy).toMatchObject({ programId: "support-triage", threshold: 0.8, minExecutions: 50 });
+      expect(policy!.request.trainset).toEqual([
+        { id: "e1", inputs: { message: "hi" }, expected: { category: "billing" } },
+      ]);
+      expect(policy!.request.metric).toEqual({ name: "exact_match", field: "category", params: {} });
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it("refuses a re-optimization policy without its datasets, naming the field", () => {
+    const path = configFile(JSON.stringify({ reoptimize: [{ programId: "p", threshold: 0.5 }] }));
+    expect(() => loadConfig(path, {})).toThrow(/reoptimize\.0\.trainset/);
   });
 });
