@@ -3,12 +3,13 @@
 import ast
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]")
 _CHAT_REQUEST = re.compile(r"Respond with the corresponding output fields, starting with the field (.*)$", re.S)
 _JSON_REQUEST = re.compile(r"Respond with a JSON object in the following order of fields: (.*)$", re.S)
+_OBJECTIVE = re.compile(r"your objective is:(.*)$", re.S)
 _TYPE_HINT = re.compile(r"\(must be formatted as a valid Python (.+)\)$", re.S)
 
 
@@ -26,6 +27,14 @@ class PromptView:
     wants_json: bool
     last_user: str
     system: str = ""  # the system message: the adapter's field list and the signature's instructions
+    demos: list[dict[str, str]] = field(default_factory=list)  # each demo's inputs and outputs, as text
+
+    @property
+    def instructions(self) -> str:
+        """The signature's instructions, as the adapter wrote them after its field list."""
+        match = _OBJECTIVE.search(self.system)
+        lines = match.group(1).splitlines() if match else []
+        return "\n".join(line.strip() for line in lines).strip()
 
 
 def text_of(message: dict[str, Any]) -> str:
@@ -45,7 +54,18 @@ def read_prompt(messages: list[dict[str, Any]]) -> PromptView:
         wants_json=wants_json,
         last_user=last_user,
         system="\n".join(text_of(m) for m in messages if m.get("role") == "system"),
+        demos=_demos(messages[:-1]),
     )
+
+
+def _demos(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Each assistant turn with the user turn before it: a demo's outputs and inputs."""
+    pairs = zip(messages, messages[1:])
+    return [
+        {**sections(text_of(user)), **_assistant_fields(text_of(assistant))}
+        for user, assistant in pairs
+        if user.get("role") == "user" and assistant.get("role") == "assistant"
+    ]
 
 
 def requested_fields(last_user: str) -> list[RequestedField]:

@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 import dspy
 
 from .prompt import PromptView, RequestedField, literal_options, read_prompt
-from .response import chat_completion, rough_tokens
+from .response import chat_completion, render, rough_tokens
 
 MODES = ("lookup", "demo_gated")
 
@@ -225,13 +225,6 @@ def fake_value(field: RequestedField, seed: str) -> Any:
     if kind.startswith(("list", "List")):
         return [f"{field.name}-{number % 1000}"]
     return f"{field.name} {number % 100000:05d}"
-
-
-def render(values: Mapping[str, Any], as_json: bool) -> str:
-    if as_json:
-        return json.dumps(dict(values), ensure_ascii=False)
-    blocks = [f"[[ ## {name} ## ]]\n{_as_text(value)}" for name, value in values.items()]
-    return "\n\n".join([*blocks, "[[ ## completed ## ]]"])
 
 
 def from_model_string(model: str, answers: Sequence[Rule] | None, temperature: float, max_tokens: int) -> TestLM:

@@ -1,0 +1,1 @@
+"""Measurement scripts run by hand: they print figures, they are not tests."""
