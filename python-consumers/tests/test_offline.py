@@ -84,6 +84,10 @@ def test_each_field_type_decodes_its_own_way():
     assert "[0-9]" in grammar_text(RequestedField("count", "int"))
     assert parse_value(RequestedField("count", "int"), " 42") == 42
     assert parse_value(RequestedField("tags", "list[str]"), ' ["a", "b"]') == ["a", "b"]
+    assert '"integer"' not in grammar_text(RequestedField("tags", "list[str]"))
+    for kind in ("list[float]", "dict[str, Any]"):
+        rules = [line.split("::=")[0].strip() for line in grammar_text(RequestedField("x", kind)).splitlines()]
+        assert len(rules) == len(set(rules)), rules  # each rule defined once
     assert label("next_tool_name") == "Next Tool Name"
 
 
@@ -113,7 +117,8 @@ def test_the_offline_model_answers_a_simple_signature(capsys):
         "instructions": "Answer the question.",
         "inputs": [{"name": "question", "type": "str"}],
         "outputs": [{"name": "answer", "type": "str"}, {"name": "sure", "type": "bool"},
-                    {"name": "year", "type": "int"}, {"name": "tags", "type": "list[str]"}],
+                    {"name": "year", "type": "int"}, {"name": "tags", "type": "list[str]"},
+                    {"name": "facts", "type": "dict"}],
     }
     step = qa_step(signature=signature, demos=[], lm={"model": "dspex/offline", "temperature": 0, "maxTokens": 48},
                    inputs={"question": "What is the capital of France?"}, timeoutMs=120_000)
@@ -123,6 +128,7 @@ def test_the_offline_model_answers_a_simple_signature(capsys):
     assert isinstance(first.outputs["sure"], bool)
     assert isinstance(first.outputs["year"], int)
     assert isinstance(first.outputs["tags"], list)
+    assert isinstance(first.outputs["facts"], dict)
     seconds = []
     for _ in range(3):
         started = time.perf_counter()

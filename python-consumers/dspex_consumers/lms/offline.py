@@ -176,16 +176,18 @@ def grammar_text(field: RequestedField) -> str | None:
         return None
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    rules = json_schema_to_gbnf(json.dumps(schema)).replace("root ::=", "value ::=", 1)
-    return f'root ::= " "? value "\\n"\n{rules}'
+    rules = json_schema_to_gbnf(json.dumps(schema)).replace("root ::=", "field-value ::=", 1)
+    return f'root ::= " "? field-value "\\n"\n{rules}'
+
+
+_ITEM_TYPES = {"int": "integer", "float": "number", "bool": "boolean"}
 
 
 def _json_schema(kind: str) -> dict[str, Any] | None:
-    if kind.startswith(("list[int]", "List[int]")):
-        return {"type": "array", "items": {"type": "integer"}}
-    if kind.startswith(("list", "List")):
-        return {"type": "array", "items": {"type": "string"}}
-    if kind.startswith(("dict", "Dict")):
+    if kind.lower().startswith("list"):
+        item = kind[5:-1] if kind.endswith("]") else "str"
+        return {"type": "array", "items": {"type": _ITEM_TYPES.get(item, "string")}}
+    if kind.lower().startswith("dict"):
         return {"type": "object"}
     return None
 
@@ -279,7 +281,11 @@ class Call:
     def write(self, field: RequestedField, tokens: list[int]) -> Any:
         budget = max(8, self.max_tokens - self.generated)
         seed = _seed(tokens, self.temperature)
-        text, used = self.engine.complete(tokens, _grammar(field), budget, self.temperature, seed, stop=["\n"])
+        grammar = grammar_text(field)
+        text, used = self.engine.complete(tokens, _compiled(grammar), budget, self.temperature, seed, stop=["\n"])
+        if grammar is None and not text.strip():  # the model ended the line at once: ask again for some text
+            text, more = self.engine.complete(tokens, _compiled(NON_EMPTY_LINE), budget, self.temperature, seed, stop=["\n"])
+            used += more
         self.generated += used
         return _value_or_fallback(field, text)
 
@@ -321,11 +327,11 @@ def _seed(tokens: list[int], temperature: float) -> int:
     return int(digest[:8], 16)
 
 
+NON_EMPTY_LINE = r'root ::= " "? [^\n ] [^\n]* "\n"'
 _GRAMMARS: dict[str, Any] = {}
 
 
-def _grammar(field: RequestedField) -> Any:
-    text = grammar_text(field)
+def _compiled(text: str | None) -> Any:
     if text is None:
         return None
     if text not in _GRAMMARS:
