@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { demoCommand } from "./commands/demo.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { evaluateCommand } from "./commands/evaluate.ts";
+import { lagCommand } from "./commands/lag.ts";
 import { optimizeCommand } from "./commands/optimize.ts";
 import { processorsCommand } from "./commands/processors.ts";
 import { publishCommand } from "./commands/publish.ts";
@@ -29,6 +30,7 @@ for (const command of [
   publishCommand,
   tailCommand,
   statusCommand,
+  lagCommand,
   evaluateCommand,
   optimizeCommand,
   varsCommand,

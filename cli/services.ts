@@ -12,6 +12,7 @@ import { startWorkerPool } from "../processors/workers/pool.ts";
 import { defaultPython } from "../processors/workers/python.ts";
 import { startStepRunner } from "../processors/workers/step-runner.ts";
 import type { EventLog } from "../streams/log.ts";
+import { Topics } from "../streams/topics.ts";
 import type { DspexConfig, ReoptimizePolicyConfig } from "./config.ts";
 import { readExamples } from "./examples.ts";
 
@@ -89,6 +90,16 @@ export const allProcessors = Object.keys(processorGroups) as ProcessorName[];
 /** The consumer groups of the Python workers: stdio pools (this runtime) and Kafka consumers. */
 export const workerGroups = ["dspex-python-stdio", "dspex-consumers"] as const;
 
+/** What each group of a deployment reads. */
+export const groupInputs: Readonly<Record<string, readonly string[]>> = {
+  [processorGroups.pipeline]: [Topics.requests, Topics.executions, Topics.stepResults],
+  [processorGroups.evaluation]: [Topics.requests, Topics.results],
+  [processorGroups.registry]: [Topics.variables],
+  [processorGroups.optimizer]: [Topics.requests],
+  [processorGroups.reoptimizer]: [Topics.metrics],
+  ...Object.fromEntries(workerGroups.map((group) => [group, [Topics.steps]])),
+};
+
 /** The re-optimization policies of the config, with their datasets read. */
 export const reoptimizationPolicies = (config: DspexConfig): ReoptimizationPolicy[] =>
   config.reoptimize.map((policy: ReoptimizePolicyConfig) => ({
@@ -120,26 +131,30 @@ export interface ProcessorHooks {
   ): void;
 }
 
+type TasksArgs = [tasks: readonly number[], change: { taken: readonly number[]; given: readonly number[] }];
+
 const startOne = (
   log: EventLog,
   config: DspexConfig,
   name: ProcessorName,
   hooks: ProcessorHooks,
 ): Running => {
+  const runtime = { onTasks: hooks.onTasks && ((...args: TasksArgs) => hooks.onTasks!(name, ...args)) };
   switch (name) {
     case "pipeline":
-      return startPipeline(log);
+      return startPipeline(log, {}, runtime);
     case "evaluation":
-      return startEvaluations(log);
+      return startEvaluations(log, undefined, runtime);
     case "registry":
-      return startRegistry(log);
+      return startRegistry(log, runtime);
     case "optimizer":
       return startOptimizer(log, {
         concurrency: config.python.workers * 2,
         onProgress: hooks.onOptimizationProgress,
+        ...runtime,
       });
     case "reoptimizer":
-      return runProcessor(log, reoptimizationProcessor(reoptimizationPolicies(config)));
+      return runProcessor(log, reoptimizationProcessor(reoptimizationPolicies(config)), runtime);
   }
 };
 

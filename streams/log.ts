@@ -64,6 +64,37 @@ export class FencedError extends Error {
   }
 }
 
+/** The log cannot be reached now (a broker down, a file locked): the work can be retried as it is. */
+export class LogUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "LogUnavailableError";
+  }
+}
+
+/** The errors kafkajs and SQLite raise for conditions that clear up by themselves. */
+const transientNames = new Set([
+  "KafkaJSNumberOfRetriesExceeded",
+  "KafkaJSConnectionError",
+  "KafkaJSRequestTimeoutError",
+]);
+const transientCodes = new Set(["SQLITE_BUSY", "SQLITE_LOCKED", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT"]);
+
+/**
+ * Whether an error (or what caused it) is a passing condition of the log — retry the same work later —
+ * rather than a fault of the work itself.
+ */
+export const isTransientError = (error: unknown): boolean => {
+  for (let at = error, depth = 0; at !== undefined && at !== null && depth < 8; depth++) {
+    if (at instanceof LogUnavailableError) return true;
+    const { name, code, retriable } = at as { name?: string; code?: string; retriable?: boolean };
+    if (retriable === true || (name && transientNames.has(name)) || (code && transientCodes.has(code)))
+      return true;
+    at = (at as { cause?: unknown }).cause;
+  }
+  return false;
+};
+
 /** Records handed to a consumer together; they are committed together. */
 export interface RecordBatch {
   records: LogRecord[];

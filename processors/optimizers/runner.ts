@@ -1,4 +1,5 @@
 import { filter, firstValueFrom, map } from "rxjs";
+import { untilAvailable } from "../../streams/availability.ts";
 import { decodeRecord } from "../../streams/codec.ts";
 import { causedBy } from "../../streams/envelope.ts";
 import {
@@ -8,7 +9,13 @@ import {
   OptimizationRequested,
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
-import type { EventLog, LogRecord, Position, TopicPartition } from "../../streams/log.ts";
+import {
+  type EventLog,
+  isTransientError,
+  type LogRecord,
+  type Position,
+  type TopicPartition,
+} from "../../streams/log.ts";
 import { appendEvents, consumeEvents, looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { commitIfOwned, createOffsetTracker } from "../workers/step-runner.ts";
@@ -72,22 +79,33 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
     const id = request.data.optimizationId;
     const abort = new AbortController();
     const partition = { topic: position.topic, partition: position.partition };
+    const signal = AbortSignal.any([stopping.signal, abort.signal]);
     const task = (async () => {
       try {
-        const result = await optimizeOnLog(log, request.data, {
-          ...options,
-          signal: AbortSignal.any([stopping.signal, abort.signal]),
-          onProgress: (progress) => options.onProgress?.(id, progress),
-        });
+        // The log unreachable a while: the optimization resumes from its events once it is back.
+        const result = await untilAvailable(
+          () =>
+            optimizeOnLog(log, request.data, {
+              ...options,
+              signal,
+              onProgress: (progress) => options.onProgress?.(id, progress),
+            }),
+          isTransientError,
+          { signal, maxWaitMs: 10_000 },
+        );
         options.onResult?.(result);
       } catch (error) {
-        if (abort.signal.aborted || stopping.signal.aborted) return; // not committed: it resumes where it goes
+        if (signal.aborted) return; // not committed: it resumes where it goes
         // Whoever asked hears why, on the log.
-        await appendEvents(log, [optimizationFailed(request, (error as Error).message)]);
+        await untilAvailable(
+          () => appendEvents(log, [optimizationFailed(request, (error as Error).message)]),
+          isTransientError,
+          { signal },
+        );
         if (options.onError) options.onError(id, error as Error);
         else console.error(`dspex optimizer: optimization ${id} failed: ${(error as Error).message}`);
       }
-      await commitIfOwned(log, group, offsets.finished(position));
+      await commitIfOwned(log, group, offsets.finished(position), signal);
     })().finally(() => {
       running.delete(id);
       startWaiting();
@@ -164,7 +182,10 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
       }
       startWaiting();
       fullness();
-      if (passed.size > 0) await log.commit(group, [...passed.values()]);
+      if (passed.size > 0)
+        await untilAvailable(() => log.commit(group, [...passed.values()]), isTransientError, {
+          signal: stopping.signal,
+        });
     },
   );
 

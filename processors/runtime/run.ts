@@ -1,5 +1,6 @@
+import { untilAvailable } from "../../streams/availability.ts";
 import type { Envelope } from "../../streams/envelope.ts";
-import { type EventLog, FencedError, type TopicPartition } from "../../streams/log.ts";
+import { type EventLog, FencedError, isTransientError, type TopicPartition } from "../../streams/log.ts";
 import { appendEvents, consumeEvents, type EventBatch } from "../../streams/store.ts";
 import {
   defaultDedupCapacity,
@@ -72,6 +73,7 @@ export const runProcessor = <S, T = undefined>(
   const quiet = new Map<string, EventBatch>();
   let quietTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const stopping = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   let consumer: ReturnType<typeof consumeEvents> | undefined;
   // Batches, ticks and assignments take turns: each sees the state the previous one left.
@@ -123,7 +125,15 @@ export const runProcessor = <S, T = undefined>(
     }
     if (due === undefined) return;
     const wait = Math.min(maxTickInterval, Math.max(0, due - clock()));
-    timer = setTimeout(() => void exclusive(tick).then(scheduleTick, fail), wait);
+    timer = setTimeout(() => void exclusive(tick).then(scheduleTick, retryOrFail), wait);
+    timer.unref?.();
+  };
+
+  /** A tick the log could not take (unreachable a while): it runs again later; anything else stops the processor. */
+  const retryOrFail = (error: unknown) => {
+    if (!isTransientError(error) || stopped) return fail(error);
+    clearTimeout(timer);
+    timer = setTimeout(() => void exclusive(tick).then(scheduleTick, retryOrFail), maxTickInterval);
     timer.unref?.();
   };
 
@@ -176,7 +186,11 @@ export const runProcessor = <S, T = undefined>(
   const assign = async (partitions: readonly TopicPartition[]) => {
     const taken = [...new Set(partitions.map((tp) => tp.partition))].filter((p) => !tasks.has(p));
     for (const partition of taken) {
-      const rebuilt = await rebuildTask(log, processor, partition, tableNow(), options);
+      const rebuilt = await untilAvailable(
+        () => rebuildTask(log, processor, partition, tableNow(), options),
+        isTransientError,
+        { signal: stopping.signal },
+      );
       const task: Task<S> = { ...rebuilt, sinceSnapshot: 0, paused: [] };
       tasks.set(partition, task);
       applyPause(task);
@@ -235,7 +249,14 @@ export const runProcessor = <S, T = undefined>(
       batch.defer();
       quiet.set(partition, batch);
       if (!quietTimer) {
-        quietTimer = setTimeout(() => void exclusive(commitQuiet).catch(fail), quietCommitMs);
+        quietTimer = setTimeout(
+          () =>
+            void exclusive(commitQuiet).catch((error) => {
+              // Unreachable now: the partition's next commit, or a restart, covers these offsets.
+              if (!isTransientError(error)) fail(error);
+            }),
+          quietCommitMs,
+        );
         quietTimer.unref?.();
       }
     } else {
@@ -302,6 +323,7 @@ export const runProcessor = <S, T = undefined>(
     remembered: () => [...tasks.values()].reduce((sum, task) => sum + task.seen.size, 0),
     async stop() {
       stopped = true;
+      stopping.abort();
       clearTimeout(timer);
       await ready.catch(() => undefined);
       // What changed nothing is committed before leaving, so a restart doesn't hand it over again.

@@ -1,3 +1,4 @@
+import { untilAvailable } from "../../streams/availability.ts";
 import { decodeRecord, Headers } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import { type EventOf, StepFailed } from "../../streams/events/index.ts";
@@ -5,6 +6,7 @@ import { derivedId } from "../../streams/ids.ts";
 import {
   type EventLog,
   headerOf,
+  isTransientError,
   type LogRecord,
   type Position,
   type TopicPartition,
@@ -77,9 +79,14 @@ export const createOffsetTracker = () => {
   };
 };
 
-/** Commits the position, if there is one to commit. */
-export const commitIfOwned = async (log: EventLog, group: string, position: Position | undefined) => {
-  if (position) await log.commit(group, [position]);
+/** Commits the position, if there is one to commit; the log unreachable a while, until it is back. */
+export const commitIfOwned = async (
+  log: EventLog,
+  group: string,
+  position: Position | undefined,
+  signal?: AbortSignal,
+) => {
+  if (position) await untilAvailable(() => log.commit(group, [position]), isTransientError, { signal });
 };
 
 /** How many step results a page of the answered-steps scan reads. */
@@ -150,7 +157,7 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
       results = [lostStep(dispatched, error as Error)];
     }
     try {
-      await appendEvents(log, results);
+      await untilAvailable(() => appendEvents(log, results), isTransientError);
       await commitIfOwned(log, group, offsets.finished(record));
     } finally {
       inHand.delete(dispatched.data.stepId);
@@ -212,7 +219,7 @@ export const startStepRunner = (log: EventLog, pool: WorkerPool, options: StepRu
       }
       startWaiting();
       fullness();
-      if (passed.length > 0) await log.commit(group, passed);
+      if (passed.length > 0) await untilAvailable(() => log.commit(group, passed), isTransientError);
     },
   );
 

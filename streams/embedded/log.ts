@@ -11,6 +11,7 @@ import {
   taskCount,
   topicPartitionId,
 } from "../assignment.ts";
+import { type Availability, availability } from "../availability.ts";
 import { newId } from "../ids.ts";
 import {
   type AppendRecord,
@@ -19,6 +20,7 @@ import {
   type Consumer,
   type EventLog,
   FencedError,
+  isTransientError,
   type LogRecord,
   nextPositions,
   type Position,
@@ -78,6 +80,8 @@ const signalFor = (path: string): EventEmitter => {
   }
   return emitter;
 };
+
+const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 const isAlive = (pid: number): boolean => {
   try {
@@ -174,6 +178,8 @@ export class EmbeddedLog implements EventLog {
   private readonly options: Required<Omit<EmbeddedLogOptions, "path">>;
   private readonly consumers = new Set<Consumer>();
   private closed = false;
+  /** One line when the file cannot be written (locked), one when it can again. */
+  private readonly link: Availability;
 
   constructor(options: EmbeddedLogOptions) {
     this.options = {
@@ -194,6 +200,9 @@ export class EmbeddedLog implements EventLog {
     this.db.exec(schemaSql);
     this.path = realpathSync(options.path);
     this.signal = signalFor(this.path);
+    this.link = availability(`the embedded log ${this.path}`, (message) =>
+      process.stderr.write(`dspex: ${message}\n`),
+    );
   }
 
   private readonly stmt = {
@@ -491,7 +500,12 @@ export class EmbeddedLog implements EventLog {
     const abort = new AbortController();
     options.signal?.addEventListener("abort", () => abort.abort(), { once: true });
     const heartbeat = setInterval(() => {
-      if (!this.closed) this.sql("heartbeat").run(group, member, process.pid, Date.now());
+      try {
+        if (!this.closed) this.sql("heartbeat").run(group, member, process.pid, Date.now());
+      } catch (error) {
+        if (!isTransientError(error)) throw error;
+        this.link.down(describe(error)); // the next beat, or the loop's sync, tries again
+      }
     }, this.options.heartbeatMs);
     heartbeat.unref();
 
@@ -528,7 +542,16 @@ export class EmbeddedLog implements EventLog {
       };
       try {
         while (!abort.signal.aborted && !this.closed) {
-          if (Date.now() - lastSync >= this.options.heartbeatMs) await resync();
+          if (Date.now() - lastSync >= this.options.heartbeatMs) {
+            try {
+              await resync();
+            } catch (error) {
+              if (!isTransientError(error)) throw error;
+              this.link.down(describe(error));
+              await this.waitForAppend(1_000, abort.signal);
+              continue;
+            }
+          }
           const records = this.fetch(
             mine.filter((tp) => !paused.has(partitionId(tp))),
             positions,
@@ -563,9 +586,14 @@ export class EmbeddedLog implements EventLog {
               this.db.transaction(() => this.writeCommits(group, offsets, member)).immediate();
             for (const p of offsets)
               if (positions.has(partitionId(p))) positions.set(partitionId(p), p.offset);
+            this.link.up();
           } catch (error) {
-            if (!(error instanceof PartitionLostError)) throw error;
-            await resync();
+            if (error instanceof PartitionLostError) await resync();
+            else if (isTransientError(error)) {
+              // The file is locked past the busy timeout: nothing of the batch was committed; it comes again.
+              this.link.down(describe(error));
+              await this.waitForAppend(1_000, abort.signal);
+            } else throw error;
           }
           // SQLite calls are synchronous: without a turn of the event loop between batches, a consumer
           // with a backlog starves this process's timers and I/O (other consumers, worker pipes).

@@ -12,6 +12,7 @@ import {
 } from "kafkajs";
 import { Observable } from "rxjs";
 import { assignmentChange, topicPartitionId } from "../assignment.ts";
+import { type Availability, availability } from "../availability.ts";
 import {
   type AppendRecord,
   type BatchHandler,
@@ -19,7 +20,9 @@ import {
   type Consumer,
   type EventLog,
   FencedError,
+  isTransientError,
   type LogRecord,
+  LogUnavailableError,
   type Position,
   type ReadOptions,
   type RecordBatch,
@@ -190,11 +193,16 @@ export class KafkaLog implements EventLog {
   private committer: Promise<Producer> | undefined;
   private commitTurn: Promise<void> = Promise.resolve();
   private closed = false;
+  /** One line when the brokers go away, one when they are back. */
+  private readonly link: Availability;
 
   constructor(config: KafkaLogConfig, options: KafkaLogOptions = {}) {
     this.settings = KafkaLogConfig.parse(config);
     this.brokers = brokerList(this.settings.brokers);
     this.logger = options.logger ?? stderrLogger();
+    this.link = availability(`Kafka at ${brokerList(this.settings.brokers).join(",")}`, (message) =>
+      this.logger.log("warn", message),
+    );
     this.beforeTransactionCommit = options.beforeTransactionCommit ?? (() => undefined);
     this.kafka = new Kafka({
       clientId: this.settings.clientId,
@@ -365,6 +373,7 @@ export class KafkaLog implements EventLog {
         const metadata = await this.producer.sendBatch({ topicMessages: topicMessagesOf(chunk), acks: -1 });
         positions.push(...positionsOf(chunk, metadata));
       }
+      this.link.up();
       return positions;
     });
   }
@@ -416,7 +425,7 @@ export class KafkaLog implements EventLog {
           clearTimeout(timer);
           timer = setTimeout(() => {
             reject(
-              new Error(
+              new LogUnavailableError(
                 `read of ${topic} made no progress for ${this.settings.readTimeoutMs} ms (at ${JSON.stringify(
                   [...targets].map(([p, t]) => ({ partition: p, at: t.position, until: t.end })),
                 )})`,
@@ -531,6 +540,7 @@ export class KafkaLog implements EventLog {
       );
       await this.beforeTransactionCommit();
       await transaction.commit();
+      this.link.up();
       return positions;
     } catch (error) {
       if (transaction.isActive()) await transaction.abort().catch(() => undefined);
@@ -579,11 +589,9 @@ export class KafkaLog implements EventLog {
     if (options.signal?.aborted) requestStop();
 
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      this.logger.log(payload.restart ? "warn" : "error", `consumer of group ${group} crashed`, {
-        error: describe(payload.error),
-        restart: payload.restart,
-      });
-      if (!payload.restart) fail(payload.error);
+      if (payload.restart) return this.link.down(describe(payload.error));
+      this.logger.log("error", `consumer of group ${group} crashed`, { error: describe(payload.error) });
+      fail(payload.error);
     });
     let holding: Set<string> | undefined;
     /** The owner's callbacks run in turn, and a partition's records wait for the turn that assigned it. */
@@ -653,8 +661,15 @@ export class KafkaLog implements EventLog {
           this.logger.log("warn", error.message);
           return false;
         }
-        fail(error);
-        return false;
+        if (!isTransientError(error)) {
+          fail(error);
+          return false;
+        }
+        // The broker went away mid-batch: nothing of it committed. kafkajs restarts the consumer (with
+        // backoff, for as long as it takes) and hands the batch over again; its producer is made anew.
+        this.link.down(describe(error));
+        dropProducer(producerKey(topic, partition));
+        throw Object.assign(new LogUnavailableError(describe(error), { cause: error }), { retriable: true });
       }
       if (!committedWithOutputs && autoCommit) {
         await consumer.commitOffsets([{ topic: payload.batch.topic, partition, offset: String(nextOffset) }]);

@@ -53,6 +53,16 @@ const expectedKafkaErrors = [
   "This server is not the leader for that topic-partition",
   "Topic creation errors",
   "This server does not host this topic-partition",
+  // A broker away: the backend says so once (and once when it is back) instead of per retry.
+  "Connection error",
+  "Connection timeout",
+  "Failed to connect to seed broker",
+  "Crash: KafkaJS",
+  "Restarting the consumer",
+  "KafkaJSConnectionClosedError",
+  "KafkaJSNumberOfRetriesExceeded",
+  "Request Produce",
+  "Closed connection",
 ];
 
 export const isExpectedKafkaNoise = (entry: LogEntry): boolean => {

@@ -2,13 +2,16 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { lagCommand } from "../../cli/commands/lag.ts";
 import { publishCommand } from "../../cli/commands/publish.ts";
 import { statusCommand } from "../../cli/commands/status.ts";
 import { tailCommand } from "../../cli/commands/tail.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
 import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
 import { createClient } from "../../streams/client.ts";
+import { groupLag } from "../../streams/lag.ts";
 import { openLog } from "../../streams/open.ts";
+import { temporaryFolder } from "../support/backends.ts";
 import { program, stage } from "../unit/processors/fixtures.ts";
 
 const qa = program("qa", [stage("answer", { inputs: ["question"], outputs: ["answer"] })], {
@@ -65,5 +68,39 @@ describe("dspex publish, status and tail", () => {
       from: "user",
     });
     expect(lines[0]).toMatch(/^dspex\.results\[0\]@0 {2}ExecutionCompleted {2}key=r-cli/);
+  });
+
+  it("dspex lag: requests waiting on the log behind a full pipeline, the oldest one's age, the members", async () => {
+    const path = join(temporaryFolder("dspex-cli-"), "log.db");
+    const log = await openLog({ backend: "embedded", path });
+    cleanups.push(() => log.close());
+    const client = createClient(log);
+    await client.register(qa);
+    const pipeline = startPipeline(log, { intake: { maxInFlight: 1 } });
+    const executor = startTestExecutor(log, { latencyMs: 60_000 });
+    cleanups.push(
+      () => pipeline.stop(),
+      () => executor.stop(),
+    );
+    await pipeline.ready;
+    await client.publish({ programId: "qa", inputs: { question: "first" } });
+    await expect
+      .poll(() => pipeline.states().get(0)?.coordinator.executions.size, { timeout: 10_000 })
+      .toBe(1);
+    // The pipeline is full: the next four wait on the log.
+    for (let i = 0; i < 4; i++) await client.publish({ programId: "qa", inputs: { question: `q${i}` } });
+    await expect
+      .poll(async () => (await groupLag(log, "dspex-pipeline", ["dspex.requests"]))[0]?.lag, {
+        timeout: 10_000,
+      })
+      .toBe(4);
+
+    const lines = printed();
+    await lagCommand.parseAsync(["--json", "--log", path], { from: "user" });
+    const lag = JSON.parse(lines.join("\n"));
+    const pipelineLag = lag.groups.find((g: { group: string }) => g.group === "dspex-pipeline");
+    expect(pipelineLag).toMatchObject({ members: 1, topics: { "dspex.requests": 4 } });
+    expect(lag.oldestRequestWaitingMs).toBeGreaterThanOrEqual(0);
+    expect(lag.oldestRequestWaitingMs).toBeLessThan(60_000);
   });
 });

@@ -36,8 +36,11 @@ export const ownBrokerSkipReason = (): string | undefined => {
 
 export interface OwnBroker {
   brokers: string;
-  /** Stops the broker (SIGTERM, a clean shutdown) and starts it again on the same ports and data. */
-  restart(): Promise<{ stoppedMs: number; startedMs: number }>;
+  /**
+   * Stops the broker (SIGTERM, a clean shutdown), waits `downMs` (default 0), and starts it again on the
+   * same ports and data.
+   */
+  restart(downMs?: number): Promise<{ stoppedMs: number; startedMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -63,10 +66,11 @@ export const startOwnBroker = async (): Promise<OwnBroker> => {
   const brokers = await start();
   return {
     brokers,
-    async restart() {
+    async restart(downMs = 0) {
       const began = Date.now();
       await stop();
       const stoppedAt = Date.now();
+      await new Promise((wake) => setTimeout(wake, downMs));
       await start();
       return { stoppedMs: stoppedAt - began, startedMs: Date.now() - stoppedAt };
     },
