@@ -118,7 +118,8 @@ class Engine:
 
     def complete(self, tokens: list[int], grammar: Any, max_tokens: int, temperature: float, seed: int, stop: list[str]) -> tuple[str, int]:
         """Text after `tokens` (up to a stop string), and how many tokens it took."""
-        self.evaluate(tokens[:-1])  # llama-cpp then evaluates the last token alone, and generates
+        if len(tokens) > 1:
+            self.evaluate(tokens[:-1])  # llama-cpp then evaluates the last token alone, and generates
         result = self.llama.create_completion(
             tokens, grammar=grammar, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop
         )
