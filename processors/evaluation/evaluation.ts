@@ -44,7 +44,7 @@ export const evaluationRequestId = (evaluationId: string, exampleId: string): st
   derivedId(`evaluation/${evaluationId}`, `example/${exampleId}`);
 
 const executionRequest = (request: Request, index: number, now: number): Envelope => {
-  const { evaluationId, programId, overrides } = request.data;
+  const { evaluationId, programId, overrides, outputs } = request.data;
   const example = request.data.examples[index]!;
   const requestId = evaluationRequestId(evaluationId, example.id);
   return ExecutionRequested.create({
@@ -53,7 +53,15 @@ const executionRequest = (request: Request, index: number, now: number): Envelop
     key: requestId,
     occurredAt: new Date(now).toISOString(),
     ...causedBy(request),
-    data: { requestId, programId, inputs: example.inputs, overrides, evaluationId, exampleId: example.id },
+    data: {
+      requestId,
+      programId,
+      inputs: example.inputs,
+      overrides,
+      evaluationId,
+      exampleId: example.id,
+      ...(outputs ? { outputs } : {}),
+    },
   });
 };
 

@@ -10,6 +10,8 @@ export interface EvaluationPlan {
   metric: MetricRef;
   concurrency: number;
   failureScore: number;
+  /** Only these program outputs are computed (stages none of them needs are left out); all by default. */
+  outputs?: readonly string[];
 }
 
 /** How one example went: a failed example carries the error and scores the failure score. */

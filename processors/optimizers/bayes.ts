@@ -20,7 +20,15 @@ export interface SearchState {
 const searchTrials = (setup: OptimizationSetup): number =>
   Math.min(numberParam(setup, "trials", 20), setup.budget.maxTrials ?? Number.POSITIVE_INFINITY);
 
-/** A search that evaluates whole configurations on the trainset; how a point is chosen is what differs. */
+/**
+ * Where a candidate configuration is scored: the devset (default), as DSPy's random-search bootstrap picks
+ * its candidates; or the trainset (`params.searchOn: "train"`), from which the demos are drawn — a
+ * candidate is then scored partly on its own demos, which favours sets the held-out data does not.
+ */
+const searchExamples = (setup: OptimizationSetup) =>
+  setup.params.searchOn === "train" ? setup.trainset : setup.devset;
+
+/** A search that evaluates whole configurations; how a point is chosen is what differs. */
 const searchStrategy = (
   name: string,
   suggest: (state: SearchState, setup: OptimizationSetup, random: () => number) => Point,
@@ -28,7 +36,7 @@ const searchStrategy = (
   name,
   plan: (setup) => {
     const trials = searchTrials(setup);
-    return { trials, exampleRuns: trials * setup.trainset.length, extraCalls: 0 };
+    return { trials, exampleRuns: trials * searchExamples(setup).length, extraCalls: 0 };
   },
   init: (setup) => ({ space: searchSpaceOf(setup), observations: [] }),
   propose(state, setup, ctx) {
@@ -36,7 +44,7 @@ const searchStrategy = (
     return {
       phase: "search",
       overrides: decodePoint(state.space, suggest(state, setup, ctx.random)),
-      examples: setup.trainset.map((e) => e.id),
+      examples: searchExamples(setup).map((e) => e.id),
     };
   },
   observe(state, _setup, { trial, outcome }) {

@@ -194,6 +194,7 @@ export const runOptimization = async <S>(
           metric: setup.metric,
           concurrency: setup.concurrency,
           failureScore: setup.failureScore,
+          ...(setup.outputs ? { outputs: setup.outputs } : {}),
         }),
         options.signal,
       );
@@ -220,8 +221,9 @@ export const runOptimization = async <S>(
       ]);
       calls += trialCalls;
     }
-    if (trial.phase !== "search" || bestScore === Number.NEGATIVE_INFINITY)
-      bestScore = Math.max(bestScore, outcome.score);
+    // The best so far is a dev-set score (the baseline's, the final's): other trials are scored on other
+    // examples, often a single one, and are not comparable with it.
+    if (trial.phase === "baseline" || trial.phase === "final") bestScore = Math.max(bestScore, outcome.score);
     options.onProgress?.({
       trial: trial.trial,
       phase: trial.phase,

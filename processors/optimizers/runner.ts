@@ -273,7 +273,7 @@ export const followOptimization = (
           case "TrialEvaluated": {
             const phase = phases.get(event.data.trial) ?? "search";
             calls += event.data.calls;
-            if (phase !== "search") bestScore = Math.max(bestScore, event.data.score);
+            if (phase === "baseline" || phase === "final") bestScore = Math.max(bestScore, event.data.score);
             if (phase === "final") finalScore = event.data.score;
             onProgress?.({
               trial: event.data.trial,

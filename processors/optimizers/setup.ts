@@ -7,6 +7,7 @@ import type {
   ProgramDefinition,
   VariableDeclaration,
 } from "../../streams/events/index.ts";
+import { stagesFor } from "../pipeline/planner.ts";
 
 export interface TargetVariable {
   variableId: string;
@@ -41,6 +42,8 @@ export interface OptimizationSetup {
   failureScore: number;
   concurrency: number;
   budget: { maxTrials?: number; maxCalls?: number };
+  /** The program outputs its evaluations compute (stages none of them needs are left out); all by default. */
+  outputs?: readonly string[];
   /** The variables this optimization may change (and leases). */
   variables: readonly TargetVariable[];
   predictors: readonly Predictor[];
@@ -118,6 +121,10 @@ export const setupOf = (
     }))
     .filter((v) => v.declaration.spec.kind !== "composite" && matches(request.variables, v));
   const predictors = predictorsOf(program, variables);
+  const needed = request.outputs ? stagesFor(program, request.outputs) : undefined;
+  const dspyStages = program.stages.filter(
+    (s) => s.runtime === "dspy" && (!needed?.ok || needed.stages.has(s.id)),
+  ).length;
   return {
     optimizationId: request.optimizationId,
     programId: request.programId,
@@ -130,9 +137,10 @@ export const setupOf = (
     failureScore: options.failureScore ?? 0,
     concurrency: options.concurrency ?? 4,
     budget: request.budget,
+    outputs: request.outputs,
     variables,
     predictors,
-    callsPerExample: Math.max(1, predictors.length),
+    callsPerExample: Math.max(1, dspyStages),
   };
 };
 

@@ -57,6 +57,7 @@ export const streamEvaluator = (log: EventLog, options: { timeoutMs?: number } =
           overrides: plan.overrides,
           concurrency: plan.concurrency,
           failureScore: plan.failureScore,
+          ...(plan.outputs ? { outputs: [...plan.outputs] } : {}),
         },
       }),
     ]);

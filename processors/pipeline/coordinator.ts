@@ -74,6 +74,8 @@ export interface Execution {
   exampleId?: string;
   correlationId: string;
   startedAt: number;
+  /** The stages to run when the request asked for some outputs only (the others are skipped); all by default. */
+  needed?: readonly string[];
   stages: Readonly<Record<string, StageState>>;
   usage: Usage;
   firstFailure?: { stageId: string; error: StepError };
@@ -536,7 +538,12 @@ export const startExecution = (
 ): Transition_<CoordinatorState> => {
   const draft = new Draft(state, ctx);
   const stages = Object.fromEntries(
-    init.program.stages.map((s) => [s.id, { status: "waiting" } as StageState]),
+    init.program.stages.map((s): [string, StageState] => [
+      s.id,
+      !init.needed || init.needed.includes(s.id)
+        ? { status: "waiting" }
+        : { status: "skipped", reason: "not needed for the outputs asked for" },
+    ]),
   );
   draft.executions.set(init.executionId, {
     ...init,

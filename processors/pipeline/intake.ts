@@ -12,6 +12,7 @@ import type { LogRecord, Position } from "../../streams/log.ts";
 import { deadLetterContent, looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { type ExecutionInit, resultKeyOf } from "./coordinator.ts";
+import { stagesFor } from "./planner.ts";
 import type { Registry } from "./registry.ts";
 import { checkFields } from "./signature-check.ts";
 
@@ -140,6 +141,11 @@ export const admitRequest = (registry: Registry, request: Request, ctx: IntakeCo
       emit: [rejection(request, ctx, "invalid", reason), deadLetter(request, ctx, reason)],
     };
   }
+  const wanted = request.data.outputs ? stagesFor(entry.definition, request.data.outputs) : undefined;
+  if (wanted && !wanted.ok) {
+    const reason = `invalid outputs for ${programId}: ${wanted.reason}`;
+    return { kind: "rejected", emit: [rejection(request, ctx, "invalid", reason)] };
+  }
   const executionId = executionIdOf(requestId);
   const sessionKey = sessionKeyOf(request.data);
   const started = ExecutionStarted.create({
@@ -174,6 +180,7 @@ export const admitRequest = (registry: Registry, request: Request, ctx: IntakeCo
       exampleId: request.data.exampleId,
       correlationId: request.correlationId,
       startedAt: ctx.now,
+      ...(wanted?.ok ? { needed: [...wanted.stages] } : {}),
     },
   };
 };

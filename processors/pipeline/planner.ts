@@ -76,6 +76,31 @@ export const programProblem = (program: ProgramDefinition): string | undefined =
   return undefined;
 };
 
+/**
+ * The stages the given program outputs need (their source stages and everything those depend on), or
+ * the reason an output is not the program's.
+ */
+export const stagesFor = (
+  program: Pick<ProgramDefinition, "programId" | "outputs" | "stages">,
+  outputs: readonly string[],
+): { ok: true; stages: Set<string> } | { ok: false; reason: string } => {
+  const unknown = outputs.filter((name) => !(name in program.outputs));
+  if (unknown.length > 0)
+    return {
+      ok: false,
+      reason: `${program.programId} has no output ${unknown.join(", ")} (its outputs: ${Object.keys(program.outputs).join(", ")})`,
+    };
+  const byId = new Map(program.stages.map((s) => [s.id, s]));
+  const needed = new Set<string>();
+  const visit = (id: string) => {
+    if (needed.has(id)) return;
+    needed.add(id);
+    for (const dependency of byId.get(id)?.dependsOn ?? []) visit(dependency);
+  };
+  for (const name of outputs) visit(program.outputs[name]!.split(".")[0]!);
+  return { ok: true, stages: needed };
+};
+
 /** A stage's inputs from the program inputs and its dependencies' outputs, following its bindings. */
 export const stageInputs = (
   stage: StageDefinition,

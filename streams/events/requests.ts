@@ -39,6 +39,11 @@ export const ExecutionRequested = defineEvent("ExecutionRequested", {
      * full), it is rejected as `saturated` instead of started. Without one a request waits as long as it takes.
      */
     deadline: z.iso.datetime({ offset: true }).optional(),
+    /**
+     * Only these program outputs are wanted: stages none of them needs do not run (an evaluation that
+     * grades one field leaves an ungraded, costly stage out). Default: every output.
+     */
+    outputs: z.array(z.string().min(1)).min(1).optional(),
   }),
 });
 
@@ -64,6 +69,8 @@ export const EvaluationRequested = defineEvent("EvaluationRequested", {
     concurrency: z.number().int().positive().default(4),
     /** The score a failed example counts for: failures are never left out. */
     failureScore: z.number().default(0),
+    /** Only these program outputs are computed for each example (see ExecutionRequested). */
+    outputs: z.array(z.string().min(1)).min(1).optional(),
   }),
 });
 
@@ -83,6 +90,8 @@ export const OptimizationRequested = defineEvent("OptimizationRequested", {
     }),
     seed: z.number().int().default(0),
     params: JsonRecord.default({}),
+    /** Only these program outputs are computed in its evaluations (see ExecutionRequested). */
+    outputs: z.array(z.string().min(1)).min(1).optional(),
   }),
 });
 

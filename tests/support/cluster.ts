@@ -4,10 +4,10 @@
  * temporary data folder. For tests that kill a broker with SIGKILL while work runs and bring it back: a
  * killed node keeps its data, so start() makes it rejoin and catch up. Never the shared broker of the test
  * run (tests/support/kafka.ts), nor the default cluster of start.sh --cluster (ports 19192, 19292, 19392).
- * stop() — and the exit of the test process, if a test never got there — kills the nodes and removes the
- * folder.
+ * stop() — or, if a test never got there, a watcher once the test process is gone — kills the nodes and
+ * removes the folder.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { freemem, tmpdir } from "node:os";
@@ -122,11 +122,24 @@ export const startCluster = async (): Promise<Cluster> => {
     }
     rmSync(data, { recursive: true, force: true });
   };
-  // A test process that dies without its afterAll must not leave three JVMs behind.
-  const onExit = () => {
-    if (!stopped) killAllNow();
+  // A test process that ends without its afterAll must not leave three JVMs behind. Not an "exit"
+  // handler: vitest ends its fork workers with SIGTERM, which runs none. A watcher outside the process
+  // kills the nodes (node.sh kill) and removes the folder once this process is gone.
+  const nodeIds = nodes.map((node) => node.id).join(" ");
+  const watcher = spawn(
+    "bash",
+    [
+      "-c",
+      `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done
+       for id in ${nodeIds}; do bash "${infra}node.sh" --cluster ${SIZE} kill "$id"; done
+       rm -rf "${data}"`,
+    ],
+    { env, detached: true, stdio: "ignore" },
+  );
+  watcher.unref();
+  const stopWatching = () => {
+    if (watcher.exitCode === null) watcher.kill();
   };
-  process.on("exit", onExit);
 
   const withAdmin = async <T>(use: (admin: ReturnType<Kafka["admin"]>) => Promise<T>): Promise<T> => {
     const kafka = new Kafka({
@@ -161,7 +174,7 @@ export const startCluster = async (): Promise<Cluster> => {
     brokers = (await script("start")).split("\n").at(-1)!;
   } catch (error) {
     stopped = true;
-    process.off("exit", onExit);
+    stopWatching();
     killAllNow();
     throw error;
   }
@@ -200,7 +213,7 @@ export const startCluster = async (): Promise<Cluster> => {
     async stop() {
       if (stopped) return;
       stopped = true;
-      process.off("exit", onExit);
+      stopWatching();
       killAllNow();
     },
   };

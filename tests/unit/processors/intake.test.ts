@@ -125,4 +125,39 @@ describe("intake", () => {
       "program loop cannot run: stages form a cycle: a → b → a",
     );
   });
+
+  describe("a request for some outputs only", () => {
+    const triage = program(
+      "triage",
+      [
+        stage("classify", { inputs: ["question"], outputs: ["category"] }),
+        stage("draft", { inputs: ["question", "category"], outputs: ["reply"], dependsOn: ["classify"] }),
+      ],
+      { category: "classify.category", reply: "draft.reply" },
+    );
+
+    it("runs only the stages those outputs need, and completes with them", () => {
+      const s = scenario({}, [registered(triage)]);
+      const first = s.when(requested("r1", "triage", { question: "q" }, { outputs: ["category"] }));
+      const step = only(first, "StepDispatched");
+      expect(step.data.stageId).toBe("classify");
+      const done = s.when(completed(step, { category: "billing" }));
+      expect(types(done)).not.toContain("StepDispatched");
+      const result = only(done, "ExecutionCompleted");
+      expect(result.data.outputs).toEqual({ category: "billing" });
+      expect(Object.keys(result.data.stages)).toEqual(["classify"]);
+    });
+
+    it("rejects outputs the program does not have, naming them", () => {
+      const s = scenario({}, [registered(triage)]);
+      const rejected = only(
+        s.when(requested("r1", "triage", { question: "q" }, { outputs: ["summary"] })),
+        "ExecutionRejected",
+      );
+      expect(rejected.data).toMatchObject({ code: "invalid" });
+      expect(rejected.data.reason).toBe(
+        "invalid outputs for triage: triage has no output summary (its outputs: category, reply)",
+      );
+    });
+  });
 });
