@@ -1,15 +1,18 @@
 // Waits until the broker answers real admin calls (cluster metadata, topic list), or fails.
-// Usage: node ready.mjs <bootstrap> <pid> <timeoutSeconds>
-// Fails early when the broker process exits. Used by start.sh; no output on success but one line.
+// Usage: node ready.mjs <bootstrap> <pid[,pid…]> <timeoutSeconds> [nodeId,nodeId…]
+// A cluster: <bootstrap> is a comma-separated list, and the call succeeds once every node id of the last
+// argument (default 1) is among the brokers the cluster reports (registered and unfenced).
+// Fails early when a broker process exits. Used by start.sh; no output on success but one line.
 import kafkajs from "kafkajs";
 
 const { Kafka, logLevel } = kafkajs;
-const [bootstrap = "127.0.0.1:19092", pidText = "", timeoutText = "90"] = process.argv.slice(2);
-const pid = Number(pidText);
+const [bootstrap = "127.0.0.1:19092", pidText = "", timeoutText = "90", nodesText = "1"] =
+  process.argv.slice(2);
+const pids = pidText.split(",").filter(Boolean).map(Number);
+const nodeIds = nodesText.split(",").map(Number);
 const deadline = Date.now() + Number(timeoutText) * 1000;
 
-const alive = () => {
-  if (!pid) return true;
+const alive = (pid) => {
   try {
     process.kill(pid, 0);
     return true;
@@ -22,7 +25,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const probe = async () => {
   const kafka = new Kafka({
     clientId: "dspex-ready",
-    brokers: [bootstrap],
+    brokers: bootstrap.split(","),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 1000,
     requestTimeout: 3000,
@@ -32,6 +35,9 @@ const probe = async () => {
   try {
     await admin.connect();
     const cluster = await admin.describeCluster();
+    const registered = cluster.brokers.map((broker) => broker.nodeId);
+    const missing = nodeIds.filter((id) => !registered.includes(id));
+    if (missing.length > 0) throw new Error(`node ${missing.join(", ")} not registered yet`);
     await admin.listTopics();
     return cluster;
   } finally {
@@ -41,14 +47,16 @@ const probe = async () => {
 
 let lastError = "no attempt";
 while (Date.now() < deadline) {
-  if (!alive()) {
-    console.error(`kafka: the broker process ${pid} exited before it became ready`);
+  const exited = pids.find((pid) => !alive(pid));
+  if (exited !== undefined) {
+    console.error(`kafka: the broker process ${exited} exited before it became ready`);
     process.exit(1);
   }
   try {
     const cluster = await probe();
+    const brokers = nodeIds.length > 1 ? `, ${cluster.brokers.length} brokers` : "";
     console.error(
-      `kafka: ready at ${bootstrap} (cluster ${cluster.clusterId}, controller ${cluster.controller})`,
+      `kafka: ready at ${bootstrap} (cluster ${cluster.clusterId}, controller ${cluster.controller}${brokers})`,
     );
     process.exit(0);
   } catch (error) {
