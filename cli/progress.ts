@@ -1,3 +1,7 @@
+import { Headers } from "../streams/codec.ts";
+import type { EventLog } from "../streams/log.ts";
+import { Topics } from "../streams/topics.ts";
+
 /** Where progress goes: a terminal gets one line rewritten in place, a pipe or file one line per change. */
 export interface ProgressStream {
   write(text: string): unknown;
@@ -31,6 +35,33 @@ export const progressLine = (stream: ProgressStream = process.stderr): ProgressL
     stop() {
       if (open) stream.write("\n");
       open = false;
+    },
+  };
+};
+
+const exampleResults = new Set(["ExecutionCompleted", "ExecutionFailed", "ExecutionRejected"]);
+
+/**
+ * Counts an evaluation's example results as they land (they are keyed by the evaluation) and shows
+ * `label n/total`; subscribe it before the evaluation is requested. `stop()` ends it.
+ */
+export const evaluationProgress = (
+  log: EventLog,
+  evaluationId: string,
+  total: number,
+  label: string,
+  stream: ProgressStream = process.stderr,
+) => {
+  const line = progressLine(stream);
+  let done = 0;
+  const counting = log.tail([Topics.results], { from: "end" }).subscribe((record) => {
+    if (record.key === evaluationId && exampleResults.has(record.headers[Headers.type] ?? ""))
+      line.update(`${label} ${++done}/${total}`);
+  });
+  return {
+    stop() {
+      counting.unsubscribe();
+      line.stop();
     },
   };
 };

@@ -84,7 +84,7 @@ export const v = {
     initial: null,
   }),
   model: (models: string[], initial = models[0]!) => v.module(models, initial),
-  temperature: (initial = 0.7) => v.float(0, 2, initial, 2),
+  temperature: (initial = 0.7, max = 2) => v.float(0, max, initial, 2),
   maxTokens: (initial = 512, max = 4096) => v.integer(1, max, initial),
   instructions: (initial = "") => v.text(initial),
 };

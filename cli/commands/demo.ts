@@ -8,13 +8,15 @@ import {
   stateHash,
   variablesProjection,
 } from "../../projections/index.ts";
+import { createClient } from "../../streams/client.ts";
+import type { JsonRecord } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { positiveInteger } from "../arguments.ts";
-import { devset, trainset } from "../demo/dataset.ts";
-import { triageProgram } from "../demo/triage.ts";
+import { devset, testset, trainset } from "../demo/dataset.ts";
+import { classifyInstructions, triageProgram } from "../demo/triage.ts";
 import { configOf, describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
-import { progressLine } from "../progress.ts";
+import { evaluationProgress, progressLine } from "../progress.ts";
 import { startLocalWorkers, startProcessors } from "../services.ts";
 
 const step = (text: string) => console.log(`\n▸ ${text}`);
@@ -53,9 +55,54 @@ const replayCheck = async (log: EventLog, live: ReturnType<typeof projectionRunn
   return { live: hashOf(live), rebuilt: hashOf(rebuilt), events, ms: Date.now() - started };
 };
 
+/** The LM the demo runs a model id as: the test LM learns from demos only in its nearest-demo mode. */
+const modelOf = (model: string) => (model === "dspex/test" ? "dspex/test?mode=nearest_demo" : model);
+
+/** Instructions the searches may choose between for the classifier (the first is the program's own). */
+const instructionCandidates = [
+  classifyInstructions,
+  "Read the support message and answer with the single category it belongs to: billing (payments, invoices, refunds), technical (the product misbehaving), account (access, settings, ownership) or shipping (deliveries, returns).",
+  "Which team should answer this message: billing, technical, account or shipping?",
+];
+
 /**
- * The main job: support triage on the embedded log with real Python workers — register the program,
- * evaluate, optimize the classifier's demos, evaluate again, show the registry and prove replay.
+ * How each optimizer searches the classifier's variables in the main job: every one scores its
+ * candidates on the devset and none sees the test split; the winner is adopted only if it beats the
+ * registry's configuration on the devset by the margin (more than a one-example gain).
+ */
+const optimizationOf = (
+  optimizer: string,
+): {
+  outputs: string[];
+  budget: { maxTrials?: number };
+  seed: number;
+  params: JsonRecord & { margin: number };
+} => {
+  const common = { outputs: ["category"], budget: { maxTrials: 10 }, seed: 7 };
+  const margin = 0.05;
+  switch (optimizer) {
+    case "bootstrap":
+      return {
+        ...common,
+        budget: {},
+        params: { margin, maxBootstrappedDemos: 4, maxLabeledDemos: 4, candidates: 8 },
+      };
+    case "simba":
+      return {
+        ...common,
+        budget: {},
+        params: { margin, maxSteps: 4, bsize: 16, numCandidates: 4, maxDemos: 4 },
+      };
+    default:
+      return { ...common, params: { margin, maxDemos: 8, trials: 10, instructionCandidates } };
+  }
+};
+
+/**
+ * The main job: support triage on the embedded log with real Python workers — register the program, run a
+ * request end to end, score the registry's configuration on the held-out test split, optimize the
+ * classifier on the train and dev splits, score the adopted configuration on the test split again, show
+ * the registry and prove replay.
  */
 export const demoCommand = withLogOptions(new Command("demo"))
   .description("the main job: evaluate, optimize and re-evaluate a bundled support-triage program end to end")
@@ -71,7 +118,7 @@ export const demoCommand = withLogOptions(new Command("demo"))
         for (const suffix of ["", "-wal", "-shm"])
           rmSync(`${config.embedded.path}${suffix}`, { force: true });
       }
-      const model = options.model ?? config.lm.model;
+      const model = modelOf(options.model ?? config.lm.model);
       const workers = options.workers ?? config.python.workers;
       const { log } = await openCommandLog({ ...options, log: config.embedded.path });
       console.log(`dspex main job on ${describeLog(config)}, model ${model}, ${workers} Python workers`);
@@ -87,7 +134,9 @@ export const demoCommand = withLogOptions(new Command("demo"))
       const { guard } = processors;
       try {
         workersOf = startLocalWorkers(log, config, workers);
-        step("starting the pipeline, the evaluation processor and the Python workers (loading DSPy)");
+        step(
+          "starting the pipeline, the evaluation and registry processors and the Python workers (loading DSPy)",
+        );
         let started = Date.now();
         await guard(Promise.all([workersOf.ready(300_000), processors.ready()]));
         console.log(`  ready in ${seconds(started)}`);
@@ -98,9 +147,53 @@ export const demoCommand = withLogOptions(new Command("demo"))
           `registered ${program.programId}: ${program.stages.map((s) => `${s.id} (${s.module})`).join(" → ")}`,
         );
 
+        step("one request end to end (retrieve ∥ classify → draft)");
+        started = Date.now();
+        const first = await guard(
+          createClient(log).execute({
+            programId: program.programId,
+            inputs: { message: testset[0]!.inputs.message! },
+          }),
+        );
+        if (first.type !== "ExecutionCompleted")
+          throw new Error(`the first request did not complete: ${JSON.stringify(first.data)}`);
+        console.log(
+          `  "${short(testset[0]!.inputs.message, 50)}" → ${first.data.outputs.category}: "${short(first.data.outputs.reply, 70)}" (${seconds(started)})`,
+        );
+
         const metric = { name: "exact_match", field: "category", params: {} };
+        const scoreOnTest = (what: string) => {
+          const evaluationId = newId();
+          const counting = evaluationProgress(
+            log,
+            evaluationId,
+            testset.length,
+            `  ${what}:`,
+            process.stdout,
+          );
+          return guard(
+            streamEvaluator(log).evaluate({
+              evaluationId,
+              programId: program.programId,
+              examples: testset,
+              metric,
+              overrides: {},
+              concurrency: workers * 2,
+              failureScore: 0,
+              outputs: ["category"],
+            }),
+          ).finally(() => counting.stop());
+        };
+
         step(
-          `optimizing with ${options.optimizer}: baseline on ${devset.length} dev examples, search on ${trainset.length} train examples, winner on dev`,
+          `baseline: the registry's configuration on the ${testset.length} held-out test examples (only the graded classify stage runs)`,
+        );
+        started = Date.now();
+        const before = await scoreOnTest("baseline");
+        console.log(`  test score ${before.score.toFixed(3)} (${seconds(started)})`);
+
+        step(
+          `optimizing the classifier with ${options.optimizer}: demos from ${trainset.length} train examples, candidates scored on ${devset.length} dev examples, the test split never seen`,
         );
         started = Date.now();
         const progress = progressLine(process.stdout);
@@ -111,50 +204,38 @@ export const demoCommand = withLogOptions(new Command("demo"))
               optimizationId: newId(),
               programId: program.programId,
               optimizer: options.optimizer as "bootstrap",
-              variables: [],
+              variables: ["classify.demos", "classify.temperature", "classify.instructions"],
               trainset,
               devset,
               metric,
-              budget: { maxTrials: 6 },
-              seed: 7,
-              params: { maxBootstrappedDemos: 4, maxLabeledDemos: 4 },
+              ...optimizationOf(options.optimizer),
             },
             {
               concurrency: workers * 2,
               onProgress(p) {
                 progress.update(
-                  `  trial ${p.trial + 1}/${p.plannedTrials} | ${p.phase} | best ${p.bestScore.toFixed(3)} | LM calls ${p.calls}/${p.plannedCalls}`,
+                  `  trial ${p.trial + 1}/${p.plannedTrials} | ${p.phase} ${p.score.toFixed(3)} | best dev ${p.bestScore.toFixed(3)} | LM calls ${p.calls}/${p.plannedCalls}`,
                 );
               },
             },
           ),
         ).finally(() => progress.stop());
         const optimizeTime = seconds(started);
-
-        step("evaluating the registry's current configuration on the dev set");
-        started = Date.now();
-        const after = await guard(
-          streamEvaluator(log).evaluate({
-            evaluationId: newId(),
-            programId: program.programId,
-            examples: devset,
-            metric,
-            overrides: {},
-            concurrency: workers * 2,
-            failureScore: 0,
-          }),
-        );
-
-        step("before / after (dev set, exact match on the category)");
-        console.table([
-          { run: "baseline", "dev score": result.baselineScore.toFixed(3) },
-          { run: `${options.optimizer} winner`, "dev score": result.candidateScore.toFixed(3) },
-          { run: "registry after adoption", "dev score": after.score.toFixed(3) },
-        ]);
         console.log(
-          `  ${result.accepted ? "adopted" : "not adopted (no better than the baseline)"}; ${result.trials} trials, ` +
-            `${result.calls + after.usage.calls} LM calls, optimization ${optimizeTime}, evaluation ${seconds(started)}`,
+          `  dev score ${result.baselineScore.toFixed(3)} → ${result.candidateScore.toFixed(3)}: ${result.accepted ? "adopted" : `not adopted (needs more than +${optimizationOf(options.optimizer).params.margin} on dev)`}; ${result.trials} trials, ${result.calls} LM calls, ${optimizeTime}`,
         );
+
+        step("the registry's configuration after the optimization, on the same held-out test examples");
+        started = Date.now();
+        const after = await scoreOnTest("after");
+        console.log(`  test score ${after.score.toFixed(3)} (${seconds(started)})`);
+
+        step("before / after on the held-out test split (exact match on the category)");
+        console.table([
+          { configuration: "baseline", "test score": before.score.toFixed(3) },
+          { configuration: `after ${options.optimizer}`, "test score": after.score.toFixed(3) },
+          { configuration: "gain", "test score": (after.score - before.score).toFixed(3) },
+        ]);
 
         step("the variable registry (value, version, history)");
         await printRegistry(log);

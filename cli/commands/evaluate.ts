@@ -1,19 +1,15 @@
 import { Command } from "commander";
-import { filter, map } from "rxjs";
 import { streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { readRegistry } from "../../programs/register.ts";
-import { Headers } from "../../streams/codec.ts";
 import { newId } from "../../streams/ids.ts";
-import { Topics } from "../../streams/topics.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
 import { readExamples } from "../examples.ts";
 import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
-import { progressLine } from "../progress.ts";
+import { evaluationProgress } from "../progress.ts";
 import { useDeployment } from "../services.ts";
 import { hasDspyStages } from "./run.ts";
 
 const note = (text: string) => process.stderr.write(`${text}\n`);
-const exampleResults = new Set(["ExecutionCompleted", "ExecutionFailed", "ExecutionRejected"]);
 
 export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .description(
@@ -32,7 +28,6 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .option("--json", "print the per-example results as JSON")
   .action(async (programId: string, options) => {
     const { log, config } = await openCommandLog(options as LogOptions);
-    const progress = progressLine(process.stderr);
     let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
     try {
       const program = (await readRegistry(log)).programs.get(programId);
@@ -47,16 +42,7 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
         note(`dspex evaluate: started here: ${deployment.started.join(", ")}`);
       if (deployment.used.length > 0) note(`dspex evaluate: using the running ${deployment.used.join(", ")}`);
       const evaluationId = newId();
-      const total = options.dataset.length;
-      let done = 0;
-      // An evaluation's example results are keyed by the evaluation.
-      const counting = log
-        .tail([Topics.results], { from: "end" })
-        .pipe(
-          filter((r) => r.key === evaluationId && exampleResults.has(r.headers[Headers.type] ?? "")),
-          map(() => ++done),
-        )
-        .subscribe((n) => progress.update(`examples ${n}/${total}`));
+      const counting = evaluationProgress(log, evaluationId, options.dataset.length, "examples");
       const outcome = await deployment
         .guard(
           streamEvaluator(log).evaluate({
@@ -69,10 +55,7 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
             failureScore: options.failureScore,
           }),
         )
-        .finally(() => {
-          counting.unsubscribe();
-          progress.stop();
-        });
+        .finally(() => counting.stop());
       if (options.json) return console.log(JSON.stringify(outcome, null, 2));
       console.log(
         `evaluation ${outcome.evaluationId}: score ${outcome.score.toFixed(3)} on ${outcome.results.length} examples, ` +
@@ -81,7 +64,6 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
       for (const r of outcome.results)
         console.log(`  ${r.exampleId.padEnd(24)} ${r.score.toFixed(3)}${r.error ? `  ${r.error}` : ""}`);
     } finally {
-      progress.stop();
       await deployment?.stop();
       await log.close();
     }

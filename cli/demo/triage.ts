@@ -2,6 +2,8 @@ import { dspy, native, program, v } from "../../programs/index.ts";
 import { categories } from "./dataset.ts";
 import { faq } from "./faq.ts";
 
+export const classifyInstructions = "Classify the customer's support message into one category.";
+
 /**
  * Support triage: retrieve FAQ passages ∥ classify the message → draft a reply from both.
  * The classifier's demos and instructions are the variables the main job optimizes.
@@ -15,9 +17,16 @@ export const triageProgram = (model: string) =>
     .stage(
       "classify",
       dspy.predict(
-        `"Classify the customer's support message into one category." message -> category: Literal[${categories.map((c) => `'${c}'`).join(", ")}]`,
+        `"${classifyInstructions}" message -> category: Literal[${categories.map((c) => `'${c}'`).join(", ")}]`,
       ),
-      { variables: { demos: v.demos(8), temperature: v.temperature(0) } },
+      {
+        variables: {
+          demos: v.demos(8),
+          // A classifier wants its most likely label: sampling hotter only adds noise.
+          temperature: v.temperature(0, 0.3),
+          instructions: v.instructions(classifyInstructions),
+        },
+      },
     )
     .stage("draft", dspy.predict("message, category, passages: list[str] -> reply"), {
       dependsOn: ["faq", "classify"],

@@ -1,5 +1,6 @@
 import type { IHeaders, KafkaMessage, Message, RecordMetadata } from "kafkajs";
 import type { AppendRecord, LogRecord, Position } from "../log.ts";
+import { LogUnavailableError } from "../log.ts";
 import { partitionFor } from "../partition.ts";
 
 export const toBuffer = (value: Uint8Array | string): Buffer =>
@@ -108,8 +109,13 @@ export const positionsOf = (
   return records.map((record) => {
     const id = `${record.physicalTopic}\u0000${record.partition}`;
     const first = base.get(id);
+    // kafkajs can leave a partition out of a send that spanned brokers when one of them died (its records
+    // then were not written, or not acknowledged): the send is repeated whole, after aborting it if it was
+    // a transaction.
     if (first === undefined || Number.isNaN(first))
-      throw new Error(`the broker did not acknowledge ${record.physicalTopic}[${record.partition}]`);
+      throw new LogUnavailableError(
+        `the broker did not acknowledge ${record.physicalTopic}[${record.partition}]`,
+      );
     const offset = next.get(id) ?? first;
     next.set(id, offset + 1);
     return { topic: record.topic, partition: record.partition, offset };
