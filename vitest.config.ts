@@ -6,10 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: "forks",
-    // Integration tests share 2 cores with a real broker and Python processes; a test that fails
-    // once is run once more (and reported as flaky) rather than failing the suite. Unit tests are
-    // deterministic and never need it.
-    retry: 1,
+    // No retries: a test that fails once fails the run (a flaky test is a bug to fix, not to hide).
+    setupFiles: ["tests/support/setup.ts"],
     globalSetup: ["tests/global-setup.ts"],
   },
 });

@@ -24,6 +24,7 @@ import { openLog } from "../streams/open.ts";
 import { partitionFor } from "../streams/partition.ts";
 import { appendEvents } from "../streams/store.ts";
 import { Topics } from "../streams/topics.ts";
+import { trackChild } from "../tests/support/cleanup.ts";
 import { report, type Suite } from "./report.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -204,34 +205,36 @@ export const spawnKafkaConsumer = (
     logLevel?: string;
   },
 ): ChildProcess =>
-  spawn(
-    python,
-    [
-      "-c",
-      kafkaConsumerLauncher,
-      "--transport",
-      "kafka",
-      "--brokers",
-      options.brokers,
-      "--namespace",
-      options.namespace,
-      "--group",
-      "dspex-consumers",
-      "--worker",
-      options.worker,
-      "--max-step-ms",
-      "60000",
-      "--log-level",
-      options.logLevel ?? "WARNING",
-    ],
-    {
-      cwd: root,
-      stdio: ["ignore", "ignore", "inherit"],
-      env: {
-        ...process.env,
-        DSPEX_SESSION_TIMEOUT_MS: String(options.sessionTimeoutMs ?? 6_000),
+  trackChild(
+    spawn(
+      python,
+      [
+        "-c",
+        kafkaConsumerLauncher,
+        "--transport",
+        "kafka",
+        "--brokers",
+        options.brokers,
+        "--namespace",
+        options.namespace,
+        "--group",
+        "dspex-consumers",
+        "--worker",
+        options.worker,
+        "--max-step-ms",
+        "60000",
+        "--log-level",
+        options.logLevel ?? "WARNING",
+      ],
+      {
+        cwd: root,
+        stdio: ["ignore", "ignore", "inherit"],
+        env: {
+          ...process.env,
+          DSPEX_SESSION_TIMEOUT_MS: String(options.sessionTimeoutMs ?? 6_000),
+        },
       },
-    },
+    ),
   );
 
 export const stopChild = async (

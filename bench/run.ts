@@ -14,6 +14,7 @@ import { peersSuite } from "./peers.ts";
 import { pipelineSuite } from "./pipeline.ts";
 import { programsSuite } from "./programs.ts";
 import { figureLine, figures, machine, type Suite, summary } from "./report.ts";
+import { soakSuite } from "./soak.ts";
 
 const suites: Suite[] = [
   logSuite,
@@ -27,10 +28,14 @@ const suites: Suite[] = [
   peersSuite,
 ];
 
+/** Suites that run only when named: they take minutes and stress the machine. */
+const onDemand: Suite[] = [soakSuite];
+
 const wanted = process.argv.slice(2);
-const unknown = wanted.filter((name) => !suites.some((s) => s.name === name));
+const known = [...suites, ...onDemand];
+const unknown = wanted.filter((name) => !known.some((s) => s.name === name));
 if (unknown.length > 0) {
-  console.error(`unknown suite ${unknown.join(", ")}; suites: ${suites.map((s) => s.name).join(", ")}`);
+  console.error(`unknown suite ${unknown.join(", ")}; suites: ${known.map((s) => s.name).join(", ")}`);
   process.exit(2);
 }
 
@@ -43,7 +48,7 @@ console.log = (...args: unknown[]) => {
   return print(...args);
 };
 
-const chosen = wanted.length === 0 ? suites : suites.filter((s) => wanted.includes(s.name));
+const chosen = wanted.length === 0 ? suites : known.filter((s) => wanted.includes(s.name));
 console.log(`# dspex bench: ${chosen.map((s) => s.name).join(", ")}`);
 console.log(`# ${machine()}`);
 const failed: string[] = [];

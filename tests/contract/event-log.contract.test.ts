@@ -301,17 +301,16 @@ describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
     ]);
     await appendEvents(log, [request(2, "s")]);
     const seen: string[] = [];
+    let consumer: ReturnType<typeof consumeEvents> | undefined;
     await new Promise<void>((done) => {
-      const consumer = consumeEvents(log, { group, topics: [Topics.requests] }, (batch) => {
+      consumer = consumeEvents(log, { group, topics: [Topics.requests] }, (batch) => {
         for (const { event } of batch.events)
           if (event.type === "ExecutionRequested") seen.push(event.data.requestId);
-        if (seen.length === 2) {
-          done();
-          void consumer.stop();
-        }
+        if (seen.length === 2) done();
       });
     });
-    await new Promise((r) => setTimeout(r, 100));
+    // Stopped: every batch it took is committed, its dead letters with it.
+    await consumer!.stop();
     expect(seen).toEqual(["r-1", "r-2"]);
     const dead = await readEvents(log, Topics.dlq);
     const letters = dead.map((d) =>

@@ -24,6 +24,7 @@ import { createClient } from "../../streams/client.ts";
 import { type EventOf, MetricRecorded } from "../../streams/events/index.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
+import { untilCaughtUp } from "../support/waits.ts";
 import { eventsOn, eventually, labelBootstrap, labelSystem } from "./optimize-support.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -97,7 +98,7 @@ describe("the optimizer consuming OptimizationRequested (embedded log, test exec
     expect(demos.value).toEqual(reference.bestConfig[demosVariable]);
     // Delivered again (a second publish): not run again.
     await appendEvents(log, [optimizationRequested(data)]);
-    await new Promise((r) => setTimeout(r, 500));
+    await untilCaughtUp(log, { "dspex-optimizer": [Topics.requests] });
     expect((await eventsOn(log, Topics.optimizations)).filter((e) => e.key === "runner-1")).toHaveLength(
       events.length,
     );

@@ -1,5 +1,3 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { lagCommand } from "../../cli/commands/lag.ts";
@@ -32,7 +30,7 @@ describe("dspex publish, status and tail", () => {
   };
 
   it("publishes and waits for the result, then shows the execution's status, and tails the topic", async () => {
-    const path = join(mkdtempSync(join(tmpdir(), "dspex-cli-")), "log.db");
+    const path = join(temporaryFolder("dspex-cli-"), "log.db");
     const log = await openLog({ backend: "embedded", path });
     cleanups.push(() => log.close());
     await createClient(log).register(qa);

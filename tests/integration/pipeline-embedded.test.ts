@@ -10,6 +10,7 @@ import { openLog } from "../../streams/open.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { backendsUnderTest, skippedHere } from "../support/backends.ts";
+import { pipelineInputs, untilCaughtUp } from "../support/waits.ts";
 import { program, stage } from "../unit/processors/fixtures.ts";
 
 const qa = program(
@@ -205,7 +206,7 @@ describe.each(backendsUnderTest)("pipeline on the $name log", (backend) => {
     await appendEvents(log, [completedOnce]);
     await client.publish({ programId: "qa", inputs: { question: "q" }, requestId });
     await waitFor(async () => (await resultsOf(log)).length >= 1);
-    await new Promise((wake) => setTimeout(wake, 200));
+    await untilCaughtUp(log, pipelineInputs);
     const results = await resultsOf(log);
     expect(results.map((r) => r.type)).toEqual(["ExecutionCompleted"]);
   });
@@ -225,7 +226,7 @@ describe.each(backendsUnderTest)("pipeline on the $name log", (backend) => {
     const restarted: RunningProcessor<unknown> = startPipeline(log);
     cleanups.push(() => restarted.stop());
     await waitFor(async () => (await resultsOf(log)).length >= requests.length);
-    await new Promise((wake) => setTimeout(wake, 200));
+    await untilCaughtUp(log, { ...pipelineInputs, "dspex-test-executor": [Topics.steps] });
     const results = await resultsOf(log);
     expect(results.map((r) => r.type)).toEqual(requests.map(() => "ExecutionCompleted"));
     expect(new Set(results.map((r) => r.data.requestId))).toEqual(new Set(requests.map((r) => r.requestId)));

@@ -21,6 +21,7 @@ import { openLog } from "../../streams/open.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { embeddedBackend } from "../support/backends.ts";
+import { untilCaughtUp } from "../support/waits.ts";
 import { completed, program, requested, stage } from "../unit/processors/fixtures.ts";
 
 const qa = program(
@@ -158,7 +159,7 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     await appendEvents(log, events.slice(-20));
     await appendEvents(log, [requested("r-new", "qa", { question: "q" })]);
     await waitFor(async () => (stateOf(running) ?? 0) >= 301);
-    await new Promise((wake) => setTimeout(wake, 100));
+    await untilCaughtUp(log, { counter: [Topics.requests] });
     expect(stateOf(running)).toBe(301);
     expect(running.remembered()).toBe(50);
     const rebuilt = await rebuildState(log, counter, undefined, { dedupCapacity: 50 });
@@ -179,7 +180,8 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
       requested("i1", "ignore", { question: "q" }),
       requested("i2", "ignore", { question: "q" }),
     ]);
-    await new Promise((wake) => setTimeout(wake, 100));
+    // Handled (their ids remembered), not committed yet.
+    await waitFor(async () => running.remembered() === 3);
     expect(await committed()).toBe(1);
     await waitFor(async () => (await committed()) === 3, 5_000);
     expect(stateOf(running)).toBe(1);
@@ -193,8 +195,8 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     const ignored = encodeEvent(requested("i1", "ignore", { question: "q" }));
     await log.append([{ topic: Topics.requests, key: "k", value: "not json" }, ignored]);
     await waitFor(async () => [...(await log.committed("counter", Topics.requests)).values()][0] === 2);
-    // Past the quiet commit's timer: the batch it holds was committed with its dead letter already.
-    await new Promise((wake) => setTimeout(wake, 600));
+    // Stopping commits what it holds back: the batch was committed with its dead letter already, once.
+    await running.stop();
     const letters = (await eventsOf(log, Topics.dlq)).filter(({ event }) => event.type === "DeadLettered");
     expect(letters.map(({ event }) => (event.data as { reason: string }).reason)).toEqual([
       expect.stringMatching(/not valid JSON|JSON/),

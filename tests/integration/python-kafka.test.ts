@@ -18,6 +18,7 @@ import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
 import { expectTriageCompleted, mixedTriage, triageMessages } from "../support/programs.ts";
+import { pipelineInputs, untilCaughtUp } from "../support/waits.ts";
 
 const found = findPython();
 const kafka = kafkaForTests();
@@ -143,8 +144,8 @@ describe.skipIf(skipReason !== undefined)("Python consumers on the Kafka log", (
     );
     expect(completedBy.length).toBeGreaterThanOrEqual(1);
     for (const worker of completedBy) expect(worker).not.toBe(victim);
-    // Late duplicates would show up here; give them a moment.
-    await new Promise((r) => setTimeout(r, 3_000));
+    // Every step and result handled by everyone: a late duplicate would be on the log now.
+    await untilCaughtUp(log, { ...pipelineInputs, "dspex-consumers": [Topics.steps] }, 120_000);
     expect(await completions(log, requestId)).toHaveLength(1);
   }, 240_000);
 });

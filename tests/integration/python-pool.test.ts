@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,6 +12,7 @@ import { findPython } from "../../processors/workers/python.ts";
 import { parseEvent } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import { derivedId } from "../../streams/ids.ts";
+import { temporaryFolder } from "../support/cleanup.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const vector = JSON.parse(
@@ -56,7 +56,7 @@ describe.skipIf(!found.python)("Python stdio worker pool (real processes)", () =
   let pool: WorkerPool;
 
   beforeAll(async () => {
-    const answers = join(mkdtempSync(join(tmpdir(), "dspex-pool-")), "answers.json");
+    const answers = join(temporaryFolder("dspex-pool-"), "answers.json");
     writeFileSync(answers, JSON.stringify({ "Capital of France?": { answer: "Paris" } }));
     pool = startWorkerPool({
       python: found.python!,
@@ -102,7 +102,7 @@ describe.skipIf(!found.python)("Python stdio worker pool (real processes)", () =
   it("restarts a worker killed mid-step and runs the step again elsewhere: one result", async () => {
     const before = pool.stats().restarts;
     const running = pool.run(slow(2_500, "doomed"));
-    await new Promise((wake) => setTimeout(wake, 700));
+    await expect.poll(() => pool.stats().workers.some((worker) => worker.busy)).toBe(true);
     const victim = pool.stats().workers.findIndex((worker) => worker.busy);
     expect(victim).toBeGreaterThanOrEqual(0);
     process.kill(pool.pidOf(victim)!, "SIGKILL");

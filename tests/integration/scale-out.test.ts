@@ -16,6 +16,7 @@ import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { dspex, stopChild as stop } from "../support/cli.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
+import { pipelineInputs, untilCaughtUp } from "../support/waits.ts";
 
 const found = findPython();
 const kafka = kafkaForTests();
@@ -84,8 +85,8 @@ describe.skipIf(skipReason !== undefined)("scale-out on Kafka: dspex processors 
 
     const outcomes = (await Promise.all(results)) as { type: string }[];
     expect(outcomes.map((o) => o.type)).toEqual(requestIds.map(() => "ExecutionCompleted"));
-    // Redelivered steps after a rebalance must not produce a second result.
-    await new Promise((r) => setTimeout(r, 2_000));
+    // Redelivered steps after a rebalance must not produce a second result: everyone caught up first.
+    await untilCaughtUp(log, { ...pipelineInputs, "dspex-consumers": [Topics.steps] }, 120_000);
     const perRequest = new Map<string, number>();
     for (const read of await readEvents(log, Topics.results))
       if ("event" in read && "requestId" in read.event.data)

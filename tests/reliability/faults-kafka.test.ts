@@ -34,6 +34,7 @@ import { Topics } from "../../streams/topics.ts";
 import { freshKafkaConfig } from "../support/kafka.ts";
 import { type OwnBroker, ownBrokerSkipReason, startOwnBroker } from "../support/own-broker.ts";
 import { spawnTs } from "../support/processes.ts";
+import { pipelineInputs, untilCaughtUp } from "../support/waits.ts";
 
 const python = findPython();
 const skipReason = python.reason ?? ownBrokerSkipReason();
@@ -278,8 +279,8 @@ describe.skipIf(skipReason !== undefined)("faults on Kafka: kill -9 and broker r
         ).catch(async (error) => {
           throw new Error(`${message(error)}\n${await situation(log, consumers, processors)}`);
         });
-        // A late duplicate would show up in this time.
-        await new Promise((r) => setTimeout(r, 2_000));
+        // Everyone caught up with everything: a late duplicate would be on the log now.
+        await untilCaughtUp(log, { ...pipelineInputs, "dspex-consumers": [Topics.steps] }, 120_000);
 
         const results = resultsByRequest(await eventsOf(log, Topics.results));
         for (const requestId of requestIds) {

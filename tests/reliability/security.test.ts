@@ -2,10 +2,9 @@
  * Secrets never reach events, dead letters or logs; ReAct tools come only from the consumers' registry;
  * Kafka TLS/SASL settings pass from the config file through logConfigOf to kafkajs.
  */
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../cli/config.ts";
@@ -164,7 +163,7 @@ describe.skipIf(!found.python)("secrets and tools, through the pipeline and Pyth
 describe("Kafka TLS and SASL settings", () => {
   const password = "hunter2-kafka-password-9e8d7c";
   const configFile = (kafka: object) => {
-    const path = join(mkdtempSync(join(tmpdir(), "dspex-sasl-")), "dspex.config.json");
+    const path = join(temporaryFolder("dspex-sasl-"), "dspex.config.json");
     writeFileSync(path, JSON.stringify({ backend: "kafka", kafka }));
     return path;
   };

@@ -1,8 +1,7 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { it } from "vitest";
 import type { LogConfig } from "../../streams/open.ts";
+import { temporaryFolder } from "./cleanup.ts";
 import { eventStoreDbBackend } from "./eventstoredb.ts";
 import { kafkaBackend } from "./kafka.ts";
 
@@ -14,24 +13,14 @@ export interface BackendUnderTest {
   freshConfig(): LogConfig;
 }
 
-const temporaryFolders: string[] = [];
-process.on("exit", () => {
-  for (const folder of temporaryFolders) rmSync(folder, { recursive: true, force: true });
-});
-
-/** A temporary folder removed when the test process exits. */
-export const temporaryFolder = (prefix: string): string => {
-  const folder = mkdtempSync(join(tmpdir(), prefix));
-  temporaryFolders.push(folder);
-  return folder;
-};
+export { temporaryFolder };
 
 export const embeddedBackend: BackendUnderTest = {
   name: "embedded",
   skipReason: () => undefined,
   freshConfig: () => ({
     backend: "embedded",
-    path: join(mkdtempSync(join(tmpdir(), "dspex-log-")), "log.db"),
+    path: join(temporaryFolder("dspex-log-"), "log.db"),
   }),
 };
 

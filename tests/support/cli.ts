@@ -1,12 +1,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { trackChild } from "./cleanup.ts";
 import { root, typescriptNode } from "./processes.ts";
 
 const cli = new URL("../../cli/main.ts", import.meta.url).pathname;
 
 /** A `dspex` command in a process of its own; `lines` collects what it prints. */
 export const dspex = (args: string[], env: NodeJS.ProcessEnv) => {
-  const child = spawn(...typescriptNode(cli, args), { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = trackChild(
+    spawn(...typescriptNode(cli, args), { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] }),
+  );
   const lines: string[] = [];
   createInterface({ input: child.stdout! }).on("line", (line) => lines.push(line));
   const errors: string[] = [];

@@ -10,6 +10,7 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { temporaryFolder } from "./backends.ts";
+import { onCleanUp } from "./cleanup.ts";
 import { kafkaForTests } from "./kafka.ts";
 
 const run = promisify(execFile);
@@ -63,6 +64,11 @@ export const startOwnBroker = async (): Promise<OwnBroker> => {
   process.on("exit", () => {
     if (running) spawnSync("bash", [`${infra}stop.sh`], { env });
   });
+  // A test file that never stopped it: stopped after the file (vitest's workers get no "exit").
+  const cleanup = onCleanUp(async () => {
+    if (running) await stop();
+    running = false;
+  });
   const brokers = await start();
   return {
     brokers,
@@ -75,6 +81,7 @@ export const startOwnBroker = async (): Promise<OwnBroker> => {
       return { stoppedMs: stoppedAt - began, startedMs: Date.now() - stoppedAt };
     },
     async stop() {
+      cleanup.remove();
       await stop();
       running = false;
       rmSync(data, { recursive: true, force: true });

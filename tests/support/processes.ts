@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
+import { trackChild } from "./cleanup.ts";
 
 export const root = new URL("../..", import.meta.url).pathname;
 
@@ -12,7 +13,9 @@ export const typescriptNode = (script: string, args: string[]) =>
 
 /** Runs a TypeScript file in a real child process; `lines` collects its stdout lines. */
 export const spawnTs = (script: string, args: string[]) => {
-  const child = spawn(...typescriptNode(script, args), { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const child = trackChild(
+    spawn(...typescriptNode(script, args), { cwd: root, stdio: ["ignore", "pipe", "inherit"] }),
+  );
   const lines: string[] = [];
   const waiters: Array<() => void> = [];
   createInterface({ input: child.stdout! }).on("line", (line) => {

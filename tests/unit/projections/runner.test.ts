@@ -221,9 +221,9 @@ describe("projection runner on the embedded log", () => {
     const subscription = variables$(runner).subscribe((u) => updates.push(u));
     const following = runner.follow();
     await execute(log, [declare("a")]);
-    await new Promise((done) => setTimeout(done, 100));
+    await expect.poll(() => updates.length).toBe(1);
     await execute(log, [set("a", 7)]);
-    await new Promise((done) => setTimeout(done, 100));
+    await expect.poll(() => updates.length).toBe(2);
     following.unsubscribe();
     subscription.unsubscribe();
     expect(updates.map((u) => [u.variableId, u.event.type, u.state?.value])).toEqual([
