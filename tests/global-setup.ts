@@ -1,6 +1,21 @@
 import type { TestProject } from "vitest/node";
-import { setupKafka } from "./support/kafka.ts";
+import { findPython } from "../processors/workers/python.ts";
+import { kafkaForTests, setupKafka } from "./support/kafka.ts";
 import { findLeftovers, removeLeftovers } from "./support/leftovers.ts";
+
+/**
+ * DSPEX_REQUIRE=kafka,python (the test command sets it): a service the suites need that is missing fails
+ * the run at once instead of letting its tests skip — only a backend that cannot run here (EventStoreDB
+ * without Docker) may skip.
+ */
+const requireServices = (required = (process.env.DSPEX_REQUIRE ?? "").split(",").filter(Boolean)) => {
+  const missing: string[] = [];
+  const kafka = kafkaForTests();
+  if (required.includes("kafka") && "skipReason" in kafka) missing.push(`Kafka: ${kafka.skipReason}`);
+  const python = findPython();
+  if (required.includes("python") && !python.python) missing.push(`Python: ${python.reason}`);
+  if (missing.length > 0) throw new Error(`DSPEX_REQUIRE=${required.join(",")}, but ${missing.join("; ")}`);
+};
 
 /**
  * Starts the services the suites need once per test run (the Kafka broker joins here); afterwards fails
@@ -10,6 +25,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const began = Date.now();
   const teardowns: Array<() => Promise<void>> = [];
   teardowns.push(await setupKafka(project));
+  requireServices();
   return async () => {
     for (const teardown of teardowns.reverse()) await teardown();
     const left = findLeftovers(began);
