@@ -1,7 +1,7 @@
 import type { TestProject } from "vitest/node";
 import { findPython } from "../processors/workers/python.ts";
 import { kafkaForTests, setupKafka } from "./support/kafka.ts";
-import { findLeftovers, removeLeftovers } from "./support/leftovers.ts";
+import { findLeftovers, markTestRun, removeLeftovers } from "./support/leftovers.ts";
 
 /**
  * DSPEX_REQUIRE=kafka,python (the test command sets it): a service the suites need that is missing fails
@@ -22,15 +22,15 @@ const requireServices = (required = (process.env.DSPEX_REQUIRE ?? "").split(",")
  * the run if a test left a temporary folder or a process of ours behind (after removing them).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const began = Date.now();
+  const run = markTestRun();
   const teardowns: Array<() => Promise<void>> = [];
   teardowns.push(await setupKafka(project));
   requireServices();
   return async () => {
     for (const teardown of teardowns.reverse()) await teardown();
-    const left = findLeftovers(began);
+    const left = findLeftovers(run);
+    removeLeftovers(run, left);
     if (left.folders.length + left.processes.length === 0) return;
-    removeLeftovers(left);
     throw new Error(
       `the tests left behind ${left.folders.length} temporary folders and ${left.processes.length} processes (removed now):\n${[...left.folders, ...left.processes].join("\n")}`,
     );

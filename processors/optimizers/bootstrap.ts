@@ -145,3 +145,68 @@ export const bootstrapFewShot: Strategy<BootstrapState> = {
       : undefined;
   },
 };
+
+/** Candidate i bootstraps with its own seed; after the first, over a shuffled trainset (DSPy's random search). */
+const candidateSetup = (setup: OptimizationSetup, candidate: number): OptimizationSetup =>
+  candidate === 0
+    ? setup
+    : {
+        ...setup,
+        seed: setup.seed + candidate,
+        trainset: pyRandom(setup.seed + candidate).shuffled([...setup.trainset]),
+      };
+
+export interface CandidatesState {
+  candidate: number;
+  inner: BootstrapState;
+  /** The candidate waiting for its dev-set score, once its bootstrap finished. */
+  pending?: JsonRecord;
+  scored: readonly { overrides: JsonRecord; score: number }[];
+}
+
+const candidatesOf = (setup: OptimizationSetup) => Math.max(1, numberParam(setup, "candidates", 1));
+
+/**
+ * BootstrapFewShot `params.candidates` times, with other seeds and training orders, each candidate's demos
+ * scored on the devset and the best kept — DSPy's BootstrapFewShotWithRandomSearch without its
+ * zero-shot and labeled-only candidates (the baseline and the adoption margin stand for those).
+ */
+export const bootstrapCandidates: Strategy<CandidatesState> = {
+  name: "bootstrap",
+  plan(setup) {
+    const candidates = candidatesOf(setup);
+    const inner = bootstrapFewShot.plan(setup);
+    return {
+      trials: candidates * (inner.trials + 1),
+      exampleRuns: candidates * (inner.exampleRuns + setup.devset.length),
+      extraCalls: 0,
+    };
+  },
+  init: (setup) => ({ candidate: 0, inner: bootstrapFewShot.init(setup), scored: [] }),
+  propose(state, setup, ctx) {
+    if (state.candidate >= candidatesOf(setup)) return undefined;
+    if (state.pending)
+      return { phase: "candidate", overrides: state.pending, examples: setup.devset.map((e) => e.id) };
+    return bootstrapFewShot.propose(state.inner, candidateSetup(setup, state.candidate), ctx);
+  },
+  observe(state, setup, result) {
+    const fresh = bootstrapFewShot.init(setup);
+    if (state.pending) {
+      const scored = [...state.scored, { overrides: state.pending, score: result.outcome.score }];
+      return { candidate: state.candidate + 1, inner: fresh, scored };
+    }
+    const own = candidateSetup(setup, state.candidate);
+    const inner = bootstrapFewShot.observe(state.inner, own, result);
+    if (!finished(inner, own, paramsOf(own))) return { ...state, inner };
+    const demos = bootstrapFewShot.best(inner, own);
+    // A candidate with no demos is the baseline: nothing to score.
+    return demos
+      ? { ...state, inner, pending: demos.overrides }
+      : { candidate: state.candidate + 1, inner: fresh, scored: state.scored };
+  },
+  best: (state) =>
+    state.scored.reduce<{ overrides: JsonRecord; score: number } | undefined>(
+      (best, c) => (!best || c.score > best.score ? c : best),
+      undefined,
+    ),
+};

@@ -1,5 +1,6 @@
+import type { JsonRecord } from "../../streams/events/index.ts";
 import { bayesianSearch, randomSearch } from "./bayes.ts";
-import { bootstrapFewShot } from "./bootstrap.ts";
+import { bootstrapCandidates, bootstrapFewShot } from "./bootstrap.ts";
 import { simba } from "./simba.ts";
 import type { Strategy } from "./strategy.ts";
 
@@ -12,7 +13,11 @@ export const optimizers = {
 
 export type OptimizerName = keyof typeof optimizers;
 
-export const strategyFor = (name: OptimizerName): Strategy<unknown> => optimizers[name] as Strategy<unknown>;
+/** The strategy a request names; the bootstrap with `params.candidates` above 1 keeps the best of several on dev. */
+export const strategyFor = (name: OptimizerName, params: JsonRecord = {}): Strategy<unknown> =>
+  (name === "bootstrap" && typeof params.candidates === "number" && params.candidates > 1
+    ? bootstrapCandidates
+    : optimizers[name]) as Strategy<unknown>;
 
 export { type OptimizationResult, type Progress, runOptimization } from "./driver.ts";
 export { historyOf, trialEvaluationId } from "./history.ts";

@@ -115,6 +115,14 @@ const programOf = (setup: OptimizationSetup, overrides: JsonRecord): ProgramConf
   };
 };
 
+/**
+ * Where the step winners are finally compared: the devset (default: the trainset lent the demos and
+ * trajectories, so a program is partly scored on its own demos), or the trainset as DSPy does
+ * (`params.finalOn: "train"`).
+ */
+const finalExamples = (setup: OptimizationSetup): readonly Example[] =>
+  setup.params.finalOn === "train" ? setup.trainset : setup.devset;
+
 /** The step's mini-batch: a sliding window over a shuffled trainset, reshuffled when it runs out. */
 export const batchOf = (setup: OptimizationSetup, step: number): Example[] => {
   const { bsize } = simbaParams(setup);
@@ -306,7 +314,8 @@ export const simba: Strategy<SimbaState> = {
     const perStep = p.numCandidates * Math.min(p.bsize, p.numCandidates) + p.numCandidates;
     return {
       trials: p.maxSteps * perStep + p.numCandidates + 1,
-      exampleRuns: p.maxSteps * 2 * p.numCandidates * p.bsize + (p.numCandidates + 1) * setup.trainset.length,
+      exampleRuns:
+        p.maxSteps * 2 * p.numCandidates * p.bsize + (p.numCandidates + 1) * finalExamples(setup).length,
       extraCalls: p.maxSteps * p.numCandidates,
     };
   },
@@ -346,7 +355,7 @@ export const simba: Strategy<SimbaState> = {
         return {
           phase: "simba-final",
           overrides: overridesOf(setup, state.programs[program]!),
-          examples: setup.trainset.map((e) => e.id),
+          examples: finalExamples(setup).map((e) => e.id),
         };
       }
     }

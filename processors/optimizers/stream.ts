@@ -125,7 +125,7 @@ export const optimizeOnLog = async (
   await leases.held;
   try {
     const result = await runOptimization(setup, {
-      strategy: strategyFor(request.optimizer as OptimizerName),
+      strategy: strategyFor(request.optimizer as OptimizerName, request.params),
       evaluator: streamEvaluator(log, { timeoutMs: options.evaluationTimeoutMs }),
       reflector: options.reflector ?? streamReflector(log, { model: reflectionModelOf(setup, program) }),
       history: await own(),

@@ -98,6 +98,25 @@ def test_demos_reach_the_prompt_and_gate_the_demo_gated_mode():
     assert execute_step(without_label, PARIS).outputs["answer"] != "Paris"
 
 
+def test_the_nearest_demo_mode_answers_a_literal_with_the_nearest_demos_label():
+    signature = {
+        "instructions": "Classify it.",
+        "inputs": [{"name": "message", "type": "str"}],
+        "outputs": [{"name": "category", "type": "Literal['billing', 'technical']"}],
+    }
+    step = qa_step(signature=signature, lm={"model": "dspex/test?mode=nearest_demo", "temperature": 0, "maxTokens": 64})
+    demos = [
+        {"message": "I was charged twice for my plan", "category": "billing"},
+        {"message": "the app crashes on start", "category": "technical"},
+    ]
+    ask = lambda message, demos: execute_step(step | {"inputs": {"message": message}, "demos": demos}, ExecutorSettings())
+    assert ask("why was my card charged twice", demos).outputs == {"category": "billing"}
+    assert ask("it crashes when I open the app", demos).outputs == {"category": "technical"}
+    # Demos that point the other way mislead it, as they would a small model.
+    swapped = [{**demos[0], "category": "technical"}, {**demos[1], "category": "billing"}]
+    assert ask("why was my card charged twice", swapped).outputs == {"category": "technical"}
+
+
 def test_typed_outputs_are_parsed_and_checked():
     signature = {
         "instructions": "Rate it.",

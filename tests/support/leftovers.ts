@@ -1,54 +1,74 @@
 /**
- * What a test run left behind: `dspex-*` folders in the temp dir made during the run, and processes of
- * ours (Python consumers, dspex commands, test children, brokers of a test) started during it. The test
- * command fails when there are any (tests/global-setup.ts), after removing them.
+ * What a test run left behind. The run marks what it makes: its temporary folders go under a folder of
+ * its own (TMPDIR), and every process it starts inherits DSPEX_TEST_RUN. Whatever is still there after
+ * the run fails it (tests/global-setup.ts), after being removed — and another run on the same machine
+ * (a second checkout, a helper's pytest) is never touched.
  */
-import { execFileSync } from "node:child_process";
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { temporaryPrefix } from "./cleanup.ts";
 
-/** Command lines of processes only our tests start. */
+/** Command lines of processes only our tests start (the test runner's own workers carry the mark too). */
 const ours = [
   /dspex_consumers/,
   /cli\/main\.ts/,
   /tests\/support\/.*-child\.ts/,
-  /kafka\.Kafka .*dspex-own-kafka-/,
-  /dspex-kafka-cluster-/,
+  /kafka\.Kafka /,
+  /bench\/.*\.ts/,
 ];
+
+export interface TestRun {
+  id: string;
+  folder: string;
+}
+
+/** Marks this process's environment, which the test workers and their children inherit. */
+export const markTestRun = (): TestRun => {
+  const id = randomUUID().slice(0, 8);
+  const folder = join(tmpdir(), `${temporaryPrefix}test-run-${id}`);
+  mkdirSync(folder);
+  process.env.DSPEX_TEST_RUN = id;
+  process.env.TMPDIR = folder;
+  return { id, folder };
+};
 
 export interface Leftovers {
   folders: string[];
   processes: string[];
 }
 
-export const findLeftovers = (since: number, exclude: ReadonlySet<number> = new Set()): Leftovers => {
-  const folders = readdirSync(tmpdir())
-    .filter((name) => name.startsWith(temporaryPrefix))
-    .map((name) => join(tmpdir(), name))
-    .filter((path) => {
-      try {
-        return statSync(path).birthtimeMs >= since || statSync(path).ctimeMs >= since;
-      } catch {
-        return false;
-      }
-    });
-  const runSeconds = (Date.now() - since) / 1000;
-  const processes = execFileSync("ps", ["-eo", "pid=,etimes=,args="], { encoding: "utf8" })
-    .split("\n")
-    .map((line) => line.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/))
-    .filter((m): m is RegExpMatchArray => m !== null)
-    .filter(
-      ([, pid, age, args]) =>
-        Number(age) < runSeconds && !exclude.has(Number(pid)) && ours.some((re) => re.test(args!)),
-    )
-    .map(([, pid, , args]) => `${pid} ${args!.slice(0, 160)}`);
+const environmentOf = (pid: string): string => {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "latin1");
+  } catch {
+    return "";
+  }
+};
+
+const commandOf = (pid: string): string => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " ").trim();
+  } catch {
+    return "";
+  }
+};
+
+export const findLeftovers = (run: TestRun): Leftovers => {
+  const folders = readdirSync(run.folder).map((name) => join(run.folder, name));
+  const mark = `\0DSPEX_TEST_RUN=${run.id}\0`;
+  const processes = readdirSync("/proc")
+    .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid)
+    .filter((pid) => `\0${environmentOf(pid)}`.includes(mark))
+    .map((pid) => ({ pid, command: commandOf(pid) }))
+    .filter(({ command }) => ours.some((re) => re.test(command)))
+    .map(({ pid, command }) => `${pid} ${command.slice(0, 160)}`);
   return { folders, processes };
 };
 
-export const removeLeftovers = ({ folders, processes }: Leftovers): void => {
-  for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+/** Kills the leftover processes and removes the run's folder with whatever is in it. */
+export const removeLeftovers = (run: TestRun, { processes }: Leftovers): void => {
   for (const line of processes) {
     try {
       process.kill(Number(line.split(" ")[0]), "SIGKILL");
@@ -56,4 +76,5 @@ export const removeLeftovers = ({ folders, processes }: Leftovers): void => {
       // gone already
     }
   }
+  rmSync(run.folder, { recursive: true, force: true });
 };

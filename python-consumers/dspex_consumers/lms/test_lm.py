@@ -18,6 +18,10 @@ In every mode, a reflection prompt (SIMBA's OfferFeedback: `module_names` and `p
 program input> is <its value>, answer <the better run's first output if it scored above 0, else the
 first expected value>."
 
+- `nearest_demo`: a Literal output takes the value the demo nearest the inputs has (the most words in
+  common over all words, first of the best); without demos it is a hash-derived option. Demos then matter
+  as they do for a small real model: which ones, and how many (the main job's quick run shows learning).
+
 `latency_ms` sleeps that long on every call (benchmarks).
 """
 
@@ -37,7 +41,7 @@ import dspy
 from .prompt import PromptView, RequestedField, literal_options, read_prompt
 from .response import chat_completion, render, rough_tokens
 
-MODES = ("lookup", "demo_gated")
+MODES = ("lookup", "demo_gated", "nearest_demo")
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,8 @@ class TestLM(dspy.BaseLM):
         seed = _seed(view)
         rule = next((rule for rule in self.rules if rule.matches(view)), None)
         values = {field.name: fake_value(field, seed) for field in view.requested}
+        if self.mode == "nearest_demo":
+            values.update(nearest_demo_values(view))
         if rule is None or "module_advice" not in rule.then:
             advice = reflection_advice(view)
             if advice is not None:
@@ -129,6 +135,28 @@ class TestLM(dspy.BaseLM):
             if name in rule.then and rule.then[name] not in options:
                 options.append(rule.then[name])
         return options[guess_index(seed, temperature, len(options))]
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def _words(text: str) -> set[str]:
+    return set(_WORD.findall(text.lower()))
+
+
+def nearest_demo_values(view: PromptView) -> dict[str, Any]:
+    """The Literal outputs of the demo whose inputs share the most words with these (Jaccard; the first on ties)."""
+    literal = [field.name for field in view.requested if literal_options(field.python_type)]
+    if not literal or not view.demos:
+        return {}
+    query = _words(" ".join(view.inputs.values()))
+
+    def closeness(demo: dict[str, str]) -> float:
+        words = _words(" ".join(text for name, text in demo.items() if name in view.inputs))
+        return len(query & words) / max(1, len(query | words))
+
+    nearest = max(view.demos, key=closeness)
+    return {name: nearest[name] for name in literal if name in nearest}
 
 
 def _seed(view: PromptView) -> str:

@@ -86,4 +86,34 @@ describe("bootstrap few-shot", () => {
     const trials = events.filter((e) => e.type === "TrialProposed" && e.data.config.phase === "bootstrap");
     expect(trials.length).toBeLessThan(18);
   });
+
+  it("with candidates, scores each candidate's demos on the devset and keeps the best", async () => {
+    const params = { maxLabeledDemos: 2, maxBootstrappedDemos: 2, candidates: 3 };
+    const { result, events, setup } = await runOnLabelTask("bootstrap", { params });
+    const candidates = events.flatMap((e) =>
+      e.type === "TrialProposed" && e.data.config.phase === "candidate" ? [e.data.trial] : [],
+    );
+    expect(candidates).toHaveLength(3);
+    const scores = events.flatMap((e) =>
+      e.type === "TrialEvaluated" && candidates.includes(e.data.trial) ? [e.data.score] : [],
+    );
+    expect(scores).toHaveLength(3);
+    expect(result.bestScore).toBe(Math.max(...scores));
+    // Each candidate was scored on the whole devset, none on the trainset it bootstrapped from.
+    const devIds = new Set(setup.devset.map((e) => e.id));
+    const scored = events.flatMap((e) =>
+      e.type === "TrialProposed" && e.data.config.phase === "candidate" ? [e.data.config.examples] : [],
+    ) as string[][];
+    for (const ids of scored) expect(new Set(ids)).toEqual(devIds);
+  });
+
+  it("with candidates, resumes after a crash to the same result", async () => {
+    const params = { maxLabeledDemos: 2, maxBootstrappedDemos: 2, candidates: 3 };
+    const whole = await runOnLabelTask("bootstrap", { params });
+    const cut = Math.floor(whole.events.length * 0.6);
+    await expect(runOnLabelTask("bootstrap", { params, crashAfter: cut })).rejects.toThrow("crash");
+    const resumed = await runOnLabelTask("bootstrap", { params, events: whole.events.slice(0, cut) });
+    expect(resumed.result).toEqual(whole.result);
+    expect(resumed.events.map((e) => e.id)).toEqual(whole.events.map((e) => e.id));
+  });
 });

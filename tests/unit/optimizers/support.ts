@@ -59,7 +59,7 @@ export const runOnLabelTask = async (
   const events: DspexEvent[] = [...(options.events ?? [])];
   const evaluator = labelEvaluator();
   const result = await runOptimization(setup, {
-    strategy: strategyFor(optimizer),
+    strategy: strategyFor(optimizer, setup.params),
     evaluator,
     reflector: labelTaskReflector,
     history: historyOf(setup.optimizationId, events),
