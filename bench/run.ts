@@ -6,6 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { consumersSuite } from "./consumers.ts";
 import { kafkaSuite } from "./kafka.ts";
+import { learningSuite } from "./learning.ts";
 import { logSuite } from "./log.ts";
 import { logVsKafkaSuite } from "./log-vs-kafka.ts";
 import { memorySuite } from "./memory.ts";
@@ -29,7 +30,7 @@ const suites: Suite[] = [
 ];
 
 /** Suites that run only when named: they take minutes and stress the machine. */
-const onDemand: Suite[] = [soakSuite];
+const onDemand: Suite[] = [soakSuite, learningSuite];
 
 const wanted = process.argv.slice(2);
 const known = [...suites, ...onDemand];
