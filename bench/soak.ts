@@ -20,9 +20,10 @@ import {
   stateHash,
   variablesProjection,
 } from "../projections/index.ts";
+import { untilAvailable } from "../streams/availability.ts";
 import { createClient } from "../streams/client.ts";
 import { groupLag } from "../streams/lag.ts";
-import type { EventLog } from "../streams/log.ts";
+import { type EventLog, isTransientError } from "../streams/log.ts";
 import { openLog } from "../streams/open.ts";
 import { readEvents } from "../streams/store.ts";
 import { allTopics, Topics } from "../streams/topics.ts";
@@ -171,7 +172,11 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
       while (running) {
         const requestId = `soak-${requestIds.length}`;
         requestIds.push(requestId);
-        await client.publish({ requestId, programId: "soak-qa", inputs: { question: requestId } });
+        // A publish during an outage fails; publishing the same request id again is safe (it runs once).
+        await untilAvailable(
+          () => client.publish({ requestId, programId: "soak-qa", inputs: { question: requestId } }),
+          isTransientError,
+        );
         await sleep(1_000 / options.rate);
       }
     })();

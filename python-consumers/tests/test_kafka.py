@@ -19,10 +19,10 @@ pytestmark = pytest.mark.skipif(not BROKERS, reason="no Kafka broker: set DSPEX_
 DISPATCHED = load_json(REPO / "tests" / "vectors" / "events" / "StepDispatched.v1.json")
 
 
-def create_topics(*names: str) -> None:
+def create_topics(*names: str, brokers: str | None = BROKERS) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": BROKERS})
+    admin = AdminClient({"bootstrap.servers": brokers})
     for future in admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1) for name in names]).values():
         future.result(30)
 
@@ -94,13 +94,14 @@ def step_for(session: str, suffix: str) -> dict:
     return step
 
 
-def produce_events(topic: str, events: list[dict], timestamp_ms: int = 0, transaction: str | None = None) -> None:
+def produce_events(topic: str, events: list[dict], timestamp_ms: int = 0, transaction: str | None = None,
+                   brokers: str | None = BROKERS) -> None:
     """`timestamp_ms`: the records' timestamp (0: now); `transaction`: "commit" or "abort" one around them."""
     from confluent_kafka import Producer
 
     from dspex_consumers.wire.codec import encode_event
 
-    config = {"bootstrap.servers": BROKERS, "partitioner": "murmur2_random"}
+    config = {"bootstrap.servers": brokers, "partitioner": "murmur2_random"}
     producer = Producer({**config, "transactional.id": f"test-{uuid.uuid4()}"} if transaction else config)
     if transaction:
         producer.init_transactions(30)
@@ -115,30 +116,34 @@ def produce_events(topic: str, events: list[dict], timestamp_ms: int = 0, transa
     assert producer.flush(30) == 0
 
 
-def wait_until_committed_to_end(group: str, topic: str, timeout_s: float = 60) -> None:
+def wait_until_committed_to_end(group: str, topic: str, timeout_s: float = 60, brokers: str | None = BROKERS) -> None:
     """Until `group` has committed every partition of `topic` up to its end (what it consumed, it has decided)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    probe = Consumer({"bootstrap.servers": BROKERS, "group.id": group, "enable.auto.commit": False})
+    probe = Consumer({"bootstrap.servers": brokers, "group.id": group, "enable.auto.commit": False})
     partitions = [TopicPartition(topic, p) for p in probe.list_topics(topic, timeout=30).topics[topic].partitions]
     deadline = time.time() + timeout_s
     try:
         while True:
-            ends = [probe.get_watermark_offsets(tp, 30)[1] for tp in partitions]
-            committed = [max(tp.offset, 0) for tp in probe.committed(partitions, 30)]
-            if committed == ends:
-                return
-            assert time.time() < deadline, f"{group} committed {committed} of {ends} on {topic}"
+            try:
+                ends = [probe.get_watermark_offsets(tp, 30)[1] for tp in partitions]
+                committed = [max(tp.offset, 0) for tp in probe.committed(partitions, 30)]
+                if committed == ends:
+                    return
+                progress = f"committed {committed} of {ends}"
+            except KafkaException as error:  # a broker that has just started: no leader yet for a moment
+                progress = str(error)
+            assert time.time() < deadline, f"{group} on {topic}: {progress}"
             time.sleep(0.1)
     finally:
         probe.close()
 
 
-def read_to_end(topic: str) -> list[dict]:
+def read_to_end(topic: str, brokers: str | None = BROKERS) -> list[dict]:
     """Every event on `topic` now, each partition read up to its end."""
     from confluent_kafka import Consumer, TopicPartition
 
-    reader = Consumer({"bootstrap.servers": BROKERS, "group.id": f"reader-{uuid.uuid4()}", "enable.partition.eof": True})
+    reader = Consumer({"bootstrap.servers": brokers, "group.id": f"reader-{uuid.uuid4()}", "enable.partition.eof": True})
     partitions = reader.list_topics(topic, timeout=30).topics[topic].partitions
     reader.assign([TopicPartition(topic, p, 0) for p in partitions])
     events, unread = [], set(partitions)

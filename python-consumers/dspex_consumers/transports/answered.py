@@ -7,10 +7,13 @@ when the group has none): it reads step-results[p] from that step's timestamp up
 and keeps the ids of the steps that have a StepCompleted or a StepFailed (from a worker, or the
 coordinator's timeout). That covers a new group, a restart, a redelivery, and a crash between producing
 a result and committing its step. As it reads on, it forgets answers older than the steps it reads.
+A call the broker does not answer within BROKER_TIMEOUT_S raises (the worker retries it while the broker
+is unreachable); the scan then starts over.
 """
 
 import json
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -23,7 +26,7 @@ ANSWERS = ("StepCompleted", "StepFailed")
 # record may be appended a while after it was created: the scan starts this much earlier, and an answer
 # is forgotten only once the steps read are this much newer than it.
 CLOCK_MARGIN_MS = 5 * 60_000
-BROKER_TIMEOUT_S = 30
+BROKER_TIMEOUT_S = 10
 UNKNOWN_TIME = 2**63 - 1  # an answer without a timestamp is kept as long as its partition is owned
 
 
@@ -94,9 +97,15 @@ class AnsweredSteps:
     def _read(self, ranges: dict[int, tuple[int, int]], answered: OrderedDict[str, int]) -> None:
         self.reader.assign([self._tp(p, start) for p, (start, _) in ranges.items()])
         unread = set(ranges)
+        last_read = time.monotonic()
         try:
             while unread:
-                for message in self.reader.consume(500, timeout=1.0):
+                messages = self.reader.consume(500, timeout=1.0)
+                if messages:
+                    last_read = time.monotonic()
+                elif time.monotonic() - last_read > BROKER_TIMEOUT_S:
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{self.results_topic}: nothing read in {BROKER_TIMEOUT_S} s"))
+                for message in messages:
                     if reached_end(message, ranges):
                         unread.discard(message.partition())
                     if message.error() is None:
