@@ -131,6 +131,17 @@ interface KafkajsCluster {
  * seconds, and forgets it as soon as finding the coordinator's broker fails. (Reaches into kafkajs 2.2.4's
  * private cluster factory; with any other kafkajs it changes nothing.)
  */
+/**
+ * kafkajs gives up finding a group's coordinator when no broker answers (an outage) with a non-retriable
+ * error, and a consumer that meets it crashes for good instead of restarting: marked retriable, it restarts
+ * (with backoff, until the broker is back) like after any other connection error.
+ */
+const markCoordinatorNotFoundRetriable = (error: unknown): never => {
+  if ((error as { name?: string })?.name === "KafkaJSGroupCoordinatorNotFound")
+    Object.assign(error as object, { retriable: true });
+  throw error;
+};
+
 const reuseCoordinatorLookups = (kafka: Kafka): void => {
   const holder = kafka as unknown as Record<symbol, unknown>;
   const factory = Object.getOwnPropertySymbols(kafka).find(
@@ -149,7 +160,7 @@ const reuseCoordinatorLookups = (kafka: Kafka): void => {
       const key = keyOf(request);
       const known = lookups.get(key);
       if (known && Date.now() - known.at < coordinatorLookupTtlMs) return known.metadata;
-      const metadata = lookUp(request);
+      const metadata = lookUp(request).catch(markCoordinatorNotFoundRetriable);
       lookups.set(key, { at: Date.now(), metadata });
       metadata.catch(() => lookups.delete(key));
       return metadata;

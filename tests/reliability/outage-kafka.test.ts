@@ -37,10 +37,20 @@ const resultsOf = async (log: EventLog) => {
   return perRequest;
 };
 
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 180_000) => {
+const printed = (child: DspexChild) => [...child.lines, ...child.errors].join("\n");
+
+const until = async (
+  what: string,
+  check: () => Promise<boolean>,
+  children: DspexChild[],
+  timeoutMs = 180_000,
+) => {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; the processes printed:\n${children.map(printed).join("\n---\n")}`,
+      );
     await new Promise((r) => setTimeout(r, 500));
   }
 };
@@ -77,15 +87,19 @@ describe.skipIf(skipReason !== undefined)("a broker outage of minutes (Kafka)", 
     const requestIds = Array.from({ length: 8 }, (_, i) => `outage-${i}`);
     for (const requestId of requestIds.slice(0, 6))
       await client.publish({ requestId, programId: "outage-qa", inputs: { question: requestId } });
-    await until("the first result", async () => (await resultsOf(log!)).size > 0);
+    await until("the first result", async () => (await resultsOf(log!)).size > 0, children);
 
     const { stoppedMs, startedMs } = await broker.restart(OUTAGE_MS);
     for (const requestId of requestIds.slice(6))
       await client.publish({ requestId, programId: "outage-qa", inputs: { question: requestId } });
-    await until("every request's result", async () => {
-      const results = await resultsOf(log!);
-      return requestIds.every((id) => results.has(id));
-    });
+    await until(
+      "every request's result",
+      async () => {
+        const results = await resultsOf(log!);
+        return requestIds.every((id) => results.has(id));
+      },
+      children,
+    );
 
     const results = await resultsOf(log);
     for (const requestId of requestIds) expect([...results.get(requestId)!], requestId).toHaveLength(1);
@@ -94,7 +108,6 @@ describe.skipIf(skipReason !== undefined)("a broker outage of minutes (Kafka)", 
     );
     expect(processors.child.exitCode).toBeNull();
     expect(workers.child.exitCode).toBeNull();
-    const printed = (child: DspexChild) => [...child.lines, ...child.errors].join("\n");
     const processorLines = printed(processors);
     expect(processorLines.match(/cannot be reached/g)?.length ?? 0, processorLines).toBe(1);
     expect(processorLines.match(/is back after/g)?.length ?? 0, processorLines).toBe(1);

@@ -19,6 +19,9 @@ const ours = [
   /bench\/.*\.ts/,
 ];
 
+/** tsx's compile cache (`$TMPDIR/tsx-<uid>`), made by every `node --import tsx` child: a tool's, not a test's. */
+const toolCache = /^tsx-\d+$/;
+
 export interface TestRun {
   id: string;
   folder: string;
@@ -56,7 +59,9 @@ const commandOf = (pid: string): string => {
 };
 
 export const findLeftovers = (run: TestRun): Leftovers => {
-  const folders = readdirSync(run.folder).map((name) => join(run.folder, name));
+  const folders = readdirSync(run.folder)
+    .filter((name) => !toolCache.test(name))
+    .map((name) => join(run.folder, name));
   const mark = `\0DSPEX_TEST_RUN=${run.id}\0`;
   const processes = readdirSync("/proc")
     .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid)
