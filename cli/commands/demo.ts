@@ -58,11 +58,15 @@ const replayCheck = async (log: EventLog, live: ReturnType<typeof projectionRunn
 /** The LM the demo runs a model id as: the test LM learns from demos only in its nearest-demo mode. */
 const modelOf = (model: string) => (model === "dspex/test" ? "dspex/test?mode=nearest_demo" : model);
 
-/** Instructions the searches may choose between for the classifier (the first is the program's own). */
+/**
+ * Instructions the searches may choose between for the classifier (the first is the program's own). The
+ * offline model is a base model: instructions that list the categories made it worse (measured), so these
+ * don't.
+ */
 const instructionCandidates = [
   classifyInstructions,
-  "Read the support message and answer with the single category it belongs to: billing (payments, invoices, refunds), technical (the product misbehaving), account (access, settings, ownership) or shipping (deliveries, returns).",
-  "Which team should answer this message: billing, technical, account or shipping?",
+  "Decide which category the customer's support message belongs to.",
+  "Sort each customer message into the category of support it needs.",
 ];
 
 /**

@@ -9,8 +9,7 @@ import { rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { temporaryFolder } from "./backends.ts";
-import { onCleanUp } from "./cleanup.ts";
+import { onCleanUp, temporaryFolder } from "./cleanup.ts";
 import { kafkaForTests } from "./kafka.ts";
 
 const run = promisify(execFile);
