@@ -115,6 +115,18 @@ const withRetries = async <T>(call: () => Promise<T>): Promise<T> => {
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/**
+ * Applies a pause, resume or seek to a kafkajs consumer, unless it is between a crash and its restart
+ * (kafkajs then has no group and throws "not initialized"): the caller makes up for it after the restart.
+ */
+const unlessRestarting = (apply: () => void): void => {
+  try {
+    apply();
+  } catch (error) {
+    if (!/not initialized/.test(describe(error))) throw error;
+  }
+};
+
 /** How long a coordinator lookup is reused (see `reuseCoordinatorLookups`). */
 const coordinatorLookupTtlMs = 3_000;
 
@@ -802,12 +814,7 @@ export class KafkaLog implements EventLog {
      * none); the `paused` set is what counts, and it is applied again at every join.
      */
     const whileRunning = (apply: () => void, partitions: readonly TopicPartition[]) => {
-      if (partitions.length === 0) return;
-      try {
-        apply();
-      } catch (error) {
-        if (!/not initialized/.test(describe(error))) throw error;
-      }
+      if (partitions.length > 0) unlessRestarting(apply);
     };
     const physicalPartitions = (partitions: readonly TopicPartition[]) =>
       [...new Set(partitions.map((tp) => tp.topic))].map((topic) => ({
@@ -888,8 +895,12 @@ export class KafkaLog implements EventLog {
         });
         for (const [key, offset] of next) {
           const [physical, partition] = key.split("\u0000") as [string, string];
+          // A consumer restarting after a crash (its group join failed) takes no seek; it reads from the
+          // start again and `next` skips what was handed over already.
           if (offset > 0)
-            consumer.seek({ topic: physical, partition: Number(partition), offset: String(offset) });
+            unlessRestarting(() =>
+              consumer.seek({ topic: physical, partition: Number(partition), offset: String(offset) }),
+            );
         }
       })().catch((error) => {
         if (!stopped) subscriber.error(error);
