@@ -49,7 +49,14 @@ const requestRecords = (first: number, count: number): AppendRecord[] => {
   const template = ExecutionRequested.create({
     stream: "request-template",
     key: "template",
-    data: { requestId: "template", programId: "load-qa", inputs: { question: "q" } },
+    // The test is about the queue, not timeouts: on a loaded machine a step may wait longer than the
+    // default 2 min, and a timed-out step would open the model's circuit and fail the rest.
+    data: {
+      requestId: "template",
+      programId: "load-qa",
+      inputs: { question: "q" },
+      policy: { stepTimeoutMs: 600_000 },
+    },
   });
   const { headers } = encodeEvent(template);
   return Array.from({ length: count }, (_, i) => {
