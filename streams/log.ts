@@ -100,7 +100,9 @@ export interface RecordBatch {
   records: LogRecord[];
   /**
    * Appends `outputs` and commits this batch's offsets in one atomic step
-   * (one SQLite transaction; one Kafka transaction). The hook exactly-once processing uses.
+   * (one SQLite transaction; one Kafka transaction). The hook exactly-once processing uses. On Kafka,
+   * readers see the outputs and the offsets a moment after it resolves (the coordinator writes the
+   * transaction's markers after answering); a member taking the partition over waits for them.
    */
   commitWith(outputs: AppendRecord[]): Promise<Position[]>;
 }

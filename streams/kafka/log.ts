@@ -25,7 +25,6 @@ import {
   LogUnavailableError,
   type Position,
   type ReadOptions,
-  type RecordBatch,
   type TopicPartition,
   type TopicSpec,
 } from "../log.ts";
@@ -53,6 +52,12 @@ interface Fetched extends PendingRecords {
   partition: number;
   payload: EachBatchPayload;
   settle: (error?: unknown) => void;
+}
+
+/** An input partition this member took over: the producer that commits it, and where its group stood. */
+interface Ownership {
+  producer: Producer;
+  committed: number;
 }
 
 /** Largest single send: under the broker's default message.max.bytes (1 MiB) per partition batch. */
@@ -194,6 +199,8 @@ export interface KafkaLogOptions {
    * transaction commits. A test seam: the crash test kills the process here.
    */
   beforeTransactionCommit?: () => Promise<void> | void;
+  /** Runs inside commitWith once the transaction committed. A test seam: a commit whose answer is lost. */
+  afterTransactionCommit?: () => Promise<void> | void;
 }
 
 /** The EventLog port on Apache Kafka, through kafkajs. */
@@ -203,6 +210,7 @@ export class KafkaLog implements EventLog {
   readonly brokers: string[];
   private readonly logger: Logger;
   private readonly beforeTransactionCommit: () => Promise<void> | void;
+  private readonly afterTransactionCommit: () => Promise<void> | void;
   private readonly kafka: Kafka;
   private readonly admin: Admin;
   /** Idempotent (no duplicates on retry, order kept per partition); appends go through it one at a time. */
@@ -227,6 +235,7 @@ export class KafkaLog implements EventLog {
       this.logger.log("warn", message),
     );
     this.beforeTransactionCommit = options.beforeTransactionCommit ?? (() => undefined);
+    this.afterTransactionCommit = options.afterTransactionCommit ?? (() => undefined);
     this.kafka = new Kafka({
       clientId: this.settings.clientId,
       brokers: this.brokers,
@@ -530,6 +539,13 @@ export class KafkaLog implements EventLog {
     };
   }
 
+  /** The group's committed offset on one partition (0 when it committed none). */
+  private async committedOffset(groupId: string, physicalTopic: string, partition: number): Promise<number> {
+    const [entry] = await withRetries(() => this.admin.fetchOffsets({ groupId, topics: [physicalTopic] }));
+    const offset = Number(entry?.partitions.find((p) => p.partition === partition)?.offset ?? -1);
+    return Math.max(offset, 0);
+  }
+
   /** Appends `outputs` and commits the input offset in one Kafka transaction. */
   private async commitInTransaction(
     producer: Producer,
@@ -563,6 +579,7 @@ export class KafkaLog implements EventLog {
       );
       await this.beforeTransactionCommit();
       await transaction.commit();
+      await this.afterTransactionCommit();
       this.link.up();
       return positions;
     } catch (error) {
@@ -578,23 +595,49 @@ export class KafkaLog implements EventLog {
     /** The partitions this member holds now: a batch committed late (deferred) must still be ours. */
     let held: TopicPartition[] = [];
     const consumer = this.newConsumer(groupId, () => [...new Set(held.map((tp) => tp.partition))]);
-    const producers = new Map<string, Promise<Producer>>();
+    const producers = new Map<string, Promise<Ownership>>();
     const producerKey = (topic: string, partition: number) => topicPartitionId({ topic, partition });
-    const producerFor = (topic: string, partition: number): Promise<Producer> => {
+    /**
+     * Takes one input partition over: its transactional producer's init fences the previous owner (another
+     * member, or this one before a restart) and completes or aborts that owner's last transaction; only
+     * then is the group's committed offset stable (a pending transactional commit is not visible to the
+     * offset fetch kafkajs did at the join: KIP-447's unstable offsets, which kafkajs cannot ask about).
+     */
+    const ownershipOf = (topic: string, partition: number): Promise<Ownership> => {
       const key = producerKey(topic, partition);
-      let producer = producers.get(key);
-      if (!producer) {
-        const created = this.transactionalProducer(group, topic, partition);
-        producer = created.connect().then(() => created);
-        producer.catch(() => producers.delete(key));
-        producers.set(key, producer);
+      let ownership = producers.get(key);
+      if (!ownership) {
+        const producer = this.transactionalProducer(group, topic, partition);
+        ownership = (async () => {
+          await producer.connect();
+          const committed = await this.committedOffset(groupId, this.physical(topic), partition);
+          return { producer, committed };
+        })();
+        ownership.catch(() => {
+          producers.delete(key);
+          void producer.disconnect().catch(() => undefined);
+        });
+        producers.set(key, ownership);
       }
-      return producer;
+      return ownership;
+    };
+    /** Waits out an outage: an assignment taken over while the broker is away is taken over once it is back. */
+    const takeOver = async ({ topic, partition }: TopicPartition): Promise<void> => {
+      for (let attempt = 0; !stopping; attempt++) {
+        try {
+          await ownershipOf(topic, partition);
+          return;
+        } catch (error) {
+          if (!isTransientError(error) && !isTransient(error)) throw error;
+          this.link.down(describe(error));
+          await sleep(Math.min(100 * 2 ** attempt, 5_000));
+        }
+      }
     };
     const dropProducer = (key: string) => {
-      const producer = producers.get(key);
+      const ownership = producers.get(key);
       producers.delete(key);
-      void producer?.then((p) => p.disconnect()).catch(() => undefined);
+      void ownership?.then(({ producer }) => producer.disconnect()).catch(() => undefined);
     };
 
     let stopping = false;
@@ -638,6 +681,8 @@ export class KafkaLog implements EventLog {
       for (const key of [...producers.keys()]) if (!holding.has(key)) dropProducer(key);
       assignmentTurn = assignmentTurn.then(async () => {
         if (revoked.length > 0) await options.onRevoked?.(revoked);
+        // A task is rebuilt from what its group committed: the previous owner's last commit must be in.
+        if (!autoCommit) await Promise.all(assigned.map(takeOver));
         if (assigned.length > 0) await options.onAssigned?.(assigned);
         markJoined();
       });
@@ -645,40 +690,44 @@ export class KafkaLog implements EventLog {
     });
     const paused = new Set<string>();
 
+    /** Of a run fetched, the records its group has not committed yet (kafkajs may have fetched from before). */
+    const notCommittedYet = async (topic: string, partition: number, run: LogRecord[]) => {
+      const { committed } = await ownershipOf(topic, partition);
+      return run.filter((record) => record.offset >= committed);
+    };
+
     /** Hands one partition's run of records to the handler, then commits it; false when the consumer stops. */
     const handRun = async (fetched: Fetched, run: LogRecord[]): Promise<boolean> => {
       const { topic, partition, payload } = fetched;
       const nextOffset = run.at(-1)!.offset + 1;
       let committedWithOutputs = false;
-      const recordBatch: RecordBatch = {
-        records: run,
-        commitWith: async (outputs) => {
-          committedWithOutputs = true;
-          // Its producer would fence the partition's new owner.
-          if (holding && !holding.has(producerKey(topic, partition)))
-            throw new TransactionFencedError(
-              group,
-              topic,
-              partition,
-              "the partition is no longer assigned here",
-            );
-          const producer = await producerFor(topic, partition);
-          try {
-            return await this.commitInTransaction(
-              producer,
-              { groupId, physicalTopic: payload.batch.topic, partition, nextOffset },
-              outputs,
-            );
-          } catch (error) {
-            if (!isFenced(error)) throw error;
-            dropProducer(producerKey(topic, partition));
-            throw new TransactionFencedError(group, topic, partition, error);
-          }
-        },
+      const commitWith = async (outputs: AppendRecord[]) => {
+        committedWithOutputs = true;
+        // Its producer would fence the partition's new owner.
+        if (holding && !holding.has(producerKey(topic, partition)))
+          throw new TransactionFencedError(
+            group,
+            topic,
+            partition,
+            "the partition is no longer assigned here",
+          );
+        const { producer } = await ownershipOf(topic, partition);
+        try {
+          return await this.commitInTransaction(
+            producer,
+            { groupId, physicalTopic: payload.batch.topic, partition, nextOffset },
+            outputs,
+          );
+        } catch (error) {
+          if (!isFenced(error)) throw error;
+          dropProducer(producerKey(topic, partition));
+          throw new TransactionFencedError(group, topic, partition, error);
+        }
       };
       try {
         await assignmentTurn;
-        await handler(recordBatch);
+        const records = autoCommit ? run : await notCommittedYet(topic, partition, run);
+        if (records.length > 0) await handler({ records, commitWith });
       } catch (error) {
         if (error instanceof TransactionFencedError) {
           this.logger.log("warn", error.message);
@@ -688,8 +737,9 @@ export class KafkaLog implements EventLog {
           fail(error);
           return false;
         }
-        // The broker went away mid-batch: nothing of it committed. kafkajs restarts the consumer (with
-        // backoff, for as long as it takes) and hands the batch over again; its producer is made anew.
+        // The broker went away mid-batch, maybe after the commit went in: kafkajs restarts the consumer
+        // (with backoff, for as long as it takes) and hands the batch over again, and a new producer takes
+        // the partition over (see ownershipOf), so what did commit is not handled twice.
         this.link.down(describe(error));
         dropProducer(producerKey(topic, partition));
         throw Object.assign(new LogUnavailableError(describe(error), { cause: error }), { retriable: true });
@@ -758,8 +808,6 @@ export class KafkaLog implements EventLog {
       new Promise<void>((resolve, reject) => {
         const { batch } = payload;
         const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
-        // A consumer that commits through transactions gets its producer ready while the handler runs.
-        if (!autoCommit) producerFor(topic, batch.partition).catch(() => undefined);
         const records = batch.messages.map((m) => toLogRecord(topic, batch.partition, m));
         if (records.length === 0 || stopping) return resolve();
         gathered.push({
@@ -794,7 +842,7 @@ export class KafkaLog implements EventLog {
       );
       await Promise.all(
         [...producers.values()].map((p) =>
-          p.then((producer) => producer.disconnect()).catch(() => undefined),
+          p.then(({ producer }) => producer.disconnect()).catch(() => undefined),
         ),
       );
       producers.clear();

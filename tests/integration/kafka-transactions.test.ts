@@ -108,4 +108,44 @@ describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-pr
       "out-3",
     ]);
   }, 120_000);
+
+  it("hands over no record twice when a commit went in but its answer was lost", async () => {
+    const config = freshKafkaConfig();
+    let answersLost = 0;
+    const log = await openKafkaLog(config, {
+      afterTransactionCommit: () => {
+        if (answersLost++ > 0) return;
+        throw Object.assign(new Error("the commit's answer was lost (a test)"), { retriable: true });
+      },
+    });
+    logs.push(log);
+    const [input, output, group] = ["in", "out", "transformer"];
+    await log.ensureTopics([
+      { topic: input, partitions: 1 },
+      { topic: output, partitions: 1 },
+    ]);
+    await log.append(["1", "2", "3"].map((value) => ({ topic: input, key: "k", value })));
+    await log.append(["4", "5"].map((value) => ({ topic: input, key: "k", value })));
+
+    const handed: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      const consumer = log.consume(
+        { group, topics: [input], autoCommit: false, maxBatch: 3 },
+        async (batch) => {
+          handed.push(...batch.records.map((r) => r.value.toString()));
+          await batch.commitWith(transform(batch, output));
+          if (batch.records.at(-1)!.offset === 4) {
+            resolve();
+            void consumer.stop();
+          }
+        },
+      );
+      consumer.done.catch(reject);
+    });
+
+    expect(answersLost).toBeGreaterThan(1);
+    expect(handed).toEqual(["1", "2", "3", "4", "5"]);
+    const outputs = async () => (await log.read(output)).map((r) => r.value.toString());
+    expect(await outputs()).toEqual(["out-1", "out-2", "out-3", "out-4", "out-5"]);
+  }, 120_000);
 });
