@@ -54,7 +54,11 @@ export interface SoakResult {
   consumerKills: number;
   brokerRestarts: number;
   lost: string[];
+  /** For a few lost requests, the events the log holds of each (topic: type, in order). */
+  lostTraces: string[];
   duplicated: string[];
+  /** dspex processes that exited without being killed (none should). */
+  exitedByThemselves: string[];
   maxLag: number;
   rssMb: { at: number; mb: number }[];
   replayEqual: boolean;
@@ -92,6 +96,36 @@ const rssMbOf = (pids: number[]): number => {
 };
 
 const projections = [variablesProjection, executionsProjection] as Projection<unknown>[];
+
+/** `call`, or `fallback` when it takes longer than `ms` (a probe must not stop the soak's clock). */
+const within = <T>(ms: number, call: Promise<T>, fallback: T): Promise<T> =>
+  Promise.race([call.catch(() => fallback), sleep(ms).then(() => fallback)]);
+
+/** Where each of `requestIds` got to: every event the log holds of it, topic by topic, in log order. */
+const traces = async (log: EventLog, requestIds: readonly string[]): Promise<string[]> => {
+  const wanted = new Set(requestIds);
+  const requestOf = new Map<string, string>();
+  const seen = new Map<string, string[]>(requestIds.map((id) => [id, []]));
+  for (const topic of [
+    Topics.requests,
+    Topics.executions,
+    Topics.steps,
+    Topics.stepResults,
+    Topics.results,
+  ]) {
+    for (const read of await readEvents(log, topic)) {
+      if (!("event" in read)) continue;
+      const data = read.event.data as { requestId?: string; executionId?: string };
+      if (data.requestId && data.executionId) requestOf.set(data.executionId, data.requestId);
+      const requestId = data.requestId ?? (data.executionId ? requestOf.get(data.executionId) : undefined);
+      if (requestId && wanted.has(requestId))
+        seen
+          .get(requestId)!
+          .push(`${topic}[${read.record.partition}]@${read.record.offset}: ${read.event.type}`);
+    }
+  }
+  return requestIds.map((id) => `${id}: ${seen.get(id)!.join(", ") || "no event at all"}`);
+};
 const hashOf = (runner: ReturnType<typeof projectionRunner>) =>
   stateHash(Object.fromEntries(projections.map((p) => [p.name, runner.state(p.name)])));
 
@@ -123,13 +157,16 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
     consumerKills: 0,
     brokerRestarts: 0,
     lost: [],
+    lostTraces: [],
     duplicated: [],
+    exitedByThemselves: [],
     maxLag: 0,
     rssMb: [],
     replayEqual: false,
     seconds: 0,
   };
   let workerCount = 0;
+  const killedChildren: ChildProcess[] = [];
   const addProcessor = () => {
     const child = dspex(["processors", "--status-every", "10000"], env);
     processors.push(child);
@@ -183,7 +220,7 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
 
     const monitoring = (async () => {
       while (running) {
-        const lag = await groupLag(log!, "dspex-pipeline", [Topics.requests]).catch(() => []);
+        const lag = await within(15_000, groupLag(log!, "dspex-pipeline", [Topics.requests]), []);
         result.maxLag = Math.max(
           result.maxLag,
           lag.reduce((sum, l) => sum + l.lag, 0),
@@ -202,6 +239,7 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
         const victim = processors.filter((p) => alive(p.child))[Math.floor(random() * options.processors)];
         if (!victim) return;
         victim.child.kill("SIGKILL");
+        killedChildren.push(victim.child);
         result.processorKills++;
         await sleep(500 + random() * 2_000);
         addProcessor();
@@ -209,6 +247,7 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
         const victim = consumers.filter(alive)[Math.floor(random() * options.consumers)];
         if (!victim) return;
         victim.kill("SIGKILL");
+        killedChildren.push(victim);
         result.consumerKills++;
         await sleep(500 + random() * 2_000);
         addConsumer();
@@ -232,7 +271,6 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
       await chaos();
     }
     if (!outageDone) await chaos();
-    // Replace whatever exited by itself (a supervisor would), and let the rest finish.
     running = false;
     await Promise.all([publishing, monitoring]);
     result.requests = requestIds.length;
@@ -251,6 +289,17 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
       if (result.lost.length === 0 || Date.now() > deadline) break;
       await sleep(2_000);
     }
+    if (result.lost.length > 0) result.lostTraces = await traces(log, result.lost.slice(0, 10));
+    const killed = new Set<ChildProcess>(killedChildren);
+    result.exitedByThemselves = [
+      ...processors
+        .map((p) => p.child)
+        .filter((c) => !alive(c) && !killed.has(c))
+        .map((c) => `processors (pid ${c.pid}): ${c.exitCode ?? c.signalCode}`),
+      ...consumers
+        .filter((c) => !alive(c) && !killed.has(c))
+        .map((c) => `consumer (pid ${c.pid}): ${c.exitCode ?? c.signalCode}`),
+    ];
     await following;
     await live.catchUp();
     const rebuilt = projectionRunner({ name: "soak-rebuilt", log, projections });
@@ -294,9 +343,16 @@ export const soakSuite: Suite = {
     report("soak", "seconds", result.seconds, "s");
     console.log(`# RSS over time (s → MB): ${result.rssMb.map((r) => `${r.at}→${r.mb}`).join(" ")}`);
     console.log(`# live projections ${result.replayEqual ? "equal" : "DIFFER from"} the rebuild`);
-    if (result.lost.length > 0 || result.duplicated.length > 0 || !result.replayEqual)
+    for (const trace of result.lostTraces) console.log(`# lost ${trace}`);
+    for (const exit of result.exitedByThemselves) console.log(`# exited by itself: ${exit}`);
+    const failed =
+      result.lost.length > 0 ||
+      result.duplicated.length > 0 ||
+      !result.replayEqual ||
+      result.exitedByThemselves.length > 0;
+    if (failed)
       throw new Error(
-        `the soak lost ${result.lost.length} and doubled ${result.duplicated.length} requests; replay ${result.replayEqual ? "equal" : "differs"}`,
+        `the soak lost ${result.lost.length} and doubled ${result.duplicated.length} requests; replay ${result.replayEqual ? "equal" : "differs"}; ${result.exitedByThemselves.length} processes exited by themselves`,
       );
   },
 };

@@ -30,6 +30,7 @@ import {
 } from "../log.ts";
 import { coPartitionedAssigner } from "./assigner.ts";
 import { brokerList, KafkaLogConfig, type KafkaLogSettings, saslOptions } from "./config.ts";
+import { reuseCoordinatorLookups } from "./coordinators.ts";
 import { kafkaLogCreator, type Logger, stderrLogger } from "./logger.ts";
 import { nextRun, type PendingRecords } from "./merge.ts";
 import {
@@ -130,65 +131,6 @@ const unlessRestarting = (apply: () => void): void => {
   } catch (error) {
     if (!/not initialized/.test(describe(error))) throw error;
   }
-};
-
-/** How long a coordinator lookup is reused (see `reuseCoordinatorLookups`). */
-const coordinatorLookupTtlMs = 3_000;
-
-type CoordinatorRequest = { groupId: string; coordinatorType?: number };
-interface KafkajsCluster {
-  findGroupCoordinator(request: CoordinatorRequest): Promise<unknown>;
-  findGroupCoordinatorMetadata(request: CoordinatorRequest): Promise<unknown>;
-}
-
-/**
- * kafkajs looks up the transaction coordinator (and the group coordinator) before every transactional
- * request: four FindCoordinator round trips in each commitWith, a third of its requests. Coordinators
- * move only when brokers do, so each cluster kafkajs creates for this client reuses a lookup for a few
- * seconds, and forgets it as soon as finding the coordinator's broker fails. (Reaches into kafkajs 2.2.4's
- * private cluster factory; with any other kafkajs it changes nothing.)
- */
-/**
- * kafkajs gives up finding a group's coordinator when no broker answers (an outage) with a non-retriable
- * error, and a consumer that meets it crashes for good instead of restarting: marked retriable, it restarts
- * (with backoff, until the broker is back) like after any other connection error.
- */
-const markCoordinatorNotFoundRetriable = (error: unknown): never => {
-  if ((error as { name?: string })?.name === "KafkaJSGroupCoordinatorNotFound")
-    Object.assign(error as object, { retriable: true });
-  throw error;
-};
-
-const reuseCoordinatorLookups = (kafka: Kafka): void => {
-  const holder = kafka as unknown as Record<symbol, unknown>;
-  const factory = Object.getOwnPropertySymbols(kafka).find(
-    (symbol) => symbol.description === "private:Kafka:createCluster",
-  );
-  const create = factory && holder[factory];
-  if (!factory || typeof create !== "function") return;
-  holder[factory] = (...args: unknown[]) => {
-    const cluster = create(...args) as KafkajsCluster;
-    if (typeof cluster?.findGroupCoordinatorMetadata !== "function") return cluster;
-    const lookups = new Map<string, { at: number; metadata: Promise<unknown> }>();
-    const keyOf = ({ groupId, coordinatorType }: CoordinatorRequest) => `${coordinatorType ?? 0}:${groupId}`;
-    const lookUp = cluster.findGroupCoordinatorMetadata.bind(cluster);
-    const find = cluster.findGroupCoordinator.bind(cluster);
-    cluster.findGroupCoordinatorMetadata = (request) => {
-      const key = keyOf(request);
-      const known = lookups.get(key);
-      if (known && Date.now() - known.at < coordinatorLookupTtlMs) return known.metadata;
-      const metadata = lookUp(request).catch(markCoordinatorNotFoundRetriable);
-      lookups.set(key, { at: Date.now(), metadata });
-      metadata.catch(() => lookups.delete(key));
-      return metadata;
-    };
-    cluster.findGroupCoordinator = (request) =>
-      find(request).catch((error: unknown) => {
-        lookups.delete(keyOf(request));
-        throw error;
-      });
-    return cluster;
-  };
 };
 
 export interface KafkaLogOptions {

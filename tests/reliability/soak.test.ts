@@ -29,7 +29,8 @@ describe.skipIf(skipReason !== undefined)("the soak, short", () => {
     console.log(
       `[soak] ${result.seconds} s: ${result.requests} requests, ${result.processorKills} processor and ${result.consumerKills} consumer kills, ${result.brokerRestarts} broker restarts; lost ${result.lost.length}, doubled ${result.duplicated.length}; longest lag ${result.maxLag}; RSS ${result.rssMb.map((r) => r.mb).join(" → ")} MB`,
     );
-    expect(result.lost, lines.join("\n")).toEqual([]);
+    expect(result.lost, [...lines, ...result.lostTraces].join("\n")).toEqual([]);
+    expect(result.exitedByThemselves).toEqual([]);
     expect(result.duplicated).toEqual([]);
     expect(result.replayEqual).toBe(true);
     expect(result.brokerRestarts).toBeGreaterThanOrEqual(1);
