@@ -99,7 +99,7 @@ const scoreResult = (
     case "ExecutionCompleted":
       return {
         exampleId: example.id,
-        score: metrics.score(metric, result.data.outputs, example.expected, failureScore),
+        ...metrics.judge(metric, result.data.outputs, example.expected, failureScore),
         outputs: result.data.outputs,
       };
     case "ExecutionFailed":

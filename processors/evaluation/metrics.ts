@@ -102,6 +102,12 @@ export const builtinMetrics: Readonly<Record<string, Metric>> = {
   numeric,
 };
 
+export interface Judgement {
+  score: number;
+  /** Why the metric could not score the prediction. */
+  error?: string;
+}
+
 /** Built-in metrics plus the ones a user registers by name. */
 export class MetricRegistry {
   private readonly metrics = new Map<string, Metric>(Object.entries(builtinMetrics));
@@ -123,12 +129,28 @@ export class MetricRegistry {
 
   /** The score of a prediction, clamped to a finite number (a metric that throws scores `failureScore`). */
   score(ref: MetricRef, prediction: JsonRecord, expected: JsonRecord, failureScore = 0): number {
+    return this.judge(ref, prediction, expected, failureScore).score;
+  }
+
+  /**
+   * The score of a prediction and, when the metric threw or gave no finite number, why: the example then
+   * scores `failureScore` and its result carries the error, so an evaluation counts it instead of hiding it.
+   */
+  judge(ref: MetricRef, prediction: JsonRecord, expected: JsonRecord, failureScore = 0): Judgement {
     const metric = this.get(ref.name);
     try {
-      const value = Number(metric(prediction, expected, ref));
-      return Number.isFinite(value) ? value : failureScore;
-    } catch {
-      return failureScore;
+      const value = metric(prediction, expected, ref);
+      const score = Number(value);
+      if (Number.isFinite(score)) return { score };
+      return {
+        score: failureScore,
+        error: `metric ${ref.name} gave ${JSON.stringify(value) ?? String(value)}, not a number`,
+      };
+    } catch (error) {
+      return {
+        score: failureScore,
+        error: `metric ${ref.name} threw: ${error instanceof Error ? error.message : String(error)}`,
+      };
     }
   }
 }

@@ -99,7 +99,7 @@ export const programEvaluator = (run: ProgramRun, metrics: MetricRegistry): Eval
         return { exampleId: example.id, score: plan.failureScore, error: ran.error, calls: ran.calls };
       return {
         exampleId: example.id,
-        score: metrics.score(plan.metric, ran.outputs, example.expected, plan.failureScore),
+        ...metrics.judge(plan.metric, ran.outputs, example.expected, plan.failureScore),
         outputs: ran.outputs,
         calls: ran.calls,
         ...(ran.trace ? { trace: ran.trace } : {}),

@@ -106,8 +106,6 @@ export const answeredSteps = async (
   for (const read of await readEvents(log, Topics.steps, { partition, fromOffset }))
     if ("event" in read && read.event.type === "StepDispatched") pending.add(read.event.data.stepId);
   const answered = new Set<string>();
-  /** Steps waiting or running here. */
-  const inHand = new Set<string>();
   if (pending.size === 0) return answered;
   for (let offset = 0; ; ) {
     const page = await log.read(Topics.stepResults, { partition, fromOffset: offset, limit: scanPage });

@@ -122,6 +122,29 @@ describe("evaluation processor", () => {
     expect(data.usage.calls).toBe(5);
   });
 
+  it("records a metric that throws as the example's error, at the failure score, and counts it", () => {
+    const picky = evaluationProcessor(
+      metricRegistry({
+        picky: (p) => {
+          if (p.answer === "B") throw new Error("cannot judge B");
+          return p.answer === "A" ? 1 : 0;
+        },
+      }),
+    );
+    const { emitted } = drive(picky, [
+      request(5, "picky"),
+      ...["a", "b", "c", "d", "e"].map((id) => completed(id, id.toUpperCase())),
+    ]);
+    const data = emitted.flat().find((e) => e.type === "EvaluationCompleted")!.data as {
+      errors: number;
+      results: { exampleId: string; score: number; error?: string }[];
+    };
+    expect(data.results.map((r) => r.score)).toEqual([1, -1, 0, 0, 0]);
+    expect(data.results[1]!.error).toBe("metric picky threw: cannot judge B");
+    expect(data.results.filter((r) => r.error !== undefined)).toHaveLength(1);
+    expect(data.errors).toBe(1);
+  });
+
   it("fails every example of an evaluation with an unknown metric, dropping none", () => {
     const { emitted, state } = drive(processor, [request(2, "nope")]);
     const done = emitted.flat();
@@ -152,6 +175,14 @@ describe("metrics", () => {
     expect(score("numeric", "about 3.14", Math.PI, { tolerance: 0.01 })).toBe(1);
     expect(score("numeric", "1,000", 1000)).toBe(1);
     expect(score("numeric", "3", 4, { relative: 0.1 })).toBe(0);
+  });
+
+  it("a metric that gives no number scores the failure score and says so", () => {
+    const odd = metricRegistry({ words: () => "good" as never });
+    expect(odd.judge({ name: "words", field: "answer" }, {}, {}, -1)).toEqual({
+      score: -1,
+      error: 'metric words gave "good", not a number',
+    });
   });
 
   it("user metrics by name; unknown names are refused", () => {
