@@ -1,5 +1,7 @@
+import { z } from "zod";
 import { causedBy, type Envelope } from "../../streams/envelope.ts";
-import { type DspexEvent, ExecutionRequested } from "../../streams/events/index.ts";
+import { describeIssues } from "../../streams/events/define.ts";
+import { type DspexEvent, ExecutionRequested, ProgramDefinition } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { Topics } from "../../streams/topics.ts";
@@ -78,8 +80,37 @@ export const pipelineSnapshot = (state: PipelineState) => ({
   })),
 });
 
+/**
+ * What a snapshot must hold to be restored. The executions are checked as far as the coordinator reads
+ * them blindly (ids, program, stage statuses); a snapshot written by this code passes by construction, so
+ * this catches a damaged or foreign one, which the runtime then ignores (it rebuilds from the log).
+ */
+const SavedPipeline = z.object({
+  requests: z.array(z.string()),
+  requestWindow: z.number().positive().nullish(),
+  waiting: z.array(ExecutionRequested.envelope),
+  circuits: z.record(z.string(), z.looseObject({ status: z.enum(["closed", "open", "half-open"]) })),
+  executions: z.array(
+    z.looseObject({
+      executionId: z.string(),
+      requestId: z.string(),
+      sessionKey: z.string(),
+      program: ProgramDefinition,
+      stages: z.record(
+        z.string(),
+        z.looseObject({
+          status: z.enum(["waiting", "running", "retrying", "completed", "failed", "skipped"]),
+        }),
+      ),
+      startedAt: z.number(),
+    }),
+  ),
+});
+
 export const restorePipeline = (saved: unknown): PipelineState => {
-  const snapshot = saved as ReturnType<typeof pipelineSnapshot>;
+  const parsed = SavedPipeline.safeParse(saved);
+  if (!parsed.success) throw new Error(`not a pipeline snapshot: ${describeIssues(parsed.error)}`);
+  const snapshot = parsed.data as unknown as ReturnType<typeof pipelineSnapshot>;
   return {
     requests: RequestIds.of(snapshot.requests, snapshot.requestWindow ?? Number.POSITIVE_INFINITY),
     waiting: snapshot.waiting,

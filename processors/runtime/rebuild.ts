@@ -77,6 +77,27 @@ export const committedInputs = async (
 };
 
 /**
+ * The state a snapshot holds, if it is usable: written by the same versions of the processor, and restored
+ * without complaint. A snapshot that is not is said once and ignored (the task is rebuilt from the log).
+ */
+const restoredState = <S, T>(
+  processor: Processor<S, T>,
+  saved: Snapshot,
+  partition: number,
+): { state: S } | undefined => {
+  if (JSON.stringify(saved.versions) !== JSON.stringify(versionsOf(processor))) return undefined;
+  const state = new Map(saved.states[processor.name] ?? []).get("state");
+  try {
+    return { state: processor.restore ? processor.restore(state) : (state as S) };
+  } catch (error) {
+    console.warn(
+      `${processor.name}: the snapshot of task ${partition} is not usable (${(error as Error).message}); rebuilding the task from the log`,
+    );
+    return undefined;
+  }
+};
+
+/**
  * A task's state as its group committed it: the latest usable snapshot, if `snapshots` holds one, then
  * every committed input of the task after it, deduplicated by event id as the runtime does.
  */
@@ -88,17 +109,14 @@ export const rebuildTask = async <S, T>(
   options: Pick<RuntimeOptions, "snapshots" | "dedupCapacity"> = {},
 ): Promise<Rebuilt<S>> => {
   const capacity = options.dedupCapacity ?? defaultDedupCapacity;
-  const saved = await options.snapshots?.load(snapshotName(processor, partition));
-  const usable =
-    saved !== undefined && JSON.stringify(saved.versions) === JSON.stringify(versionsOf(processor));
+  const found = await options.snapshots?.load(snapshotName(processor, partition));
+  const restored = found && restoredState(processor, found, partition);
+  const saved = restored ? found : undefined;
+  const usable = saved !== undefined;
   const parts = usable ? new Map(saved.states[processor.name] ?? []) : new Map<string, unknown>();
   const rebuilt: Rebuilt<S> = {
     partition,
-    state: !usable
-      ? processor.initialState
-      : processor.restore
-        ? processor.restore(parts.get("state"))
-        : (parts.get("state") as S),
+    state: restored ? restored.state : processor.initialState,
     seen: recentIds(capacity, usable ? ((parts.get("seen") as string[] | undefined) ?? []) : []),
     positions: new Map(usable ? Object.entries(saved.positions) : []),
     applied: usable ? saved.events : 0,

@@ -103,6 +103,20 @@ describe("processor runtime on the embedded log: snapshots, bounded dedup, quiet
     expect(pipelineSnapshot(resumed.state)).toEqual(pipelineSnapshot(full.state));
     expect(resumed.state.coordinator.executions.size).toBe(2);
 
+    // A damaged snapshot (an execution without its program) is ignored: the task is rebuilt from the log.
+    const latest = snapshots.saved.at(-1)!;
+    const { name } = pipelineProcessor();
+    const damagedParts = (latest.states[name] ?? []).map(([part, value]): [string, unknown] =>
+      part === "state" ? [part, { ...(value as object), executions: [{ executionId: "x" }] }] : [part, value],
+    );
+    expect(damagedParts.some(([part]) => part === "state")).toBe(true);
+    const damaged = memorySnapshotStore();
+    await damaged.save({ ...latest, states: { ...latest.states, [name]: damagedParts } });
+    const fromDamaged = await rebuildState(log, pipelineProcessor(), registry, { snapshots: damaged });
+    expect(fromDamaged.snapshot).toBeUndefined();
+    expect(fromDamaged.replayed).toBe(full.replayed);
+    expect(pipelineSnapshot(fromDamaged.state)).toEqual(pipelineSnapshot(full.state));
+
     // The restarted pipeline (from the snapshot) finishes the held executions as the fully replayed state would.
     const restarted = startPipeline(log, {}, { snapshots });
     cleanups.push(() => restarted.stop());

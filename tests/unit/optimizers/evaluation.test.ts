@@ -179,7 +179,7 @@ describe("metrics", () => {
 
   it("a metric that gives no number scores the failure score and says so", () => {
     const odd = metricRegistry({ words: () => "good" as never });
-    expect(odd.judge({ name: "words", field: "answer" }, {}, {}, -1)).toEqual({
+    expect(odd.judge({ name: "words", field: "answer", params: {} }, {}, {}, -1)).toEqual({
       score: -1,
       error: 'metric words gave "good", not a number',
     });
