@@ -15,7 +15,7 @@
  * are the optimization result's `calls` (its dev baseline and final evaluations included); wall time is
  * the optimization alone.
  *
- * DSPy (python-consumers/dspex_consumers/bench/learning.py, one process after the dspex workers stopped):
+ * DSPy (python-consumers/dspex_tools/bench/learning.py, one process after the dspex workers stopped):
  * BootstrapFewShot, BootstrapFewShotWithRandomSearch and SIMBA compile a `dspy.Predict` of the same
  * signature with the workers' LM and adapter; the compiled program is scored on dev and test. LM calls are
  * the compile's; wall time is the compile alone. The budgets follow from the dspex requests:
@@ -52,6 +52,7 @@ import { registerProgram } from "../programs/register.ts";
 import type { Example, JsonRecord } from "../streams/events/index.ts";
 import { newId } from "../streams/ids.ts";
 import { openLog } from "../streams/open.ts";
+import { withPythonTools } from "../tests/support/python-tools.ts";
 import { report, type Suite, seconds } from "./report.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -300,8 +301,8 @@ const runDspy = async (python: string, threads: number, names: readonly string[]
   );
   const child: ChildProcessWithoutNullStreams = spawn(
     python,
-    ["-m", "dspex_consumers.bench.learning", "--task", taskPath],
-    { cwd: root, env: workerEnvironment(1), stdio: "pipe" },
+    ["-m", "dspex_tools.bench.learning", "--task", taskPath],
+    { cwd: root, env: withPythonTools(workerEnvironment(1)), stdio: "pipe" },
   );
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {

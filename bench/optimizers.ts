@@ -1,18 +1,18 @@
 import { metricRegistry } from "../processors/evaluation/metrics.ts";
 import { programEvaluator } from "../processors/evaluation/port.ts";
 import { runOptimization } from "../processors/optimizers/driver.ts";
-import { bootstrapTask, runDspyBootstrap } from "../processors/optimizers/dspy-reference.ts";
 import { type OptimizerName, strategyFor } from "../processors/optimizers/index.ts";
+import { setupOf } from "../processors/optimizers/setup.ts";
+import { findPython } from "../processors/workers/python.ts";
+import type { JsonRecord } from "../streams/events/index.ts";
+import { bootstrapTask, runDspyBootstrap } from "../tests/support/dspy-reference.ts";
 import {
   labelExamples,
   labelProgram,
   labelTaskReflector,
   labelTaskRules,
   labelTaskRun,
-} from "../processors/optimizers/label-task.ts";
-import { setupOf } from "../processors/optimizers/setup.ts";
-import { findPython } from "../processors/workers/python.ts";
-import type { JsonRecord } from "../streams/events/index.ts";
+} from "../tests/support/label-task.ts";
 import { report, type Suite } from "./report.ts";
 
 /** Each optimizer with the parameters it runs with on the label task (6 labels, 36 train, 24 dev). */

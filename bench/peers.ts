@@ -2,7 +2,7 @@
  * `npm run bench -- peers`: dspex against plain DSPy on the same program and the same examples.
  *
  * (a) DSPy: `dspy.Evaluate(num_threads=N)` of `dspy.Predict("question -> answer")` in one Python process
- *     (python-consumers/dspex_consumers/bench/peers.py, kept up between rounds so DSPy imports once);
+ *     (python-consumers/dspex_tools/bench/peers.py, kept up between rounds so DSPy imports once);
  * (b) dspex: the same program registered on the embedded log and evaluated through the log — pipeline,
  *     evaluation processor, step runner and N Python stdio workers, as the main job runs them
  *     (evaluation concurrency and step runner in-flight 2N, like `dspex demo`);
@@ -36,6 +36,7 @@ import { createClient } from "../streams/client.ts";
 import type { Example } from "../streams/events/index.ts";
 import { newId } from "../streams/ids.ts";
 import { openLog } from "../streams/open.ts";
+import { withPythonTools } from "../tests/support/python-tools.ts";
 import { median, report, type Suite, spread } from "./report.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -217,8 +218,12 @@ const startDspex = async (python: string, workers: number, rulesPath: string) =>
 const startDspy = async (python: string, examplesPath: string, rulesPath: string) => {
   const child: ChildProcessWithoutNullStreams = spawn(
     python,
-    ["-m", "dspex_consumers.bench.peers", "--examples", examplesPath, "--answers", rulesPath, "--serve"],
-    { cwd: root, env: { ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: "True" }, stdio: "pipe" },
+    ["-m", "dspex_tools.bench.peers", "--examples", examplesPath, "--answers", rulesPath, "--serve"],
+    {
+      cwd: root,
+      env: withPythonTools({ ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: "True" }),
+      stdio: "pipe",
+    },
   );
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startPipeline } from "../processors/pipeline/pipeline.ts";
-import { startTestExecutor } from "../processors/pipeline/test-executor.ts";
 import { createClient } from "../streams/client.ts";
 import type { ProgramDefinition, StageDefinition } from "../streams/events/index.ts";
 import { type LogConfig, openLog } from "../streams/open.ts";
+import { startTestExecutor } from "../tests/support/test-executor.ts";
 import { median, percentile, report, type Suite } from "./report.ts";
 
 const CHAIN = 10;

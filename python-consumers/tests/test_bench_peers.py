@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from dspex_consumers.bench.peers import run
+from dspex_tools.bench.peers import run
 
 QUESTIONS = {f"ex-{i}": f"Which code word belongs to item {i:04d}?" for i in range(5)}
 ANSWERS = {f"ex-{i}": f"code {i * 11:05d}" for i in range(5)}
@@ -38,7 +38,7 @@ def test_serve_mode_answers_one_evaluation_per_line(tmp_path):
     examples, rules = write_dataset(tmp_path, answered=5)
     requests = "".join(json.dumps(r) + "\n" for r in [{"threads": 1, "latency_ms": 0}, {"threads": 3, "latency_ms": 20}])
     done = subprocess.run(
-        [sys.executable, "-m", "dspex_consumers.bench.peers", "--examples", str(examples), "--answers", str(rules), "--serve"],
+        [sys.executable, "-m", "dspex_tools.bench.peers", "--examples", str(examples), "--answers", str(rules), "--serve"],
         input=requests, capture_output=True, text=True, timeout=300, check=True,
     )
     ready, first, second = [json.loads(line) for line in done.stdout.splitlines()]

@@ -1,10 +1,11 @@
-"""DSPy's BootstrapFewShot on a dspex task (dspex_consumers.compare.bootstrap): scores and LM calls counted per phase."""
+"""DSPy's BootstrapFewShot on a dspex task (dspex_tools.compare.bootstrap): scores and LM calls counted per phase."""
 
 import json
+
 import pytest
 
-from dspex_consumers.compare.bootstrap import main, run
-from dspex_consumers.compare.metrics import exact_match, normalize_text
+from dspex_tools.compare.bootstrap import main, run
+from dspex_tools.compare.metrics import exact_match, normalize_text
 
 LABELS = ["amber", "birch", "cedar"]
 

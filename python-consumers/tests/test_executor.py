@@ -109,7 +109,9 @@ def test_the_nearest_demo_mode_answers_a_literal_with_the_nearest_demos_label():
         {"message": "I was charged twice for my plan", "category": "billing"},
         {"message": "the app crashes on start", "category": "technical"},
     ]
-    ask = lambda message, demos: execute_step(step | {"inputs": {"message": message}, "demos": demos}, ExecutorSettings())
+    def ask(message, demos):
+        return execute_step(step | {"inputs": {"message": message}, "demos": demos}, ExecutorSettings())
+
     assert ask("why was my card charged twice", demos).outputs == {"category": "billing"}
     assert ask("it crashes when I open the app", demos).outputs == {"category": "technical"}
     # Demos that point the other way mislead it, as they would a small model.
@@ -191,9 +193,8 @@ def test_an_lm_that_writes_garbage_is_a_parse_error():
 
             return chat_completion("garbage", "no fields here", 1, 1)
 
-    with dspy.context(lm=Garbage("garbage")):
-        with pytest.raises(Exception) as raised:
-            dspy.Predict("question -> answer")(question="x")
+    with dspy.context(lm=Garbage("garbage")), pytest.raises(Exception) as raised:
+        dspy.Predict("question -> answer")(question="x")
     assert classify(raised.value, deterministic=True).kind == "parse"
 
 

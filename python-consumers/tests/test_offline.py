@@ -15,13 +15,13 @@ from dspex_consumers.lms.offline import choices_of, grammar_text, parse_value, p
 from dspex_consumers.lms.prompt import RequestedField, read_prompt
 
 try:
-    from dspex_consumers.lms.offline import model_path
-
     import llama_cpp  # noqa: F401
+
+    from dspex_consumers.lms.offline import model_path
 
     MODEL = str(model_path())
     MISSING = None
-except Exception as error:  # noqa: BLE001
+except Exception as error:
     MISSING = f"offline model not installed ({error}); run `bash infra/python/setup.sh --offline-model`"
 
 pytestmark = pytest.mark.offline

@@ -36,9 +36,12 @@ def unsafe_uses(source: str) -> list[str]:
             func = node.func
             if isinstance(func, ast.Name) and func.id in UNSAFE_CALLS:
                 found.append(f"line {node.lineno}: {func.id}(...)")
-            elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-                if func.value.id in UNSAFE_MODULES or (func.value.id == "builtins" and func.attr in UNSAFE_CALLS):
-                    found.append(f"line {node.lineno}: {func.value.id}.{func.attr}(...)")
+            elif (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and (func.value.id in UNSAFE_MODULES or (func.value.id == "builtins" and func.attr in UNSAFE_CALLS))
+            ):
+                found.append(f"line {node.lineno}: {func.value.id}.{func.attr}(...)")
     return found
 
 
@@ -68,7 +71,7 @@ def test_a_react_step_naming_an_unregistered_tool_is_refused(tool):
 class EchoingProvider(BaseHTTPRequestHandler):
     """An OpenAI-style endpoint that refuses the key and quotes it back, as real providers do."""
 
-    def do_POST(self):  # noqa: N802 (http.server's name)
+    def do_POST(self):
         auth = self.headers.get("Authorization", "")
         body = json.dumps({"error": {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request_error", "code": "invalid_api_key"}}).encode()
         self.send_response(401)

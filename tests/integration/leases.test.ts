@@ -5,9 +5,9 @@
  * (saying why), and the next optimization gets the variable.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { demosVariable } from "../../processors/optimizers/label-task.ts";
 import { optimizeOnLog, readRegistry } from "../../processors/optimizers/stream.ts";
 import type { EventOf } from "../../streams/events/index.ts";
+import { demosVariable } from "../support/label-task.ts";
 import { killHard, spawnTs } from "../support/processes.ts";
 import { eventsOn, eventually, labelBootstrap, labelSystem } from "./optimize-support.ts";
 

@@ -9,7 +9,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { labelExamples, labelProgram, labelTaskRules } from "../../processors/optimizers/label-task.ts";
 import { optimizationRequested } from "../../processors/optimizers/runner.ts";
 import { startWorkerPool } from "../../processors/workers/pool.ts";
 import { findPython } from "../../processors/workers/python.ts";
@@ -24,6 +23,7 @@ import { allTopics, Topics } from "../../streams/topics.ts";
 import { type BackendUnderTest, embeddedBackend, skippedHere, temporaryFolder } from "../support/backends.ts";
 import { type DspexChild, dspex, stopChild } from "../support/cli.ts";
 import { kafkaBackend } from "../support/kafka.ts";
+import { labelExamples, labelProgram, labelTaskRules } from "../support/label-task.ts";
 import { labelBootstrap } from "./optimize-support.ts";
 
 const found = findPython();

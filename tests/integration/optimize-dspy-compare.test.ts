@@ -1,14 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootstrapTask, runDspyBootstrap } from "../../processors/optimizers/dspy-reference.ts";
-import {
-  demosVariable,
-  labelExamples,
-  labelProgram,
-  labelTaskRules,
-  testLmAdvice,
-} from "../../processors/optimizers/label-task.ts";
 import { streamReflector } from "../../processors/optimizers/reflect.ts";
 import { setupOf } from "../../processors/optimizers/setup.ts";
 import { optimizeOnLog, startEvaluations } from "../../processors/optimizers/stream.ts";
@@ -22,6 +14,14 @@ import type { EventOf } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { bootstrapTask, runDspyBootstrap } from "../support/dspy-reference.ts";
+import {
+  demosVariable,
+  labelExamples,
+  labelProgram,
+  labelTaskRules,
+  testLmAdvice,
+} from "../support/label-task.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the DSPy comparison: ${found.reason}`);

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { demosVariable } from "../../processors/optimizers/label-task.ts";
 import { optimizeOnLog, readRegistry } from "../../processors/optimizers/stream.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
+import { demosVariable } from "../support/label-task.ts";
 import { labelBootstrap, labelSystem } from "./optimize-support.ts";
 
 const cleanups: (() => Promise<void>)[] = [];

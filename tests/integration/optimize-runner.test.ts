@@ -3,13 +3,6 @@ import { metricRegistry } from "../../processors/evaluation/metrics.ts";
 import { programEvaluator } from "../../processors/evaluation/port.ts";
 import { runOptimization } from "../../processors/optimizers/driver.ts";
 import { strategyFor } from "../../processors/optimizers/index.ts";
-import {
-  demosVariable,
-  instructionsVariable,
-  LABELS,
-  labelProgram,
-  labelTaskRun,
-} from "../../processors/optimizers/label-task.ts";
 import { reflectionProgramId } from "../../processors/optimizers/reflect.ts";
 import { reoptimizationProcessor } from "../../processors/optimizers/reoptimize.ts";
 import {
@@ -24,6 +17,13 @@ import { createClient } from "../../streams/client.ts";
 import { type EventOf, MetricRecorded } from "../../streams/events/index.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
+import {
+  demosVariable,
+  instructionsVariable,
+  LABELS,
+  labelProgram,
+  labelTaskRun,
+} from "../support/label-task.ts";
 import { untilCaughtUp } from "../support/waits.ts";
 import { eventsOn, eventually, labelBootstrap, labelSystem } from "./optimize-support.ts";
 

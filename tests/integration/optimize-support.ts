@@ -1,14 +1,7 @@
 import { join } from "node:path";
-import {
-  labelExamples,
-  labelProgram,
-  labelTaskAnswer,
-  testLmReflection,
-} from "../../processors/optimizers/label-task.ts";
 import { reflectionProgramId } from "../../processors/optimizers/reflect.ts";
 import { startEvaluations } from "../../processors/optimizers/stream.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { type Step, startTestExecutor } from "../../processors/pipeline/test-executor.ts";
 import { startRegistry } from "../../processors/registry/registry.ts";
 import { registerProgram } from "../../programs/register.ts";
 import type { DspexEvent } from "../../streams/events/index.ts";
@@ -16,6 +9,8 @@ import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { labelExamples, labelProgram, labelTaskAnswer, testLmReflection } from "../support/label-task.ts";
+import { type Step, startTestExecutor } from "../support/test-executor.ts";
 
 /** The test LM in TypeScript: the label task's answers, and the reflection program's advice. */
 export const labelTaskBehaviour = (step: Step) => {

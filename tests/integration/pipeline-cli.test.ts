@@ -5,11 +5,11 @@ import { publishCommand } from "../../cli/commands/publish.ts";
 import { statusCommand } from "../../cli/commands/status.ts";
 import { tailCommand } from "../../cli/commands/tail.ts";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
 import { createClient } from "../../streams/client.ts";
 import { groupLag } from "../../streams/lag.ts";
 import { openLog } from "../../streams/open.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { startTestExecutor } from "../support/test-executor.ts";
 import { program, stage } from "../unit/processors/fixtures.ts";
 
 const qa = program("qa", [stage("answer", { inputs: ["question"], outputs: ["answer"] })], {

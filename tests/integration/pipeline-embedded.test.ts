@@ -1,7 +1,6 @@
 import { filter, lastValueFrom, map, takeWhile, toArray } from "rxjs";
 import { afterEach, describe, expect, it } from "vitest";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
 import type { RunningProcessor } from "../../processors/runtime/index.ts";
 import { createClient, type ExecutionResult } from "../../streams/client.ts";
 import { StepCompleted } from "../../streams/events/index.ts";
@@ -10,6 +9,7 @@ import { openLog } from "../../streams/open.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { backendsUnderTest, skippedHere } from "../support/backends.ts";
+import { startTestExecutor } from "../support/test-executor.ts";
 import { pipelineInputs, untilCaughtUp } from "../support/waits.ts";
 import { program, stage } from "../unit/processors/fixtures.ts";
 

@@ -5,7 +5,6 @@ import {
   registryTable,
   startPipeline,
 } from "../../processors/pipeline/pipeline.ts";
-import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
 import {
   type Processor,
   type RunningProcessor,
@@ -21,6 +20,7 @@ import { openLog } from "../../streams/open.ts";
 import { appendEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { embeddedBackend } from "../support/backends.ts";
+import { startTestExecutor } from "../support/test-executor.ts";
 import { untilCaughtUp } from "../support/waits.ts";
 import { completed, program, requested, stage } from "../unit/processors/fixtures.ts";
 

@@ -9,7 +9,6 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { startPipeline } from "../../processors/pipeline/pipeline.ts";
-import { startTestExecutor } from "../../processors/pipeline/test-executor.ts";
 import { startRegistry } from "../../processors/registry/registry.ts";
 import { createClient } from "../../streams/client.ts";
 import { decodeBytes } from "../../streams/codec.ts";
@@ -19,6 +18,7 @@ import { openLog } from "../../streams/open.ts";
 import { maxDeadLetterOriginalBytes, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { backendsUnderTest, skippedHere } from "../support/backends.ts";
+import { startTestExecutor } from "../support/test-executor.ts";
 import { program, requested, stage } from "../unit/processors/fixtures.ts";
 import { anyBadBytes, badRecords } from "./bad-input-corpus.ts";
 

@@ -3,10 +3,11 @@
  * `batchMs`, and commits their StepCompleted results with the batch's offsets. Steps it has not taken
  * wait on the log (backpressure), not in its memory — unlike the test executor's timers.
  */
-import { stepResultOf } from "../../processors/pipeline/test-executor.ts";
+
 import type { EventLog } from "../../streams/log.ts";
 import { consumeEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
+import { stepResultOf } from "./test-executor.ts";
 
 export interface SlowStepsOptions {
   group?: string;

@@ -111,7 +111,7 @@ def execute_step(step: dict[str, Any], settings: ExecutorSettings = ExecutorSett
     try:
         outputs, trace = _run_with_deadline(step, settings, history)
         return StepOutcome(_ms_since(started), outputs=outputs, usage=usage_of(history), trace=trace)
-    except Exception as error:  # noqa: BLE001 (the worker must survive anything a step does)
+    except Exception as error:
         return StepOutcome(_ms_since(started), usage=usage_of(history), error=classify(error, deterministic))
 
 

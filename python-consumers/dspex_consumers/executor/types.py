@@ -24,7 +24,7 @@ class UnknownType(ValueError):
 
 def annotation_of(type_text: str, optional: bool = False) -> Any:
     annotation = _parse(type_text.strip())
-    return Optional[annotation] if optional else annotation  # noqa: UP007 (dspy renders Optional[...])
+    return Optional[annotation] if optional else annotation  # noqa: UP045 (a runtime annotation, as DSPy reads it)
 
 
 def _parse(text: str) -> Any:
@@ -43,7 +43,7 @@ def _parse(text: str) -> Any:
         case "Literal":
             return Literal[tuple(_literal_values(body))]
         case "Optional":
-            return Optional[_parse(body.strip())]  # noqa: UP007
+            return Optional[_parse(body.strip())]  # noqa: UP045 (a runtime annotation, as DSPy reads it)
     raise UnknownType(f"unknown type {text!r}")
 
 

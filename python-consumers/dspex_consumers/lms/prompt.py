@@ -1,6 +1,7 @@
 """Reads DSPy adapter prompts (ChatAdapter or JSONAdapter): which fields are asked for, which were given."""
 
 import ast
+import itertools
 import json
 import re
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ def read_prompt(messages: list[dict[str, Any]]) -> PromptView:
 
 def _demos(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     """Each assistant turn with the user turn before it: a demo's outputs and inputs."""
-    pairs = zip(messages, messages[1:])
+    pairs = itertools.pairwise(messages)
     return [
         {**sections(text_of(user)), **_assistant_fields(text_of(assistant))}
         for user, assistant in pairs

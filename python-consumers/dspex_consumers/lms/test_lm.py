@@ -11,7 +11,7 @@ Modes:
   the instructions ("When <input> is <value>, answer <text>."; the last such rule wins); else, at a
   temperature above 0, it guesses among the answers the rules know for that field (a hash of the
   temperature and the inputs picks); else it gives a deterministic wrong answer. The label task of
-  processors/optimizers/label-task.ts is exactly this mode with one rule per label.
+  tests/support/label-task.ts is exactly this mode with one rule per label.
 
 In every mode, a reflection prompt (SIMBA's OfferFeedback: `module_names` and `program_inputs` in, a
 `module_advice` asked for) that no rule answers gets a deterministic rule per module: "When <first

@@ -1,7 +1,7 @@
 """The events a consumer writes: StepStarted / StepCompleted / StepFailed and DeadLettered envelopes."""
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .ids import derived_id
@@ -12,7 +12,7 @@ STEPS_TOPIC = "dspex.steps"
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def step_ref(step: dict[str, Any], worker: str) -> dict[str, Any]:
@@ -26,7 +26,7 @@ def step_ref(step: dict[str, Any], worker: str) -> dict[str, Any]:
 
 
 def step_result_event(dispatched: dict[str, Any], event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """A result of `dispatched`; its id derives from the dispatch id, as processors/pipeline/test-executor.ts.
+    """A result of `dispatched`; its id derives from the dispatch id, as tests/support/test-executor.ts.
     It is keyed like its step (the session key), so dspex.step-results is co-partitioned with dspex.steps."""
     step = dispatched["data"]
     discriminator = {"StepStarted": "started", "StepCompleted": "completed", "StepFailed": "failed"}[event_type]

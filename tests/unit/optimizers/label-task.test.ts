@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { labelTaskAnswer, labelTaskRules } from "../../../processors/optimizers/label-task.ts";
 import { pyRandom } from "../../../processors/optimizers/py-random.ts";
 import type { JsonRecord } from "../../../streams/events/index.ts";
+import { labelTaskAnswer, labelTaskRules } from "../../support/label-task.ts";
 
 const vectors = JSON.parse(readFileSync(new URL("./label-task.vectors.json", import.meta.url), "utf8")) as {
   rules: unknown[];

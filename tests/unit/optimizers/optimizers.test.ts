@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { OptimizerName } from "../../../processors/optimizers/index.ts";
-import { demosVariable } from "../../../processors/optimizers/label-task.ts";
 import type { DspexEvent } from "../../../streams/events/index.ts";
+import { demosVariable } from "../../support/label-task.ts";
 import { runOnLabelTask } from "./support.ts";
 
 const quick: Record<OptimizerName, Record<string, number>> = {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { runOptimization } from "../../../processors/optimizers/driver.ts";
-import { instructionsVariable, testLmAdvice } from "../../../processors/optimizers/label-task.ts";
 import { simba } from "../../../processors/optimizers/simba.ts";
 import type { ReflectionRequest } from "../../../processors/optimizers/strategy.ts";
+import { instructionsVariable, testLmAdvice } from "../../support/label-task.ts";
 import { labelEvaluator, labelSetup, runOnLabelTask } from "./support.ts";
 
 /** SIMBA with rules only (no demos), so every candidate goes through a reflection. */

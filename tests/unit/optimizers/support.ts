@@ -3,15 +3,10 @@ import { type Evaluator, programEvaluator } from "../../../processors/evaluation
 import { runOptimization } from "../../../processors/optimizers/driver.ts";
 import { historyOf } from "../../../processors/optimizers/history.ts";
 import { type OptimizerName, strategyFor } from "../../../processors/optimizers/index.ts";
-import {
-  labelExamples,
-  labelProgram,
-  labelTaskReflector,
-  labelTaskRun,
-} from "../../../processors/optimizers/label-task.ts";
 import { setupOf } from "../../../processors/optimizers/setup.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
 import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
+import { labelExamples, labelProgram, labelTaskReflector, labelTaskRun } from "../../support/label-task.ts";
 
 export const labelEvaluator = (): Evaluator & { calls: () => number } => {
   let calls = 0;

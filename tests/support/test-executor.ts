@@ -1,3 +1,4 @@
+import { recentIds } from "../../processors/runtime/index.ts";
 import { decodeRecord } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import {
@@ -11,7 +12,6 @@ import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { appendEvents, deadLetterOf } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { recentIds } from "../runtime/index.ts";
 
 export type Step = EventOf<"StepDispatched">["data"];
 

@@ -1,8 +1,8 @@
 """The plain-DSPy side of `npm run bench -- peers`: the same program and examples, run by `dspy.Evaluate`.
 
-    python -m dspex_consumers.bench.peers --examples examples.jsonl --answers rules.json \\
+    python -m dspex_tools.bench.peers --examples examples.jsonl --answers rules.json \\
         --threads 4 --latency-ms 200 [--outputs]
-    python -m dspex_consumers.bench.peers --examples ... --answers ... --serve
+    python -m dspex_tools.bench.peers --examples ... --answers ... --serve
 
 `examples.jsonl` is the dataset format of `dspex evaluate` (`{"id", "inputs": {...}, "expected": {...}}` a
 line); `rules.json` are the test LM's rules (`dspex/test`, the same file the dspex workers get through
@@ -26,9 +26,9 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network look-up at import
 
-import dspy  # noqa: E402
+import dspy
 
-from ..lms.test_lm import TestLM, load_answers  # noqa: E402
+from dspex_consumers.lms.test_lm import TestLM, load_answers
 
 INSTRUCTIONS = "Answer the question."
 
@@ -78,7 +78,7 @@ def run(examples: str | Path, answers: str | Path, threads: int, latency_ms: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dspex_consumers.bench.peers", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dspex_tools.bench.peers", description=__doc__)
     parser.add_argument("--examples", required=True, help="JSONL: {id, inputs, expected} a line")
     parser.add_argument("--answers", required=True, help="the test LM's rules (JSON)")
     parser.add_argument("--threads", type=int, default=4, help="Evaluate(num_threads=N)")

@@ -1,6 +1,6 @@
 """The DSPy side of `npm run bench -- learning`: DSPy's own optimizers on the main job's triage task.
 
-    python -m dspex_consumers.bench.learning --task task.json [--only BootstrapFewShot,SIMBA]
+    python -m dspex_tools.bench.learning --task task.json [--only BootstrapFewShot,SIMBA]
 
 `task.json` is written by bench/learning.ts: the model id, the classify stage's signature (the wire's
 SignatureSpec, as the dspex workers get it), the train/dev/test splits (`{id, inputs, expected}`), the
@@ -32,11 +32,11 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network look-up at import
 
-import dspy  # noqa: E402
-from dspy.evaluate.metrics import normalize_text  # noqa: E402
+import dspy
+from dspy.evaluate.metrics import normalize_text
 
-from ..executor.signature import build_signature  # noqa: E402
-from ..lms import lm_for  # noqa: E402
+from dspex_consumers.executor.signature import build_signature
+from dspex_consumers.lms import lm_for
 
 OUT = sys.stdout
 
@@ -155,7 +155,7 @@ def run(task: dict[str, Any], only: list[str] | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     global OUT
-    parser = argparse.ArgumentParser(prog="python -m dspex_consumers.bench.learning", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dspex_tools.bench.learning", description=__doc__.split("\n")[0])
     parser.add_argument("--task", required=True, help="the task JSON bench/learning.ts writes")
     parser.add_argument("--only", help="comma-separated optimizer names (default: every one in the task)")
     args = parser.parse_args(argv)

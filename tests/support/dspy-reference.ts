@@ -1,8 +1,9 @@
 import { spawn } from "node:child_process";
+import { numberParam, type OptimizationSetup } from "../../processors/optimizers/setup.ts";
 import type { JsonRecord, ProgramDefinition } from "../../streams/events/index.ts";
-import { numberParam, type OptimizationSetup } from "./setup.ts";
+import { withPythonTools } from "./python-tools.ts";
 
-/** What DSPy's own BootstrapFewShot did on a task (python -m dspex_consumers.compare.bootstrap). */
+/** What DSPy's own BootstrapFewShot did on a task (python -m dspex_tools.compare.bootstrap). */
 export interface DspyBootstrapResult {
   optimizer: string;
   dspyVersion: string;
@@ -58,8 +59,8 @@ export const bootstrapTask = (
 /** Runs DSPy's BootstrapFewShot on the task with the consumers' Python; rejects with its stderr on failure. */
 export const runDspyBootstrap = (python: string, task: JsonRecord): Promise<DspyBootstrapResult> =>
   new Promise((resolve, reject) => {
-    const child = spawn(python, ["-m", "dspex_consumers.compare.bootstrap"], {
-      env: { ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: "True" },
+    const child = spawn(python, ["-m", "dspex_tools.compare.bootstrap"], {
+      env: withPythonTools({ ...process.env, LITELLM_LOCAL_MODEL_COST_MAP: "True" }),
       stdio: ["pipe", "pipe", "pipe"],
     });
     let out = "";
@@ -73,11 +74,11 @@ export const runDspyBootstrap = (python: string, task: JsonRecord): Promise<Dspy
     child.on("error", reject);
     child.on("close", (code) => {
       if (code !== 0)
-        return reject(new Error(`dspex_consumers.compare.bootstrap exited ${code}: ${err.slice(-2000)}`));
+        return reject(new Error(`dspex_tools.compare.bootstrap exited ${code}: ${err.slice(-2000)}`));
       try {
         resolve(JSON.parse(out) as DspyBootstrapResult);
       } catch {
-        reject(new Error(`dspex_consumers.compare.bootstrap printed no JSON: ${out.slice(0, 500)}`));
+        reject(new Error(`dspex_tools.compare.bootstrap printed no JSON: ${out.slice(0, 500)}`));
       }
     });
     child.stdin.end(JSON.stringify(task));

@@ -1,6 +1,6 @@
 """DSPy's own BootstrapFewShot on a dspex task, with its LM calls counted: the reference dspex's bootstrap is compared with.
 
-    python -m dspex_consumers.compare.bootstrap --task task.json     (or the task on stdin)
+    python -m dspex_tools.compare.bootstrap --task task.json     (or the task on stdin)
 
 The task is what dspex optimizes, as JSON (bench/optimizers.ts and the comparison test write it from the
 label task):
@@ -21,13 +21,15 @@ import contextlib
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import dspy
 
-from ..executor.signature import build_signature
-from ..lms import lm_for
-from ..lms.test_lm import rules_of
+from dspex_consumers.executor.signature import build_signature
+from dspex_consumers.lms import lm_for
+from dspex_consumers.lms.test_lm import rules_of
+
 from .metrics import METRICS
 
 
@@ -76,7 +78,7 @@ def evaluate(program: dspy.Module, devset: list[dspy.Example], metric, failure_s
     for example in devset:
         try:
             total += metric(example, program(**example.inputs()))
-        except Exception:  # noqa: BLE001 (a failed example scores the failure score)
+        except Exception:
             total += failure_score
     return total / len(devset) if devset else 0.0
 
@@ -130,10 +132,10 @@ def run(task: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dspex_consumers.compare.bootstrap", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dspex_tools.compare.bootstrap", description=__doc__.split("\n")[0])
     parser.add_argument("--task", help="the task as JSON (default: read from stdin)")
     args = parser.parse_args(argv)
-    text = open(args.task, encoding="utf-8").read() if args.task else sys.stdin.read()
+    text = Path(args.task).read_text(encoding="utf-8") if args.task else sys.stdin.read()
     print(json.dumps(run(json.loads(text))))
     return 0
 

@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
+import type { ProgramRun } from "../../processors/evaluation/port.ts";
+import { reflectionInputs } from "../../processors/optimizers/reflect.ts";
+import type { ReflectionRequest, Reflector } from "../../processors/optimizers/strategy.ts";
 import type { Example, JsonRecord, ProgramDefinition } from "../../streams/events/index.ts";
-import type { ProgramRun } from "../evaluation/port.ts";
-import { reflectionInputs } from "./reflect.ts";
-import type { ReflectionRequest, Reflector } from "./strategy.ts";
 
 /**
  * A deterministic task where demos provably matter: each example has a label whose answer is a code

@@ -1,6 +1,6 @@
 """How much the offline model learns from demos on the main job's triage task, run by DSPy directly.
 
-    python -m dspex_consumers.experiments.offline_triage [--gguf PATH --label NAME] [--raw] [--parts ...]
+    python -m dspex_tools.experiments.offline_triage [--gguf PATH --label NAME] [--raw] [--parts ...]
 
 The data and the classify/draft signatures are read from the TypeScript demo (cli/demo/dataset.ts and
 triage.ts, exported with `npx tsx`), so they are exactly what the main job runs. The LM and adapter are
@@ -29,8 +29,8 @@ from typing import Any
 
 import dspy
 
-from ..executor.signature import build_signature
-from ..lms import lm_for
+from dspex_consumers.executor.signature import build_signature
+from dspex_consumers.lms import lm_for
 
 REPO = Path(__file__).resolve().parents[3]
 
