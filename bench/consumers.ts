@@ -25,6 +25,7 @@ import { partitionFor } from "../streams/partition.ts";
 import { appendEvents } from "../streams/store.ts";
 import { Topics } from "../streams/topics.ts";
 import { trackChild } from "../tests/support/cleanup.ts";
+import { deleteTopicsWithPrefix, withKafkaAdmin } from "../tests/support/kafka-admin.ts";
 import { report, type Suite } from "./report.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -251,15 +252,8 @@ export const stopChild = async (
 };
 
 /** Creates the namespace's step topics with `partitions` partitions (before any consumer subscribes). */
-export const createStepTopics = async (brokers: string, namespace: string, partitions: number) => {
-  const { Kafka, logLevel } = await import("kafkajs");
-  const admin = new Kafka({
-    clientId: "dspex-bench",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  await admin.connect();
-  try {
+export const createStepTopics = (brokers: string, namespace: string, partitions: number) =>
+  withKafkaAdmin(brokers, async (admin) => {
     await admin.createTopics({
       waitForLeaders: true,
       topics: [Topics.steps, Topics.stepResults, Topics.dlq].map((t) => ({
@@ -268,48 +262,22 @@ export const createStepTopics = async (brokers: string, namespace: string, parti
         configEntries: [{ name: "retention.ms", value: "-1" }],
       })),
     });
-  } finally {
-    await admin.disconnect();
-  }
-};
+  });
 
-export const deleteNamespaceTopics = async (brokers: string, namespace: string) => {
-  const { Kafka, logLevel } = await import("kafkajs");
-  const admin = new Kafka({
-    clientId: "dspex-bench",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  try {
-    await admin.connect();
-    const topics = (await admin.listTopics()).filter((t) => t.startsWith(namespace));
-    if (topics.length > 0) await admin.deleteTopics({ topics });
-  } catch (error) {
-    console.warn(`bench: could not delete the topics of ${namespace}: ${(error as Error).message}`);
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
-};
+export const deleteNamespaceTopics = (brokers: string, namespace: string) =>
+  deleteTopicsWithPrefix(brokers, namespace).catch((error) =>
+    console.warn(`bench: could not delete the topics of ${namespace}: ${(error as Error).message}`),
+  );
 
-const brokerProblem = async (brokers: string): Promise<string | undefined> => {
-  const { Kafka, logLevel } = await import("kafkajs");
-  const admin = new Kafka({
-    clientId: "dspex-bench-probe",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING,
-    retry: { retries: 1 },
-    connectionTimeout: 2_000,
-  }).admin();
-  try {
-    await admin.connect();
-    await admin.listTopics();
-    return undefined;
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
-};
+const brokerProblem = (brokers: string): Promise<string | undefined> =>
+  withKafkaAdmin(
+    brokers,
+    async (admin) => {
+      await admin.listTopics();
+      return undefined;
+    },
+    { retry: { retries: 1 }, connectionTimeout: 2_000 },
+  ).catch((error) => (error as Error).message);
 
 /**
  * Waits until the group is Stable with `members` members: consumers joining one by one rebalance the
@@ -322,17 +290,10 @@ export const waitForGroup = async (
   members: number,
   children: ChildProcess[] = [],
   timeoutMs = 120_000,
-) => {
-  const { Kafka, logLevel } = await import("kafkajs");
-  const admin = new Kafka({
-    clientId: "dspex-bench",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  await admin.connect();
-  const deadline = Date.now() + timeoutMs;
-  let last = "not described";
-  try {
+) =>
+  withKafkaAdmin(brokers, async (admin) => {
+    const deadline = Date.now() + timeoutMs;
+    let last = "not described";
     for (;;) {
       const dead = children.find((c) => c.exitCode !== null || c.signalCode !== null);
       if (dead) throw new Error(`a consumer of ${group} exited (${dead.exitCode ?? dead.signalCode})`);
@@ -342,10 +303,7 @@ export const waitForGroup = async (
       if (Date.now() > deadline) throw new Error(`${group}: not ${members} stable members in time (${last})`);
       await new Promise((r) => setTimeout(r, 500));
     }
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
-};
+  });
 
 const kafkaRates = async (python: string, brokers: string) => {
   const rates = new Map<number, number>();

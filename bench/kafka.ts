@@ -8,9 +8,9 @@
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Kafka, logLevel } from "kafkajs";
 import { type KafkaLog, openKafkaLog } from "../streams/kafka/log.ts";
 import type { AppendRecord, EventLog, LogRecord } from "../streams/log.ts";
+import { deleteTopicsWithPrefix } from "../tests/support/kafka-admin.ts";
 import { median, percentile, report, type Suite, seconds } from "./report.ts";
 
 const EVENTS = 200_000;
@@ -122,20 +122,6 @@ export const roundTrips = async (log: EventLog, topic: string, count: number): P
   return samples.sort((a, b) => a - b);
 };
 
-/** Removes the topics this run created (they keep everything: retention.ms=-1). */
-export const deleteTopics = async (brokers: string, namespace: string) => {
-  const kafka = new Kafka({
-    clientId: "dspex-bench",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING,
-  });
-  const admin = kafka.admin();
-  await admin.connect();
-  const topics = (await admin.listTopics()).filter((t) => t.startsWith(namespace));
-  if (topics.length > 0) await admin.deleteTopics({ topics });
-  await admin.disconnect();
-};
-
 export const kafkaSuite: Suite = {
   name: "kafka",
   description: "Kafka backend (kafkajs, local broker): append, consume, transactions, round trip",
@@ -184,7 +170,7 @@ export const kafkaSuite: Suite = {
       report("kafka", "roundtrip.p99", percentile(samples, 99), "ms");
     } finally {
       await log.close();
-      await deleteTopics(broker.brokers, namespace).catch(() => undefined);
+      await deleteTopicsWithPrefix(broker.brokers, namespace).catch(() => undefined);
       await broker.release();
     }
   },

@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { openEmbeddedLog } from "../streams/embedded/log.ts";
 import { openKafkaLog } from "../streams/kafka/log.ts";
 import type { EventLog } from "../streams/log.ts";
-import { consumeAll, deleteTopics, findBroker, records, roundTrips } from "./kafka.ts";
+import { deleteTopicsWithPrefix } from "../tests/support/kafka-admin.ts";
+import { consumeAll, findBroker, records, roundTrips } from "./kafka.ts";
 import { median, percentile, report, type Suite, seconds, spread } from "./report.ts";
 
 const BATCHED = Number(process.env.DSPEX_BENCH_LOGS_EVENTS ?? 100_000);
@@ -109,7 +110,7 @@ export const logVsKafkaSuite: Suite = {
       rmSync(folder, { recursive: true, force: true });
       if (kafka && broker) {
         await kafka.close();
-        await deleteTopics(broker.brokers, namespace).catch(() => undefined);
+        await deleteTopicsWithPrefix(broker.brokers, namespace).catch(() => undefined);
         await broker.release();
       }
     }

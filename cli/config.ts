@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { describeIssues } from "../streams/events/index.ts";
+import { defaultEventStoreDbUrl } from "../streams/eventstoredb/log.ts";
+import { defaultKafkaBrokers, KafkaLogConfig } from "../streams/kafka/config.ts";
 
 /**
  * When to re-optimize a program, and how: its quality (the success rate of its executions, or the mean of
@@ -30,6 +32,19 @@ export const ReoptimizePolicyConfig = z
   .strict();
 export type ReoptimizePolicyConfig = z.infer<typeof ReoptimizePolicyConfig>;
 
+/**
+ * The kafka section is the Kafka log's own configuration (streams/kafka/config.ts: one schema, one set of
+ * defaults), with the brokers always a list of host:port.
+ */
+const KafkaSection = KafkaLogConfig.omit({ backend: true })
+  .extend({
+    brokers: z
+      .array(z.string().regex(/^[^:\s]+:\d+$/, "a broker is host:port"))
+      .min(1)
+      .default([defaultKafkaBrokers]),
+  })
+  .strict();
+
 /** `dspex.config.json`: every setting has a default, so the file is optional. */
 export const DspexConfig = z
   .object({
@@ -45,35 +60,11 @@ export const DspexConfig = z
       })
       .strict()
       .default({ path: ".dspex/log.db", partitions: 1 }),
-    kafka: z
-      .object({
-        brokers: z
-          .array(z.string().regex(/^[^:\s]+:\d+$/, "a broker is host:port"))
-          .min(1)
-          .default(["127.0.0.1:19092"]),
-        clientId: z.string().min(1).default("dspex"),
-        /** Prefix of every topic, consumer group and transactional id: several deployments can share a cluster. */
-        namespace: z
-          .string()
-          .regex(/^[A-Za-z0-9._-]*$/, "letters, digits and . _ - only (Kafka topic characters)")
-          .default(""),
-        ssl: z.boolean().default(false),
-        sasl: z
-          .object({
-            mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
-            username: z.string().min(1),
-            /** Name of the environment variable holding the password: secrets never live in this file. */
-            passwordEnv: z.string().min(1),
-          })
-          .strict()
-          .optional(),
-      })
-      .strict()
-      .default({ brokers: ["127.0.0.1:19092"], clientId: "dspex", namespace: "", ssl: false }),
+    kafka: KafkaSection.prefault({}),
     eventstoredb: z
-      .object({ url: z.string().min(1).default("esdb://127.0.0.1:2113?tls=false") })
+      .object({ url: z.string().min(1).default(defaultEventStoreDbUrl) })
       .strict()
-      .default({ url: "esdb://127.0.0.1:2113?tls=false" }),
+      .prefault({}),
     python: z
       .object({
         executable: z.string().min(1).optional(),

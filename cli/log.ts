@@ -40,14 +40,7 @@ export const logConfigOf = (config: DspexConfig): LogConfig => {
         defaultPartitions: config.embedded.partitions,
       };
     case "kafka":
-      return {
-        backend: "kafka",
-        brokers: config.kafka.brokers,
-        clientId: config.kafka.clientId,
-        namespace: config.kafka.namespace,
-        ssl: config.kafka.ssl,
-        sasl: config.kafka.sasl,
-      };
+      return { backend: "kafka", ...config.kafka };
     case "eventstoredb":
       return { backend: "eventstoredb", url: config.eventstoredb.url };
   }

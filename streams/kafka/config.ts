@@ -27,7 +27,11 @@ export const KafkaLogConfig = z.object({
   /** Partitions of a topic first seen in an append, a consume or a tail. */
   defaultPartitions: z.number().int().positive().default(3),
   /** Replication factor of the topics this log creates; -1 takes the broker's default.replication.factor. */
-  replicationFactor: z.number().int().min(-1).default(-1),
+  replicationFactor: z
+    .number()
+    .int()
+    .refine((n) => n === -1 || n >= 1, "-1 (the broker's default) or at least 1")
+    .default(-1),
   /** retention.ms of the topics this log creates: -1 keeps every event (the log is the source of truth). */
   retentionMs: z.number().int().min(-1).default(-1),
   /** A consumer that has not sent a heartbeat for this long loses its partitions (broker limits apply). */

@@ -3,7 +3,7 @@
  * envelope metadata travels in headers, keys route like every other backend, kafkajs logs go through
  * the backend's logger, a clean close, and clear errors.
  */
-import { ConfigResourceTypes, Kafka, logLevel } from "kafkajs";
+import { ConfigResourceTypes } from "kafkajs";
 import { afterAll, describe, expect, it } from "vitest";
 import { Headers } from "../../streams/codec.ts";
 import { ExecutionRequested } from "../../streams/events/index.ts";
@@ -13,6 +13,7 @@ import { physicalTopic } from "../../streams/kafka/names.ts";
 import { partitionFor } from "../../streams/partition.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
+import { withKafkaAdmin } from "../support/kafka-admin.ts";
 
 const found = kafkaForTests();
 if ("skipReason" in found) console.log(`[kafka-backend] skipped: ${found.skipReason}`);
@@ -29,14 +30,8 @@ describe.skipIf("skipReason" in found)("Kafka backend", () => {
     await Promise.all(logs.map((log) => log.close()));
   });
 
-  const describeTopic = async (topic: string) => {
-    const admin = new Kafka({
-      clientId: "dspex-test",
-      brokers: brokers.split(","),
-      logLevel: logLevel.NOTHING,
-    }).admin();
-    await admin.connect();
-    try {
+  const describeTopic = (topic: string) =>
+    withKafkaAdmin(brokers, async (admin) => {
       const { topics } = await admin.fetchTopicMetadata({ topics: [topic] });
       const { resources } = await admin.describeConfigs({
         includeSynonyms: false,
@@ -46,10 +41,7 @@ describe.skipIf("skipReason" in found)("Kafka backend", () => {
         partitions: topics[0]!.partitions.length,
         retentionMs: resources[0]!.configEntries.find((e) => e.configName === "retention.ms")?.configValue,
       };
-    } finally {
-      await admin.disconnect();
-    }
-  };
+    });
 
   it("creates topics with the asked partitions (or the default) and retention.ms=-1, and grows them", async () => {
     const log = await open({ defaultPartitions: 2 });

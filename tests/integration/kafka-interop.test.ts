@@ -3,11 +3,12 @@
  * produces an event written from the doc, which dspex decodes; and reads one written by dspex
  * (read_committed), checking it against the exported JSON Schema. Also: the doc's examples are current.
  */
-import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { findPython } from "../../processors/workers/python.ts";
 import { Headers } from "../../streams/codec.ts";
 import { exampleEvents } from "../../streams/examples.ts";
 import { type KafkaLog, openKafkaLog } from "../../streams/kafka/log.ts";
@@ -19,23 +20,6 @@ import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
 
 const run = promisify(execFile);
 const repo = fileURLToPath(new URL("../../", import.meta.url));
-
-/** The project's Python (infra/python/setup.sh) if it has confluent-kafka, or why not. */
-const findPython = (): { python: string } | { skipReason: string } => {
-  const python = process.env.DSPEX_PYTHON ?? `${repo}.venv/bin/python`;
-  if (!existsSync(python))
-    return {
-      skipReason: `no project Python at ${python} (run bash infra/python/setup.sh, or set DSPEX_PYTHON)`,
-    };
-  try {
-    execFileSync(python, ["-c", "import confluent_kafka, jsonschema"], { stdio: "pipe" });
-    return { python };
-  } catch (error) {
-    return {
-      skipReason: `${python} lacks confluent-kafka or jsonschema: ${(error as Error).message.split("\n")[0]}`,
-    };
-  }
-};
 
 /** Produces one request as docs/wire-format.md says, then reads the first result (read_committed). */
 const pythonClient = `
@@ -95,8 +79,7 @@ interface PythonReport {
 
 const kafka = kafkaForTests();
 const python = findPython();
-const skipReason =
-  "skipReason" in kafka ? kafka.skipReason : "skipReason" in python ? python.skipReason : undefined;
+const skipReason = "skipReason" in kafka ? kafka.skipReason : python.reason;
 if (skipReason) console.log(`[kafka-interop] skipped: ${skipReason}`);
 
 describe("docs/wire-format.md", () => {
@@ -128,7 +111,7 @@ describe.skipIf(skipReason !== undefined)(
       await appendEvents(log, [result]);
 
       const { stdout } = await run(
-        "python" in python ? python.python : "python3",
+        python.python ?? "python3",
         ["-c", pythonClient, JSON.stringify({ brokers, namespace: config.namespace })],
         { cwd: repo, timeout: 120_000 },
       );

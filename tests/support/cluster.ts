@@ -14,7 +14,8 @@ import { freemem, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { Kafka, logLevel } from "kafkajs";
+import type { Admin } from "kafkajs";
+import { withKafkaAdmin } from "./kafka-admin.ts";
 import { ownBrokerSkipReason } from "./own-broker.ts";
 
 const run = promisify(execFile);
@@ -141,21 +142,12 @@ export const startCluster = async (): Promise<Cluster> => {
     if (watcher.exitCode === null) watcher.kill();
   };
 
-  const withAdmin = async <T>(use: (admin: ReturnType<Kafka["admin"]>) => Promise<T>): Promise<T> => {
-    const kafka = new Kafka({
-      clientId: "dspex-test-cluster",
-      brokers: nodes.map((node) => `127.0.0.1:${node.port}`),
-      logLevel: logLevel.NOTHING,
-      connectionTimeout: 1_000,
-    });
-    const admin = kafka.admin();
-    await admin.connect();
-    try {
-      return await use(admin);
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-  };
+  const withAdmin = <T>(use: (admin: Admin) => Promise<T>): Promise<T> =>
+    withKafkaAdmin(
+      nodes.map((node) => `127.0.0.1:${node.port}`),
+      use,
+      { connectionTimeout: 1_000 },
+    );
   /** A topic's partitions; a broker that has not yet heard of a new topic is asked again. */
   const partitionsOf = async (topic: string) => {
     for (let attempt = 1; ; attempt++) {

@@ -16,6 +16,7 @@ import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import type { KafkaLogConfig } from "../../streams/kafka/config.ts";
 import type { BackendUnderTest } from "./backends.ts";
+import { deleteTopicsWithPrefix } from "./kafka-admin.ts";
 
 export type KafkaForTests = { brokers: string; source: string } | { skipReason: string };
 
@@ -103,23 +104,10 @@ const findKafka = async (): Promise<Started> => {
 const testNamespacePrefix = (runId: string) => `dspex-test-${runId}-`;
 
 /** Deletes this run's topics (they keep everything: retention.ms=-1), leaving other runs' alone. */
-const deleteRunTopics = async (brokers: string, runId: string): Promise<void> => {
-  const { Kafka, logLevel } = await import("kafkajs");
-  const admin = new Kafka({
-    clientId: "dspex-test-cleanup",
-    brokers: brokers.split(","),
-    logLevel: logLevel.NOTHING,
-  }).admin();
-  try {
-    await admin.connect();
-    const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(testNamespacePrefix(runId)));
-    if (topics.length > 0) await admin.deleteTopics({ topics });
-  } catch (error) {
-    console.warn(`[kafka] could not delete this run's topics: ${message(error)}`);
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
-};
+const deleteRunTopics = (brokers: string, runId: string): Promise<void> =>
+  deleteTopicsWithPrefix(brokers, testNamespacePrefix(runId)).catch((error) =>
+    console.warn(`[kafka] could not delete this run's topics: ${message(error)}`),
+  );
 
 /** For tests/global-setup.ts: finds or starts a broker, shares it with the workers, returns the teardown. */
 export const setupKafka = async (project: TestProject): Promise<() => Promise<void>> => {

@@ -54,7 +54,7 @@ describe("the configuration", () => {
     const path = configFile(
       JSON.stringify({ backend: "kafka", kafka: { brokers: ["k:9093"], ssl: true, sasl } }),
     );
-    expect(logConfigOf(loadConfig(path, {}))).toEqual({
+    expect(logConfigOf(loadConfig(path, {}))).toMatchObject({
       backend: "kafka",
       brokers: ["k:9093"],
       clientId: "dspex",
@@ -62,6 +62,16 @@ describe("the configuration", () => {
       ssl: true,
       sasl,
     });
+  });
+
+  it("takes every setting of the Kafka log from the file, with the log's own defaults and checks", () => {
+    const path = configFile(JSON.stringify({ backend: "kafka", kafka: { replicationFactor: 3 } }));
+    const kafka = logConfigOf(loadConfig(path, {}));
+    expect(kafka).toMatchObject({ replicationFactor: 3, defaultPartitions: 3, transactionTimeoutMs: 60_000 });
+    const bad = configFile(JSON.stringify({ kafka: { replicationFactor: 0 } }));
+    expect(() => loadConfig(bad, {})).toThrow(/kafka\.replicationFactor/);
+    const unknown = configFile(JSON.stringify({ kafka: { replication: 3 } }));
+    expect(() => loadConfig(unknown, {})).toThrow(/replication/);
   });
 
   it("takes a Kafka namespace from the file or DSPEX_KAFKA_NAMESPACE, keeping the default brokers", () => {
