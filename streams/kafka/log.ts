@@ -41,6 +41,7 @@ import {
   topicNameProblem,
   transactionalIdFor,
 } from "./names.ts";
+import { ownerships } from "./ownership.ts";
 import { isReadComplete, mergedRecords, type ReadProgress, readTargets, recordProgress } from "./reading.ts";
 import { chunkBySize, positionsOf, routeRecords, toLogRecord, topicMessagesOf } from "./records.ts";
 
@@ -53,12 +54,6 @@ interface Fetched extends PendingRecords {
   partition: number;
   payload: EachBatchPayload;
   settle: (error?: unknown) => void;
-}
-
-/** An input partition this member took over: the producer that commits it, and where its group stood. */
-interface Ownership {
-  producer: Producer;
-  committed: number;
 }
 
 /** Largest single send: under the broker's default message.max.bytes (1 MiB) per partition batch. */
@@ -537,37 +532,15 @@ export class KafkaLog implements EventLog {
     /** The partitions this member holds now: a batch committed late (deferred) must still be ours. */
     let held: TopicPartition[] = [];
     const consumer = this.newConsumer(groupId, () => [...new Set(held.map((tp) => tp.partition))]);
-    const producers = new Map<string, Promise<Ownership>>();
-    const producerKey = (topic: string, partition: number) => topicPartitionId({ topic, partition });
-    /**
-     * Takes one input partition over: its transactional producer's init fences the previous owner (another
-     * member, or this one before a restart) and completes or aborts that owner's last transaction; only
-     * then is the group's committed offset stable (a pending transactional commit is not visible to the
-     * offset fetch kafkajs did at the join: KIP-447's unstable offsets, which kafkajs cannot ask about).
-     */
-    const ownershipOf = (topic: string, partition: number): Promise<Ownership> => {
-      const key = producerKey(topic, partition);
-      let ownership = producers.get(key);
-      if (!ownership) {
-        const producer = this.transactionalProducer(group, topic, partition);
-        ownership = (async () => {
-          await producer.connect();
-          const committed = await this.committedOffset(groupId, this.physical(topic), partition);
-          return { producer, committed };
-        })();
-        ownership.catch(() => {
-          producers.delete(key);
-          void producer.disconnect().catch(() => undefined);
-        });
-        producers.set(key, ownership);
-      }
-      return ownership;
-    };
+    const owned = ownerships(
+      ({ topic, partition }) => this.transactionalProducer(group, topic, partition),
+      ({ topic, partition }) => this.committedOffset(groupId, this.physical(topic), partition),
+    );
     /** Waits out an outage: an assignment taken over while the broker is away is taken over once it is back. */
-    const takeOver = async ({ topic, partition }: TopicPartition): Promise<void> => {
+    const takeOver = async (tp: TopicPartition): Promise<void> => {
       for (let attempt = 0; !stopping; attempt++) {
         try {
-          await ownershipOf(topic, partition);
+          await owned.of(tp);
           return;
         } catch (error) {
           if (!isTransientError(error) && !isTransient(error)) throw error;
@@ -575,11 +548,6 @@ export class KafkaLog implements EventLog {
           await sleep(Math.min(100 * 2 ** attempt, 5_000));
         }
       }
-    };
-    const dropProducer = (key: string) => {
-      const ownership = producers.get(key);
-      producers.delete(key);
-      void ownership?.then(({ producer }) => producer.disconnect()).catch(() => undefined);
     };
 
     let stopping = false;
@@ -620,7 +588,7 @@ export class KafkaLog implements EventLog {
       holding = new Set(next.map(topicPartitionId));
       const stillPaused = next.filter((tp) => paused.has(topicPartitionId(tp)));
       whileRunning(() => consumer.pause(physicalPartitions(stillPaused)), stillPaused);
-      for (const key of [...producers.keys()]) if (!holding.has(key)) dropProducer(key);
+      owned.keepOnly(holding);
       assignmentTurn = assignmentTurn.then(async () => {
         if (revoked.length > 0) await options.onRevoked?.(revoked);
         // A task is rebuilt from what its group committed: the previous owner's last commit must be in.
@@ -634,7 +602,7 @@ export class KafkaLog implements EventLog {
 
     /** Of a run fetched, the records its group has not committed yet (kafkajs may have fetched from before). */
     const notCommittedYet = async (topic: string, partition: number, run: LogRecord[]) => {
-      const { committed } = await ownershipOf(topic, partition);
+      const { committed } = await owned.of({ topic, partition });
       return run.filter((record) => record.offset >= committed);
     };
 
@@ -646,14 +614,14 @@ export class KafkaLog implements EventLog {
       const commitWith = async (outputs: AppendRecord[]) => {
         committedWithOutputs = true;
         // Its producer would fence the partition's new owner.
-        if (holding && !holding.has(producerKey(topic, partition)))
+        if (holding && !holding.has(topicPartitionId({ topic, partition })))
           throw new TransactionFencedError(
             group,
             topic,
             partition,
             "the partition is no longer assigned here",
           );
-        const { producer } = await ownershipOf(topic, partition);
+        const { producer } = await owned.of({ topic, partition });
         try {
           return await this.commitInTransaction(
             producer,
@@ -662,7 +630,7 @@ export class KafkaLog implements EventLog {
           );
         } catch (error) {
           if (!isFenced(error)) throw error;
-          dropProducer(producerKey(topic, partition));
+          owned.drop({ topic, partition });
           throw new TransactionFencedError(group, topic, partition, error);
         }
       };
@@ -681,9 +649,9 @@ export class KafkaLog implements EventLog {
         }
         // The broker went away mid-batch, maybe after the commit went in: kafkajs restarts the consumer
         // (with backoff, for as long as it takes) and hands the batch over again, and a new producer takes
-        // the partition over (see ownershipOf), so what did commit is not handled twice.
+        // the partition over (see ownership.ts), so what did commit is not handled twice.
         this.link.down(describe(error));
-        dropProducer(producerKey(topic, partition));
+        owned.drop({ topic, partition });
         throw Object.assign(new LogUnavailableError(describe(error), { cause: error }), { retriable: true });
       }
       if (!committedWithOutputs && autoCommit) {
@@ -706,7 +674,7 @@ export class KafkaLog implements EventLog {
       await new Promise((resolve) => setImmediate(resolve));
       for (;;) {
         for (const fetched of [...gathered]) {
-          const pausedHere = paused.has(producerKey(fetched.topic, fetched.partition));
+          const pausedHere = paused.has(topicPartitionId(fetched));
           if (!pausedHere && fetched.payload.isRunning() && !fetched.payload.isStale()) continue;
           // A paused partition's records not handed over yet are not resolved: fetched again on resume.
           gathered.splice(gathered.indexOf(fetched), 1);
@@ -782,12 +750,7 @@ export class KafkaLog implements EventLog {
           error: describe(error),
         }),
       );
-      await Promise.all(
-        [...producers.values()].map((p) =>
-          p.then(({ producer }) => producer.disconnect()).catch(() => undefined),
-        ),
-      );
-      producers.clear();
+      await owned.releaseAll();
     };
 
     const done = (async () => {
