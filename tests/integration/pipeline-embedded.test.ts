@@ -236,14 +236,25 @@ describe.each(backendsUnderTest)("pipeline on the $name log", { timeout: 120_000
   });
 
   it("resumes an execution after a restart between dispatch and result", async () => {
-    const { log, client, pipeline } = await setup({ latencyMs: 300 });
+    const log = await openLog(backend.freshConfig());
+    cleanups.push(() => log.close());
+    const client = createClient(log);
+    await client.register(qa);
+    const pipeline = startPipeline(log);
+    await pipeline.ready;
     const { requestId } = await client.publish({ programId: "qa", inputs: { question: "q" } });
     await waitFor(async () => (await readEvents(log, Topics.steps)).length >= 1);
     await pipeline.stop();
+    // No executor ran yet: the step has no result, so the restart falls between its dispatch and its result.
+    expect(await readEvents(log, Topics.stepResults)).toEqual([]);
     const restarted = startPipeline(log);
     cleanups.push(() => restarted.stop());
+    await restarted.ready;
+    const executor = startTestExecutor(log);
+    cleanups.push(() => executor.stop());
     const result = await firstResult(client, requestId);
     expect(result.type).toBe("ExecutionCompleted");
+    expect(executor.steps.map((s) => s.stageId)).toEqual(["classify", "answer"]);
   });
 });
 
