@@ -25,7 +25,7 @@ import { partitionFor } from "../streams/partition.ts";
 import { appendEvents } from "../streams/store.ts";
 import { Topics } from "../streams/topics.ts";
 import { trackChild } from "../tests/support/cleanup.ts";
-import { deleteTopicsWithPrefix, withKafkaAdmin } from "../tests/support/kafka-admin.ts";
+import { brokerProblem, deleteTopicsWithPrefix, withKafkaAdmin } from "../tests/support/kafka-admin.ts";
 import { report, type Suite } from "./report.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -268,16 +268,6 @@ export const deleteNamespaceTopics = (brokers: string, namespace: string) =>
   deleteTopicsWithPrefix(brokers, namespace).catch((error) =>
     console.warn(`bench: could not delete the topics of ${namespace}: ${(error as Error).message}`),
   );
-
-const brokerProblem = (brokers: string): Promise<string | undefined> =>
-  withKafkaAdmin(
-    brokers,
-    async (admin) => {
-      await admin.listTopics();
-      return undefined;
-    },
-    { retry: { retries: 1 }, connectionTimeout: 2_000 },
-  ).catch((error) => (error as Error).message);
 
 /**
  * Waits until the group is Stable with `members` members: consumers joining one by one rebalance the

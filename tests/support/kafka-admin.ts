@@ -29,3 +29,14 @@ export const deleteTopicsWithPrefix = (brokers: string, prefix: string): Promise
     const topics = (await admin.listTopics()).filter((topic) => topic.startsWith(prefix));
     if (topics.length > 0) await admin.deleteTopics({ topics });
   });
+
+/** Why the brokers cannot be used, if no broker answers a metadata request (quickly: a probe). */
+export const brokerProblem = (brokers: string): Promise<string | undefined> =>
+  withKafkaAdmin(
+    brokers,
+    async (admin) => {
+      await admin.listTopics();
+      return undefined;
+    },
+    { retry: { retries: 1 }, connectionTimeout: 2_000 },
+  ).catch((error: unknown) => (error instanceof Error ? error.message : String(error)));

@@ -16,7 +16,7 @@ import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
 import type { KafkaLogConfig } from "../../streams/kafka/config.ts";
 import type { BackendUnderTest } from "./backends.ts";
-import { deleteTopicsWithPrefix } from "./kafka-admin.ts";
+import { brokerProblem, deleteTopicsWithPrefix } from "./kafka-admin.ts";
 
 export type KafkaForTests = { brokers: string; source: string } | { skipReason: string };
 
@@ -86,7 +86,13 @@ const startLocalBroker = async (): Promise<Started> => {
 
 const findKafka = async (): Promise<Started> => {
   const given = process.env.DSPEX_KAFKA_BROKERS;
-  if (given) return { found: { brokers: given, source: "DSPEX_KAFKA_BROKERS" }, stop: nothingToStop };
+  if (given) {
+    const problem = await brokerProblem(given);
+    const found = problem
+      ? { skipReason: `no Kafka broker answers at DSPEX_KAFKA_BROKERS=${given} (${problem})` }
+      : { brokers: given, source: "DSPEX_KAFKA_BROKERS" };
+    return { found, stop: nothingToStop };
+  }
   const problem = await dockerProblem();
   if (!problem) {
     try {
@@ -119,6 +125,7 @@ export const setupKafka = async (project: TestProject): Promise<() => Promise<vo
     delete process.env.DSPEX_KAFKA_SKIP_REASON;
     console.log(`[kafka] brokers ${found.brokers} (${found.source})`);
   } else {
+    delete process.env.DSPEX_KAFKA_BROKERS;
     process.env.DSPEX_KAFKA_SKIP_REASON = found.skipReason;
     console.log(`[kafka] skipped: ${found.skipReason}`);
   }
