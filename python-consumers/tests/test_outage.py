@@ -21,7 +21,8 @@ class Clock:
 
 
 def test_connection_errors_are_ridden_through_and_fatal_or_permanent_ones_are_not():
-    for code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._WAIT_COORD, KafkaError.NOT_COORDINATOR):
+    for code in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._WAIT_COORD, KafkaError.NOT_COORDINATOR,
+                 KafkaError._DESTROY_BROKER):
         assert unreachable(KafkaError(code))
     assert unreachable(KafkaError(KafkaError.UNKNOWN, "try again", retriable=True))
     assert not unreachable(KafkaError(KafkaError._TRANSPORT, fatal=True))

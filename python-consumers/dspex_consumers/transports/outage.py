@@ -28,6 +28,8 @@ UNREACHABLE = frozenset({
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.NOT_ENOUGH_REPLICAS,
     KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    # A cluster node left the metadata (killed): a request in flight to it fails with this (seen in the soak).
+    KafkaError._DESTROY_BROKER,
 })
 
 
