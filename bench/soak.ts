@@ -170,6 +170,11 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
   const addProcessor = () => {
     const child = dspex(["processors", "--status-every", "10000"], env);
     processors.push(child);
+    child.child.once("exit", (code, signal) => {
+      if (killedChildren.includes(child.child)) return;
+      const last = [...child.lines, ...child.errors].slice(-20).join("\n  ");
+      say(`processors (pid ${child.child.pid}) exited by itself (${code ?? signal}); its last lines:\n  ${last}`);
+    });
     return child;
   };
   const addConsumer = () => {

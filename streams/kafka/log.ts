@@ -79,6 +79,21 @@ const isFenced = (error: unknown): boolean =>
   fencedErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
   (error instanceof Error && error.cause !== undefined && isFenced(error.cause));
 
+/**
+ * A transactional producer whose idempotence state no longer matches the broker's (kafkajs after a send it
+ * believes failed, e.g. while leaders moved): its transaction cannot commit, but a new producer under the
+ * same transactional id starts clean (its init aborts what the old one left open).
+ */
+const lostProducerStateTypes = new Set([
+  "OUT_OF_ORDER_SEQUENCE_NUMBER",
+  "UNKNOWN_PRODUCER_ID",
+  "INVALID_TXN_STATE",
+]);
+const lostProducerState = (error: unknown): boolean =>
+  lostProducerStateTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
+  (error instanceof Error && /Transaction state exception/.test(error.message)) ||
+  (error instanceof Error && error.cause !== undefined && lostProducerState(error.cause));
+
 /** Errors that clear up by themselves, e.g. just after a topic is created or while a leader moves. */
 const transientErrorTypes = new Set([
   "NOT_LEADER_FOR_PARTITION",
@@ -102,17 +117,21 @@ const isTransient = (error: unknown): boolean =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Retries `call` on transient errors (up to about 5 s), then lets the error through. */
-const withRetries = async <T>(call: () => Promise<T>): Promise<T> => {
+/** Retries `call` on transient errors for up to `patienceMs`, then lets the error through. */
+const withRetries = async <T>(call: () => Promise<T>, patienceMs = 7_500): Promise<T> => {
+  const deadline = Date.now() + patienceMs;
   for (let attempt = 0; ; attempt++) {
     try {
       return await call();
     } catch (error) {
-      if (!isTransient(error) || attempt >= 12) throw error;
+      if (!isTransient(error) || Date.now() > deadline) throw error;
       await sleep(Math.min(25 * 2 ** attempt, 1_000));
     }
   }
 };
+
+/** How long opening the log retries its producer's connection once a broker answered. */
+const producerConnectPatienceMs = 60_000;
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -198,7 +217,11 @@ export class KafkaLog implements EventLog {
   /** Connects the admin client and the producer; fails with the brokers it tried. */
   async connect(): Promise<this> {
     try {
-      await Promise.all([this.admin.connect(), this.producer.connect()]);
+      await this.admin.connect();
+      // A broker answered. The idempotent producer then asks the cluster's controller for its id; while a
+      // node of a cluster is down the metadata can still name it, and kafkajs does not retry that failed
+      // connection: retried here while the rest of the cluster notices.
+      await withRetries(() => this.producer.connect(), producerConnectPatienceMs);
     } catch (error) {
       await this.close().catch(() => undefined);
       throw new Error(
@@ -629,9 +652,16 @@ export class KafkaLog implements EventLog {
             outputs,
           );
         } catch (error) {
-          if (!isFenced(error)) throw error;
-          owned.drop({ topic, partition });
-          throw new TransactionFencedError(group, topic, partition, error);
+          if (isFenced(error)) {
+            owned.drop({ topic, partition });
+            throw new TransactionFencedError(group, topic, partition, error);
+          }
+          if (lostProducerState(error))
+            throw new LogUnavailableError(
+              `the producer of ${topic}[${partition}] lost its place in the broker's sequence (${describe(error)}); nothing was committed, a new producer takes over`,
+              { cause: error },
+            );
+          throw error;
         }
       };
       try {

@@ -148,4 +148,39 @@ describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-pr
     const outputs = async () => (await log.read(output)).map((r) => r.value.toString());
     expect(await outputs()).toEqual(["out-1", "out-2", "out-3", "out-4", "out-5"]);
   }, 120_000);
+
+  it("replaces a producer that lost its place in the broker's sequence: the batch is redone once, the consumer goes on", async () => {
+    const config = freshKafkaConfig();
+    let broken = 0;
+    const log = await openKafkaLog(config, {
+      beforeTransactionCommit: () => {
+        if (broken++ > 0) return;
+        throw Object.assign(new Error("The broker received an out of order sequence number (a test)"), {
+          type: "OUT_OF_ORDER_SEQUENCE_NUMBER",
+          retriable: false,
+        });
+      },
+    });
+    logs.push(log);
+    const [input, output, group] = ["in", "out", "transformer"];
+    await log.ensureTopics([
+      { topic: input, partitions: 1 },
+      { topic: output, partitions: 1 },
+    ]);
+    await log.append(["1", "2", "3"].map((value) => ({ topic: input, key: "k", value })));
+    const handed: string[] = [];
+    const consumer = log.consume({ group, topics: [input], autoCommit: false }, async (batch) => {
+      handed.push(...batch.records.map((r) => r.value.toString()));
+      await batch.commitWith(transform(batch, output));
+    });
+    const outputs = async () => (await log.read(output)).map((r) => r.value.toString());
+    const deadline = Date.now() + 60_000;
+    while ((await outputs()).length < 3 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 200));
+    await consumer.stop();
+    await expect(consumer.done).resolves.toBeUndefined();
+    expect(broken).toBeGreaterThan(1);
+    expect(handed).toEqual(["1", "2", "3", "1", "2", "3"]);
+    expect(await outputs()).toEqual(["out-1", "out-2", "out-3"]);
+  }, 120_000);
 });
