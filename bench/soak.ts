@@ -26,7 +26,7 @@ import { groupLag } from "../streams/lag.ts";
 import { type EventLog, isTransientError } from "../streams/log.ts";
 import { openLog } from "../streams/open.ts";
 import { readEvents } from "../streams/store.ts";
-import { allTopics, Topics } from "../streams/topics.ts";
+import { allTopics, requestPath, Topics } from "../streams/topics.ts";
 import { type DspexChild, dspex, stopChild } from "../tests/support/cli.ts";
 import { type Cluster, startCluster } from "../tests/support/cluster.ts";
 import { freshKafkaConfig } from "../tests/support/kafka.ts";
@@ -106,13 +106,7 @@ const traces = async (log: EventLog, requestIds: readonly string[]): Promise<str
   const wanted = new Set(requestIds);
   const requestOf = new Map<string, string>();
   const seen = new Map<string, string[]>(requestIds.map((id) => [id, []]));
-  for (const topic of [
-    Topics.requests,
-    Topics.executions,
-    Topics.steps,
-    Topics.stepResults,
-    Topics.results,
-  ]) {
+  for (const topic of requestPath) {
     for (const read of await readEvents(log, topic)) {
       if (!("event" in read)) continue;
       const data = read.event.data as { requestId?: string; executionId?: string };
@@ -173,7 +167,9 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
     child.child.once("exit", (code, signal) => {
       if (killedChildren.includes(child.child)) return;
       const last = [...child.lines, ...child.errors].slice(-20).join("\n  ");
-      say(`processors (pid ${child.child.pid}) exited by itself (${code ?? signal}); its last lines:\n  ${last}`);
+      say(
+        `processors (pid ${child.child.pid}) exited by itself (${code ?? signal}); its last lines:\n  ${last}`,
+      );
     });
     return child;
   };

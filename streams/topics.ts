@@ -15,6 +15,15 @@ export type Topic = (typeof Topics)[keyof typeof Topics];
 
 export const allTopics: readonly Topic[] = Object.values(Topics);
 
+/** The topics a request's events pass through, in the order they do. */
+export const requestPath: readonly Topic[] = [
+  Topics.requests,
+  Topics.executions,
+  Topics.steps,
+  Topics.stepResults,
+  Topics.results,
+];
+
 /** What decides the partition key on each topic. */
 export const topicKeys: Record<Topic, string> = {
   "dspex.requests": "session id, else request id (evaluations, optimizations: their id)",

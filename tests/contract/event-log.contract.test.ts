@@ -29,18 +29,6 @@ const consumeN = async (log: EventLog, group: string, topics: string[], count: n
   return received;
 };
 
-/** What `look` finds once it finds anything (a transaction's outputs become visible a moment after it commits). */
-const visibleSoon = async <T extends { length: number } | { size: number }>(
-  look: () => Promise<T>,
-): Promise<T> => {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const found = await look();
-    if (("length" in found ? found.length : found.size) > 0 || Date.now() > deadline) return found;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
-
 const request = (n: number, key = `session-${n % 3}`) =>
   ExecutionRequested.create({
     stream: `request-${n}`,
@@ -291,9 +279,9 @@ describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
     });
     // Kafka's coordinator writes a transaction's markers after it answers the commit: readers see the
     // outputs and the offsets a moment later, and both at once.
-    const outputs = await visibleSoon(async () => (await log.read(output)).map((r) => r.value.toString()));
-    expect(outputs).toEqual(["10", "20", "30"]);
-    expect(await visibleSoon(() => log.committed(group, input))).toEqual(new Map([[0, 3]]));
+    const outputs = async () => (await log.read(output)).map((r) => r.value.toString());
+    await expect.poll(outputs, { timeout: 10_000 }).toEqual(["10", "20", "30"]);
+    await expect.poll(() => log.committed(group, input), { timeout: 10_000 }).toEqual(new Map([[0, 3]]));
   });
 
   it("refuses an invalid event with a clear error and writes none of its batch", async () => {

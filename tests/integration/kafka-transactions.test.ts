@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, describe, expect, it } from "vitest";
-import { type KafkaLog, openKafkaLog } from "../../streams/kafka/log.ts";
+import { type KafkaLog, type KafkaLogOptions, openKafkaLog } from "../../streams/kafka/log.ts";
 import { physicalTopic } from "../../streams/kafka/names.ts";
 import type { AppendRecord, RecordBatch } from "../../streams/log.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
@@ -59,17 +59,44 @@ describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-pr
     await Promise.all(logs.map((log) => log.close()));
   });
 
-  it("shows the output of a process killed between produce and commit exactly once to read_committed readers", async () => {
-    const brokers = "brokers" in found ? found.brokers : "";
+  /** A fresh log with an input topic holding `inputs` and an empty output topic, one partition each. */
+  const transformerLog = async (inputs: string[], options: KafkaLogOptions = {}) => {
     const config = freshKafkaConfig();
-    const log = await openKafkaLog(config);
+    const log = await openKafkaLog(config, options);
     logs.push(log);
     const [input, output, group] = ["in", "out", "transformer"];
     await log.ensureTopics([
       { topic: input, partitions: 1 },
       { topic: output, partitions: 1 },
     ]);
-    await log.append(["1", "2", "3"].map((value) => ({ topic: input, key: "k", value })));
+    await log.append(inputs.map((value) => ({ topic: input, key: "k", value })));
+    const outputs = async () => (await log.read(output)).map((r) => r.value.toString());
+    /** Consumes in the group, transforming each batch in a transaction, until offset `last` is committed. */
+    const transformUntil = (last: number, handed: string[] = [], maxBatch = 500) =>
+      new Promise<void>((resolve, reject) => {
+        const consumer = log.consume(
+          { group, topics: [input], autoCommit: false, maxBatch },
+          async (batch) => {
+            handed.push(...batch.records.map((r) => r.value.toString()));
+            await batch.commitWith(transform(batch, output));
+            if (batch.records.at(-1)!.offset === last) {
+              resolve();
+              void consumer.stop();
+            }
+          },
+        );
+        consumer.done.catch(reject);
+      });
+    return { config, log, input, output, group, outputs, transformUntil };
+  };
+
+  it("shows the output of a process killed between produce and commit exactly once to read_committed readers", async () => {
+    const brokers = "brokers" in found ? found.brokers : "";
+    const { config, log, input, output, group, outputs, transformUntil } = await transformerLog([
+      "1",
+      "2",
+      "3",
+    ]);
 
     const child = spawnTs(childScript, [JSON.stringify(config), JSON.stringify({ input, output, group })]);
     await child.waitFor((lines) => lines.includes("produced, not committed"), 60_000);
@@ -84,19 +111,11 @@ describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-pr
 
     // The next member of the group redoes the batch; its producer (same transactional id) fences the
     // dead one, whose transaction the broker aborts.
-    await new Promise<void>((resolve, reject) => {
-      const consumer = log.consume({ group, topics: [input], autoCommit: false }, async (batch) => {
-        await batch.commitWith(transform(batch, output));
-        if (batch.records.at(-1)!.offset === 2) {
-          resolve();
-          void consumer.stop();
-        }
-      });
-      consumer.done.catch(reject);
-    });
+    await transformUntil(2);
 
-    expect((await log.read(output)).map((r) => r.value.toString())).toEqual(["out-1", "out-2", "out-3"]);
-    expect(await log.committed(group, input)).toEqual(new Map([[0, 3]]));
+    // A transaction's outputs and offsets become visible a moment after its commit (the markers).
+    await expect.poll(outputs, { timeout: 10_000 }).toEqual(["out-1", "out-2", "out-3"]);
+    await expect.poll(() => log.committed(group, input), { timeout: 10_000 }).toEqual(new Map([[0, 3]]));
     expect(await readRaw(brokers, physicalOutput, "read_committed")).toEqual(["out-1", "out-2", "out-3"]);
     // Both attempts are stored; only the committed one is visible.
     expect(await readRaw(brokers, physicalOutput, "read_uncommitted")).toEqual([
@@ -110,49 +129,23 @@ describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-pr
   }, 120_000);
 
   it("hands over no record twice when a commit went in but its answer was lost", async () => {
-    const config = freshKafkaConfig();
     let answersLost = 0;
-    const log = await openKafkaLog(config, {
+    const { outputs, transformUntil } = await transformerLog(["1", "2", "3", "4", "5"], {
       afterTransactionCommit: () => {
         if (answersLost++ > 0) return;
         throw Object.assign(new Error("the commit's answer was lost (a test)"), { retriable: true });
       },
     });
-    logs.push(log);
-    const [input, output, group] = ["in", "out", "transformer"];
-    await log.ensureTopics([
-      { topic: input, partitions: 1 },
-      { topic: output, partitions: 1 },
-    ]);
-    await log.append(["1", "2", "3"].map((value) => ({ topic: input, key: "k", value })));
-    await log.append(["4", "5"].map((value) => ({ topic: input, key: "k", value })));
-
     const handed: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const consumer = log.consume(
-        { group, topics: [input], autoCommit: false, maxBatch: 3 },
-        async (batch) => {
-          handed.push(...batch.records.map((r) => r.value.toString()));
-          await batch.commitWith(transform(batch, output));
-          if (batch.records.at(-1)!.offset === 4) {
-            resolve();
-            void consumer.stop();
-          }
-        },
-      );
-      consumer.done.catch(reject);
-    });
-
+    await transformUntil(4, handed, 3);
     expect(answersLost).toBeGreaterThan(1);
     expect(handed).toEqual(["1", "2", "3", "4", "5"]);
-    const outputs = async () => (await log.read(output)).map((r) => r.value.toString());
-    expect(await outputs()).toEqual(["out-1", "out-2", "out-3", "out-4", "out-5"]);
+    await expect.poll(outputs, { timeout: 10_000 }).toEqual(["out-1", "out-2", "out-3", "out-4", "out-5"]);
   }, 120_000);
 
   it("replaces a producer that lost its place in the broker's sequence: the batch is redone once, the consumer goes on", async () => {
-    const config = freshKafkaConfig();
     let broken = 0;
-    const log = await openKafkaLog(config, {
+    const { outputs, transformUntil } = await transformerLog(["1", "2", "3"], {
       beforeTransactionCommit: () => {
         if (broken++ > 0) return;
         throw Object.assign(new Error("The broker received an out of order sequence number (a test)"), {
@@ -161,26 +154,10 @@ describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-pr
         });
       },
     });
-    logs.push(log);
-    const [input, output, group] = ["in", "out", "transformer"];
-    await log.ensureTopics([
-      { topic: input, partitions: 1 },
-      { topic: output, partitions: 1 },
-    ]);
-    await log.append(["1", "2", "3"].map((value) => ({ topic: input, key: "k", value })));
     const handed: string[] = [];
-    const consumer = log.consume({ group, topics: [input], autoCommit: false }, async (batch) => {
-      handed.push(...batch.records.map((r) => r.value.toString()));
-      await batch.commitWith(transform(batch, output));
-    });
-    const outputs = async () => (await log.read(output)).map((r) => r.value.toString());
-    const deadline = Date.now() + 60_000;
-    while ((await outputs()).length < 3 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 200));
-    await consumer.stop();
-    await expect(consumer.done).resolves.toBeUndefined();
+    await transformUntil(2, handed);
     expect(broken).toBeGreaterThan(1);
     expect(handed).toEqual(["1", "2", "3", "1", "2", "3"]);
-    expect(await outputs()).toEqual(["out-1", "out-2", "out-3"]);
+    await expect.poll(outputs, { timeout: 10_000 }).toEqual(["out-1", "out-2", "out-3"]);
   }, 120_000);
 });

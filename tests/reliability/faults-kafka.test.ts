@@ -30,7 +30,7 @@ import type { DspexEvent } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
-import { Topics } from "../../streams/topics.ts";
+import { requestPath, Topics } from "../../streams/topics.ts";
 import { freshKafkaConfig } from "../support/kafka.ts";
 import { type OwnBroker, ownBrokerSkipReason, startOwnBroker } from "../support/own-broker.ts";
 import { spawnTs } from "../support/processes.ts";
@@ -115,13 +115,7 @@ const situation = async (
   processors: ReturnType<typeof spawnTs>[],
 ) => {
   const lines: string[] = [];
-  for (const topic of [
-    Topics.requests,
-    Topics.executions,
-    Topics.steps,
-    Topics.stepResults,
-    Topics.results,
-  ]) {
+  for (const topic of requestPath) {
     const counts = new Map<string, number>();
     for (const event of await eventsOf(log, topic).catch(() => []))
       counts.set(event.type, (counts.get(event.type) ?? 0) + 1);
