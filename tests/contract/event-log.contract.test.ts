@@ -315,11 +315,13 @@ describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
     // Stopped: every batch it took is committed, its dead letters with it.
     await consumer!.stop();
     expect(seen).toEqual(["r-1", "r-2"]);
-    const dead = await readEvents(log, Topics.dlq);
-    const letters = dead.map((d) =>
-      "event" in d && d.event.type === "DeadLettered" ? d.event.data : undefined,
-    );
-    expect(letters).toHaveLength(2);
+    const lettersOf = async () =>
+      (await readEvents(log, Topics.dlq)).map((d) =>
+        "event" in d && d.event.type === "DeadLettered" ? d.event.data : undefined,
+      );
+    // Committed in the batches' transactions: visible a moment after (Kafka writes the markers then).
+    await expect.poll(async () => (await lettersOf()).length, { timeout: 10_000 }).toBe(2);
+    const letters = await lettersOf();
     expect(letters[0]).toMatchObject({ encoding: "base64", reason: "value is not valid UTF-8" });
     expect(Buffer.from(letters[0]!.original, "base64")).toEqual(garbage);
     expect(letters[1]).toMatchObject({ encoding: "utf8", original: '{"type":"Nope"}' });
