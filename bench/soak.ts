@@ -161,11 +161,13 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
   };
   let workerCount = 0;
   const killedChildren: ChildProcess[] = [];
+  /** Set when the soak stops its processes: their exits are not failures. */
+  let ending = false;
   const addProcessor = () => {
     const child = dspex(["processors", "--status-every", "10000"], env);
     processors.push(child);
     child.child.once("exit", (code, signal) => {
-      if (killedChildren.includes(child.child)) return;
+      if (ending || killedChildren.includes(child.child)) return;
       const last = [...child.lines, ...child.errors].slice(-20).join("\n  ");
       say(
         `processors (pid ${child.child.pid}) exited by itself (${code ?? signal}); its last lines:\n  ${last}`,
@@ -309,6 +311,7 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
     result.seconds = Math.round((Date.now() - began) / 1000);
     return result;
   } finally {
+    ending = true;
     await Promise.all([...processors.map((p) => stopChild(p.child)), ...consumers.map((c) => stopChild(c))]);
     await log?.close();
     await cluster?.stop();

@@ -151,7 +151,7 @@ export interface KafkaLogOptions {
   /** Where kafkajs logs and the backend's own warnings go; default JSON lines on stderr. */
   logger?: Logger;
   /**
-   * Runs inside commitWith once the outputs and the input offsets are sent, just before the
+   * Runs inside commitWith (and commit) once the outputs and the offsets are sent, just before the
    * transaction commits. A test seam: the crash test kills the process here.
    */
   beforeTransactionCommit?: () => Promise<void> | void;
@@ -178,6 +178,8 @@ export class KafkaLog implements EventLog {
   private readonly consumers = new Set<Consumer>();
   private readonly tails = new Set<() => Promise<void>>();
   private committer: Promise<Producer> | undefined;
+  /** The committing producer's transactional id: the same for every producer this log makes anew. */
+  private committerId: string | undefined;
   private commitTurn: Promise<void> = Promise.resolve();
   private closed = false;
   /** One line when the brokers go away, one when they are back. */
@@ -903,21 +905,42 @@ export class KafkaLog implements EventLog {
     if (positions.length === 0) return;
     const byTopic = new Map<string, Position[]>();
     for (const p of positions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p]);
-    this.committer ??= (async () => {
-      const producer = this.kafka.producer(
-        this.transactionalOptions(`dspex-tx.${this.settings.namespace}commit.${randomUUID()}`),
-      );
-      await producer.connect();
-      return producer;
-    })();
-    const producer = await this.committer;
     // One producer has one transaction at a time: concurrent commits wait their turn.
     const turn = this.commitTurn.then(async () => {
-      await withRetries(() => this.commitOffsets(producer, group, byTopic));
+      await withRetries(() => this.commitWithCommitter(group, byTopic));
       await this.untilCommittedVisible(group, byTopic);
     });
     this.commitTurn = turn.catch(() => undefined);
     return turn;
+  }
+
+  /**
+   * One commit through this log's committing producer. After a failure its state is not to be trusted (an
+   * abort that failed leaves kafkajs "ABORTING" for good): the next commit makes a new producer under the
+   * same transactional id, whose init aborts whatever the old one left open. Offsets are idempotent, so
+   * the caller may commit the same positions again.
+   */
+  private async commitWithCommitter(group: string, byTopic: Map<string, Position[]>): Promise<void> {
+    const committer = (this.committer ??= (async () => {
+      this.committerId ??= `dspex-tx.${this.settings.namespace}commit.${randomUUID()}`;
+      const producer = this.kafka.producer(this.transactionalOptions(this.committerId));
+      await producer.connect();
+      return producer;
+    })());
+    try {
+      await this.commitOffsets(await committer, group, byTopic);
+    } catch (error) {
+      if (this.committer === committer) this.committer = undefined;
+      void committer.then((producer) => producer.disconnect()).catch(() => undefined);
+      if (lostProducerState(error))
+        throw Object.assign(
+          new LogUnavailableError(`the committing producer lost its state (${describe(error)})`, {
+            cause: error,
+          }),
+          { retriable: true },
+        );
+      throw error;
+    }
   }
 
   /**
@@ -950,6 +973,7 @@ export class KafkaLog implements EventLog {
           partitions: list.map((p) => ({ partition: p.partition, offset: String(p.offset) })),
         })),
       });
+      await this.beforeTransactionCommit();
       await transaction.commit();
     } catch (error) {
       if (transaction.isActive()) await transaction.abort().catch(() => undefined);

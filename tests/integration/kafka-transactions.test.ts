@@ -160,4 +160,20 @@ describe.skipIf("skipReason" in found)("Kafka transactions (consume-transform-pr
     expect(handed).toEqual(["1", "2", "3", "1", "2", "3"]);
     await expect.poll(outputs, { timeout: 10_000 }).toEqual(["out-1", "out-2", "out-3"]);
   }, 120_000);
+
+  it("commits offsets from outside the group again after its committing producer lost its state", async () => {
+    let broken = 0;
+    const { log, input } = await transformerLog(["1", "2", "3"], {
+      beforeTransactionCommit: () => {
+        if (broken++ > 0) return;
+        throw new Error(
+          'Transaction state exception: Cannot call "beginTransaction" in state "ABORTING" (a test)',
+        );
+      },
+    });
+    await log.commit("outside", [{ topic: input, partition: 0, offset: 2 }]);
+    await log.commit("outside", [{ topic: input, partition: 0, offset: 3 }]);
+    expect(broken).toBe(3);
+    expect(await log.committed("outside", input)).toEqual(new Map([[0, 3]]));
+  }, 120_000);
 });
