@@ -32,7 +32,7 @@ import { coPartitionedAssigner } from "./assigner.ts";
 import { brokerList, KafkaLogConfig, type KafkaLogSettings, saslOptions } from "./config.ts";
 import { reuseCoordinatorLookups } from "./coordinators.ts";
 import { kafkaLogCreator, type Logger, stderrLogger } from "./logger.ts";
-import { nextRun, type PendingRecords } from "./merge.ts";
+import { type Gathered, inTimeOrder } from "./merge.ts";
 import {
   logicalTopic,
   physicalGroup,
@@ -49,11 +49,10 @@ import { chunkBySize, positionsOf, routeRecords, toLogRecord, topicMessagesOf } 
 const maxGatheredPartitions = 64;
 
 /** A partition's batch from kafkajs, waiting to be handed over in time order. */
-interface Fetched extends PendingRecords {
+interface Fetched extends Gathered {
   topic: string;
   partition: number;
   payload: EachBatchPayload;
-  settle: (error?: unknown) => void;
 }
 
 /** Largest single send: under the broker's default message.max.bytes (1 MiB) per partition batch. */
@@ -695,64 +694,24 @@ export class KafkaLog implements EventLog {
     };
 
     // kafkajs hands over one partition at a time, in an order of its own (KIP-74 shuffles them). The
-    // batches of one fetch are gathered here and handed over merged by append time instead (see merge.ts).
+    // batches of one fetch are gathered and handed over merged by append time instead (see merge.ts).
     const topicRank = new Map(topics.map((topic, rank) => [topic, rank]));
-    const gathered: Fetched[] = [];
-    let draining = false;
-    const settleAll = () => {
-      for (const fetched of gathered.splice(0)) fetched.settle();
-    };
-    const drain = async () => {
-      await new Promise((resolve) => setImmediate(resolve));
-      for (;;) {
-        for (const fetched of [...gathered]) {
-          const pausedHere = paused.has(topicPartitionId(fetched));
-          if (!pausedHere && fetched.payload.isRunning() && !fetched.payload.isStale()) continue;
-          // A paused partition's records not handed over yet are not resolved: fetched again on resume.
-          gathered.splice(gathered.indexOf(fetched), 1);
-          fetched.settle();
-        }
-        if (stopping) break;
-        const next = nextRun(gathered, maxBatch);
-        if (!next) break;
-        const fetched = gathered[next.index]!;
-        const run = fetched.records.slice(fetched.handed, fetched.handed + next.count);
-        let carryOn: boolean;
-        try {
-          carryOn = await handRun(fetched, run);
-        } catch (error) {
-          // A commit refused by a rebalance: kafkajs rejoins; everything not resolved is fetched again.
-          gathered.splice(gathered.indexOf(fetched), 1);
-          fetched.settle(error);
-          settleAll();
-          return;
-        }
-        if (!carryOn) break;
-        fetched.handed += run.length;
-        if (fetched.handed >= fetched.records.length) {
-          gathered.splice(gathered.indexOf(fetched), 1);
-          fetched.settle();
-        }
-      }
-      settleAll();
-    };
-    const startDraining = () => {
-      if (draining) return;
-      draining = true;
-      drain()
-        .catch(fail)
-        .finally(() => {
-          draining = false;
-          if (gathered.length > 0) startDraining();
-        });
-    };
+    const handOver = inTimeOrder<Fetched>({
+      maxBatch,
+      hand: handRun,
+      // A paused partition's records not handed over yet are not resolved: fetched again on resume.
+      current: (fetched) =>
+        !paused.has(topicPartitionId(fetched)) && fetched.payload.isRunning() && !fetched.payload.isStale(),
+      stopping: () => stopping,
+      fail,
+    });
     const eachBatch = (payload: EachBatchPayload) =>
       new Promise<void>((resolve, reject) => {
         const { batch } = payload;
         const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
         const records = batch.messages.map((m) => toLogRecord(topic, batch.partition, m));
         if (records.length === 0 || stopping) return resolve();
-        gathered.push({
+        handOver({
           topic,
           partition: batch.partition,
           records,
@@ -761,7 +720,6 @@ export class KafkaLog implements EventLog {
           payload,
           settle: (error?: unknown) => (error === undefined ? resolve() : reject(error)),
         });
-        startDraining();
       });
 
     const start = async () => {
@@ -921,12 +879,13 @@ export class KafkaLog implements EventLog {
    * the caller may commit the same positions again.
    */
   private async commitWithCommitter(group: string, byTopic: Map<string, Position[]>): Promise<void> {
-    const committer = (this.committer ??= (async () => {
+    this.committer ??= (async () => {
       this.committerId ??= `dspex-tx.${this.settings.namespace}commit.${randomUUID()}`;
       const producer = this.kafka.producer(this.transactionalOptions(this.committerId));
       await producer.connect();
       return producer;
-    })());
+    })();
+    const committer = this.committer;
     try {
       await this.commitOffsets(await committer, group, byTopic);
     } catch (error) {

@@ -39,3 +39,69 @@ export const nextRun = (
     count++;
   return { index: first!.index, count };
 };
+
+/** Fetched records waiting to be handed over; `settle` tells kafkajs the fetch is done (or failed). */
+export interface Gathered extends PendingRecords {
+  settle(error?: unknown): void;
+}
+
+/**
+ * Hands the runs of gathered fetches to `hand` one at a time, oldest record first (`nextRun`). A fetch no
+ * longer `current` (its partition paused, revoked or its consumer restarting) is settled without its rest:
+ * kafkajs fetches that again. `hand` resolves false to stop handing over; when it throws (a commit refused
+ * by a rebalance) every fetch is settled and kafkajs fetches again what it had not resolved.
+ */
+export const inTimeOrder = <F extends Gathered>(options: {
+  maxBatch: number;
+  hand(fetched: F, run: LogRecord[]): Promise<boolean>;
+  current(fetched: F): boolean;
+  stopping(): boolean;
+  fail(error: unknown): void;
+}): ((fetched: F) => void) => {
+  const gathered: F[] = [];
+  const settle = (fetched: F, error?: unknown) => {
+    gathered.splice(gathered.indexOf(fetched), 1);
+    fetched.settle(error);
+  };
+  const settleAll = () => {
+    for (const fetched of gathered.splice(0)) fetched.settle();
+  };
+  const drain = async () => {
+    await new Promise((resolve) => setImmediate(resolve));
+    for (;;) {
+      for (const fetched of [...gathered]) if (!options.current(fetched)) settle(fetched);
+      if (options.stopping()) break;
+      const next = nextRun(gathered, options.maxBatch);
+      if (!next) break;
+      const fetched = gathered[next.index]!;
+      const run = fetched.records.slice(fetched.handed, fetched.handed + next.count);
+      let carryOn: boolean;
+      try {
+        carryOn = await options.hand(fetched, run);
+      } catch (error) {
+        settle(fetched, error);
+        settleAll();
+        return;
+      }
+      if (!carryOn) break;
+      fetched.handed += run.length;
+      if (fetched.handed >= fetched.records.length) settle(fetched);
+    }
+    settleAll();
+  };
+  let draining = false;
+  const startDraining = () => {
+    if (draining) return;
+    draining = true;
+    drain()
+      .catch(options.fail)
+      .finally(() => {
+        draining = false;
+        if (gathered.length > 0) startDraining();
+      });
+  };
+  return (fetched) => {
+    gathered.push(fetched);
+    startDraining();
+  };
+};
