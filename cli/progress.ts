@@ -54,9 +54,13 @@ export const evaluationProgress = (
 ) => {
   const line = progressLine(stream);
   let done = 0;
-  const counting = log.tail([Topics.results], { from: "end" }).subscribe((record) => {
-    if (record.key === evaluationId && exampleResults.has(record.headers[Headers.type] ?? ""))
-      line.update(`${label} ${++done}/${total}`);
+  const counting = log.tail([Topics.results], { from: "end" }).subscribe({
+    next: (record) => {
+      if (record.key === evaluationId && exampleResults.has(record.headers[Headers.type] ?? ""))
+        line.update(`${label} ${++done}/${total}`);
+    },
+    // Progress only: the work goes on without it.
+    error: () => line.stop(),
   });
   return {
     stop() {

@@ -68,12 +68,16 @@ export const processorsCommand = withLogOptions(new Command("processors"))
       if (line !== shown) say(line);
       shown = line;
     }, options.statusEvery);
-    const results = log.tail([Topics.results], { from: "end" }).subscribe((record) => {
-      const type = record.headers[Headers.type];
-      if (type === "ExecutionCompleted") finished.completed++;
-      else if (type === "ExecutionFailed") finished.failed++;
-      else if (type === "ExecutionRejected") finished.rejected++;
-      else if (type === "EvaluationCompleted") finished.evaluations++;
+    const results = log.tail([Topics.results], { from: "end" }).subscribe({
+      next: (record) => {
+        const type = record.headers[Headers.type];
+        if (type === "ExecutionCompleted") finished.completed++;
+        else if (type === "ExecutionFailed") finished.failed++;
+        else if (type === "ExecutionRejected") finished.rejected++;
+        else if (type === "EvaluationCompleted") finished.evaluations++;
+      },
+      // The count is only shown: the processors go on without it.
+      error: (error: Error) => say(`the finished count stopped (${error.message}); the processors go on`),
     });
     try {
       const started = Date.now();

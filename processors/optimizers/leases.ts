@@ -77,26 +77,33 @@ export const holdLeases = (
     else lostController.abort(error);
   };
 
-  const answers: Subscription = log.tail([Topics.variables], { from: "end" }).subscribe((record) => {
-    const decoded = decodeRecord(record);
-    if (!decoded.ok) return;
-    const { event } = decoded;
-    if (event.causationId && ours.has(event.causationId)) answered = true;
-    switch (event.type) {
-      case "VariableLeaseGranted":
-        if (event.data.leaseId !== leaseId || !states.has(event.data.variableId)) return;
-        states.set(event.data.variableId, "held");
-        if (everyHeld()) settle?.resolve();
-        return;
-      case "VariableLeaseReleased":
-        if (event.data.leaseId === leaseId && states.has(event.data.variableId))
-          lose(event.data.variableId, event.data.reason ?? "released");
-        return;
-      case "VariableChangeRejected":
-        if (event.causationId && ours.has(event.causationId) && states.has(event.data.variableId))
-          lose(event.data.variableId, event.data.reason);
-        return;
-    }
+  const answers: Subscription = log.tail([Topics.variables], { from: "end" }).subscribe({
+    next: (record) => {
+      const decoded = decodeRecord(record);
+      if (!decoded.ok) return;
+      const { event } = decoded;
+      if (event.causationId && ours.has(event.causationId)) answered = true;
+      switch (event.type) {
+        case "VariableLeaseGranted":
+          if (event.data.leaseId !== leaseId || !states.has(event.data.variableId)) return;
+          states.set(event.data.variableId, "held");
+          if (everyHeld()) settle?.resolve();
+          return;
+        case "VariableLeaseReleased":
+          if (event.data.leaseId === leaseId && states.has(event.data.variableId))
+            lose(event.data.variableId, event.data.reason ?? "released");
+          return;
+        case "VariableChangeRejected":
+          if (event.causationId && ours.has(event.causationId) && states.has(event.data.variableId))
+            lose(event.data.variableId, event.data.reason);
+          return;
+      }
+    },
+    // Without the answers no lease can be known held: the optimization stops rather than run unguarded.
+    error: (error: Error) => {
+      for (const variableId of states.keys())
+        lose(variableId, `its lease answers stopped (${error.message})`);
+    },
   });
 
   const command = async (data: VariableCommand) => {

@@ -500,6 +500,20 @@ export class KafkaLog implements EventLog {
     };
   }
 
+  /** `call`, retried with backoff while it fails only because the broker cannot be reached, until `stopped`. */
+  private async untilBrokerBack(call: () => Promise<unknown>, stopped: () => boolean): Promise<void> {
+    for (let attempt = 0; !stopped(); attempt++) {
+      try {
+        await call();
+        return;
+      } catch (error) {
+        if (!isTransientError(error) && !isTransient(error)) throw error;
+        this.link.down(describe(error));
+        await sleep(Math.min(100 * 2 ** attempt, 5_000));
+      }
+    }
+  }
+
   /** The group's committed offset on one partition (0 when it committed none). */
   private async committedOffset(groupId: string, physicalTopic: string, partition: number): Promise<number> {
     const [entry] = await withRetries(() => this.admin.fetchOffsets({ groupId, topics: [physicalTopic] }));
@@ -561,18 +575,11 @@ export class KafkaLog implements EventLog {
       ({ topic, partition }) => this.committedOffset(groupId, this.physical(topic), partition),
     );
     /** Waits out an outage: an assignment taken over while the broker is away is taken over once it is back. */
-    const takeOver = async (tp: TopicPartition): Promise<void> => {
-      for (let attempt = 0; !stopping; attempt++) {
-        try {
-          await owned.of(tp);
-          return;
-        } catch (error) {
-          if (!isTransientError(error) && !isTransient(error)) throw error;
-          this.link.down(describe(error));
-          await sleep(Math.min(100 * 2 ** attempt, 5_000));
-        }
-      }
-    };
+    const takeOver = (tp: TopicPartition) =>
+      this.untilBrokerBack(
+        () => owned.of(tp),
+        () => stopping,
+      );
 
     let stopping = false;
     let failure: { error: unknown } | undefined;
@@ -805,47 +812,51 @@ export class KafkaLog implements EventLog {
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         if (!payload.restart) subscriber.error(payload.error);
       });
-      (async () => {
-        const known = await this.knowTopics(topics, true);
-        // Per partition, the next offset to emit: the end at subscription ("end") or 0. Records before it
-        // are dropped, so a fetch that raced the seek neither repeats nor skips anything.
-        const next = new Map<string, number>();
-        const id = (physical: string, partition: number) => `${physical}\u0000${partition}`;
-        if (options.from === "end") {
-          // "The end" is the moment of subscription, not of this (later) lookup: the first offset
-          // stored at or after it, so a record appended while the tail gets ready is not skipped.
-          for (const topic of known) {
-            for (const { partition, offset } of await withRetries(() =>
-              this.admin.fetchTopicOffsetsByTimestamp(this.physical(topic), subscribedAt),
-            ))
-              next.set(id(this.physical(topic), partition), Number(offset));
-          }
-        }
-        if (stopped) return;
-        await consumer.connect();
-        await consumer.subscribe({ topics: known.map(this.physical), fromBeginning: true });
-        await consumer.run({
-          eachBatch: async ({ batch }) => {
-            const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
-            const key = id(batch.topic, batch.partition);
-            for (const message of batch.messages) {
-              if (stopped) return;
-              if (Number(message.offset) < (next.get(key) ?? 0)) continue;
-              next.set(key, Number(message.offset) + 1);
-              subscriber.next(toLogRecord(topic, batch.partition, message));
+      // Set up once the broker answers: a tail opened during an outage starts when it is over.
+      this.untilBrokerBack(
+        async () => {
+          const known = await this.knowTopics(topics, true);
+          // Per partition, the next offset to emit: the end at subscription ("end") or 0. Records before it
+          // are dropped, so a fetch that raced the seek neither repeats nor skips anything.
+          const next = new Map<string, number>();
+          const id = (physical: string, partition: number) => `${physical}\u0000${partition}`;
+          if (options.from === "end") {
+            // "The end" is the moment of subscription, not of this (later) lookup: the first offset
+            // stored at or after it, so a record appended while the tail gets ready is not skipped.
+            for (const topic of known) {
+              for (const { partition, offset } of await withRetries(() =>
+                this.admin.fetchTopicOffsetsByTimestamp(this.physical(topic), subscribedAt),
+              ))
+                next.set(id(this.physical(topic), partition), Number(offset));
             }
-          },
-        });
-        for (const [key, offset] of next) {
-          const [physical, partition] = key.split("\u0000") as [string, string];
-          // A consumer restarting after a crash (its group join failed) takes no seek; it reads from the
-          // start again and `next` skips what was handed over already.
-          if (offset > 0)
-            unlessRestarting(() =>
-              consumer.seek({ topic: physical, partition: Number(partition), offset: String(offset) }),
-            );
-        }
-      })().catch((error) => {
+          }
+          if (stopped) return;
+          await consumer.connect();
+          await consumer.subscribe({ topics: known.map(this.physical), fromBeginning: true });
+          await consumer.run({
+            eachBatch: async ({ batch }) => {
+              const topic = logicalTopic(this.settings.namespace, batch.topic) ?? batch.topic;
+              const key = id(batch.topic, batch.partition);
+              for (const message of batch.messages) {
+                if (stopped) return;
+                if (Number(message.offset) < (next.get(key) ?? 0)) continue;
+                next.set(key, Number(message.offset) + 1);
+                subscriber.next(toLogRecord(topic, batch.partition, message));
+              }
+            },
+          });
+          for (const [key, offset] of next) {
+            const [physical, partition] = key.split("\u0000") as [string, string];
+            // A consumer restarting after a crash (its group join failed) takes no seek; it reads from the
+            // start again and `next` skips what was handed over already.
+            if (offset > 0)
+              unlessRestarting(() =>
+                consumer.seek({ topic: physical, partition: Number(partition), offset: String(offset) }),
+              );
+          }
+        },
+        () => stopped,
+      ).catch((error) => {
         if (!stopped) subscriber.error(error);
       });
       return () => {
