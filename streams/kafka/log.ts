@@ -460,12 +460,16 @@ export class KafkaLog implements EventLog {
             },
           });
           // Records before a target's start, or of a partition not asked for, are dropped anyway;
-          // seeking and pausing only spares fetching them.
+          // seeking and pausing only spares fetching them (and is skipped while kafkajs restarts a
+          // consumer whose first join failed).
           const unwanted = [...targets].filter(([, target]) => target.done).map(([partition]) => partition);
-          if (unwanted.length > 0) consumer.pause([{ topic: physical, partitions: unwanted }]);
+          if (unwanted.length > 0)
+            unlessRestarting(() => consumer.pause([{ topic: physical, partitions: unwanted }]));
           for (const [partition, target] of targets) {
             if (!target.done && target.start > 0)
-              consumer.seek({ topic: physical, partition, offset: String(target.start) });
+              unlessRestarting(() =>
+                consumer.seek({ topic: physical, partition, offset: String(target.start) }),
+              );
           }
         })().catch((error) => {
           clearTimeout(timer);
