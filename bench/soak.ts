@@ -141,6 +141,8 @@ export const runSoak = async (options: SoakOptions, say: (line: string) => void)
     DSPEX_BACKEND: "kafka",
     DSPEX_KAFKA_BROKERS: brokers,
     DSPEX_KAFKA_NAMESPACE: namespace,
+    // A process that stops by itself prints its stack: the soak shows its last lines.
+    DSPEX_DEBUG: "1",
   };
   let log: EventLog | undefined;
   const processors: DspexChild[] = [];

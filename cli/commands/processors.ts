@@ -92,9 +92,11 @@ export const processorsCommand = withLogOptions(new Command("processors"))
     } finally {
       clearInterval(status);
       results.unsubscribe();
-      await processors.stop();
-      await workers?.stop();
-      await log.close();
+      // What went wrong while stopping is said, but never hides why the processors stopped.
+      const said = (what: string) => (error: Error) => say(`${what} did not stop cleanly: ${error.message}`);
+      await processors.stop().catch(said("the processors"));
+      await workers?.stop().catch(said("the workers"));
+      await log.close().catch(said("the log"));
     }
     say("stopped");
   });
