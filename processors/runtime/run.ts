@@ -283,13 +283,19 @@ export const runProcessor = <S, T = undefined>(
 
   const start = async () => {
     const topics = [...new Set([...processor.topics, ...(processor.table?.topics ?? [])])];
-    await log.ensureTopics(topics.map((topic) => ({ topic })));
-    const counts = await Promise.all(
-      processor.topics.map(async (topic) => ({ topic, partitions: await log.partitions(topic) })),
+    // A processor started while the log cannot be reached (a broker or a cluster node down) waits for it,
+    // as a running one does.
+    const whenAvailable = <R>(work: () => Promise<R>) => untilAvailable(work, isTransientError);
+    await whenAvailable(() => log.ensureTopics(topics.map((topic) => ({ topic }))));
+    const counts = await whenAvailable(() =>
+      Promise.all(
+        processor.topics.map(async (topic) => ({ topic, partitions: await log.partitions(topic) })),
+      ),
     );
     checkCopartitioned(processor.name, counts);
     partitionCounts = new Map(counts.map((c) => [c.topic, c.partitions]));
-    if (processor.table) table = await openTable(log, processor.table, fail, clock);
+    const tableOf = processor.table;
+    if (tableOf) table = await whenAvailable(() => openTable(log, tableOf, fail, clock));
     consumer = consumeEvents(
       log,
       {

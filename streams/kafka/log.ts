@@ -757,7 +757,7 @@ export class KafkaLog implements EventLog {
     const done = (async () => {
       // A stop during start waits for start to settle: disconnecting a half-connected kafkajs consumer
       // could leave it running.
-      const started = start().catch(fail);
+      const started = this.untilBrokerBack(start, () => stopping).catch(fail);
       await stopRequested;
       await started;
       await shutdown();
