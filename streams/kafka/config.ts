@@ -18,6 +18,8 @@ export const KafkaLogConfig = z.object({
       username: z.string().min(1),
       passwordEnv: z.string().min(1),
     })
+    // A password written here is refused, not dropped: secrets never live in configuration.
+    .strict()
     .optional(),
   /** Prefix of every topic, consumer group and transactional id: several logs can share one cluster. */
   namespace: z
