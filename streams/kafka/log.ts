@@ -637,6 +637,8 @@ export class KafkaLog implements EventLog {
 
     /** Of a run fetched, the records its group has not committed yet (kafkajs may have fetched from before). */
     const notCommittedYet = async (topic: string, partition: number, run: LogRecord[]) => {
+      // A run of a partition taken away meanwhile is its new owner's: taking it over here would fence that owner.
+      if (holding && !holding.has(topicPartitionId({ topic, partition }))) return [];
       const { committed } = await owned.of({ topic, partition });
       return run.filter((record) => record.offset >= committed);
     };
