@@ -105,6 +105,17 @@ const transientErrorTypes = new Set([
   // The previous transaction of the same producer is still completing on the broker.
   "CONCURRENT_TRANSACTIONS",
 ]);
+/** A broker that answers but cannot serve this yet (a coordinator loading or moving): not an outage. */
+const busyErrorTypes = new Set([
+  "COORDINATOR_LOAD_IN_PROGRESS",
+  "COORDINATOR_NOT_AVAILABLE",
+  "NOT_COORDINATOR",
+  "CONCURRENT_TRANSACTIONS",
+]);
+const brokerBusy = (error: unknown): boolean =>
+  busyErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
+  (error instanceof Error && error.cause !== undefined && brokerBusy(error.cause));
+
 /** kafkajs's fetchTopicOffsets throws this TypeError while a new topic's metadata is still empty. */
 const isUnreadyMetadata = (error: unknown): boolean =>
   error instanceof TypeError && /destructure property 'partitions'/.test(error.message);
@@ -512,7 +523,7 @@ export class KafkaLog implements EventLog {
         return;
       } catch (error) {
         if (!isTransientError(error) && !isTransient(error)) throw error;
-        this.link.down(describe(error));
+        if (!brokerBusy(error)) this.link.down(describe(error));
         await sleep(Math.min(100 * 2 ** attempt, 5_000));
       }
     }
