@@ -111,9 +111,14 @@ const busyErrorTypes = new Set([
   "COORDINATOR_NOT_AVAILABLE",
   "NOT_COORDINATOR",
   "CONCURRENT_TRANSACTIONS",
+  "LEADER_NOT_AVAILABLE",
+  "NOT_LEADER_FOR_PARTITION",
+  "UNKNOWN_TOPIC_OR_PARTITION",
+  "REBALANCE_IN_PROGRESS",
 ]);
 const brokerBusy = (error: unknown): boolean =>
   busyErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
+  isUnreadyMetadata(error) ||
   (error instanceof Error && error.cause !== undefined && brokerBusy(error.cause));
 
 /** kafkajs's fetchTopicOffsets throws this TypeError while a new topic's metadata is still empty. */
