@@ -616,7 +616,10 @@ export class KafkaLog implements EventLog {
     if (options.signal?.aborted) requestStop();
 
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (payload.restart) return this.link.down(describe(payload.error));
+      if (payload.restart) {
+        if (!brokerBusy(payload.error)) this.link.down(describe(payload.error));
+        return;
+      }
       this.logger.log("error", `consumer of group ${group} crashed`, { error: describe(payload.error) });
       fail(payload.error);
     });
