@@ -69,14 +69,17 @@ export class TransactionFencedError extends FencedError {
   }
 }
 
+/** Whether `error`, or what caused it, is a Kafka protocol error of one of `types`. */
+const hasErrorType = (types: ReadonlySet<string>, error: unknown): boolean =>
+  types.has((error as { type?: string } | undefined)?.type ?? "") ||
+  (error instanceof Error && error.cause !== undefined && hasErrorType(types, error.cause));
+
 const fencedErrorTypes = new Set([
   "INVALID_PRODUCER_EPOCH",
   "PRODUCER_FENCED",
   "INVALID_PRODUCER_ID_MAPPING",
 ]);
-const isFenced = (error: unknown): boolean =>
-  fencedErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
-  (error instanceof Error && error.cause !== undefined && isFenced(error.cause));
+const isFenced = (error: unknown): boolean => hasErrorType(fencedErrorTypes, error);
 
 /**
  * A transactional producer whose idempotence state no longer matches the broker's (kafkajs after a send it
@@ -89,27 +92,21 @@ const lostProducerStateTypes = new Set([
   "INVALID_TXN_STATE",
 ]);
 const lostProducerState = (error: unknown): boolean =>
-  lostProducerStateTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
-  (error instanceof Error && /Transaction state exception/.test(error.message)) ||
-  (error instanceof Error && error.cause !== undefined && lostProducerState(error.cause));
+  hasErrorType(lostProducerStateTypes, error) || causedBy(/Transaction state exception/, error);
 
-/** Errors that clear up by themselves, e.g. just after a topic is created or while a leader moves. */
-const transientErrorTypes = new Set([
-  "NOT_LEADER_FOR_PARTITION",
-  "LEADER_NOT_AVAILABLE",
-  "UNKNOWN_TOPIC_OR_PARTITION",
-  "REQUEST_TIMED_OUT",
-  "COORDINATOR_LOAD_IN_PROGRESS",
-  "COORDINATOR_NOT_AVAILABLE",
-  "NOT_COORDINATOR",
-  // The previous transaction of the same producer is still completing on the broker.
-  "CONCURRENT_TRANSACTIONS",
-]);
-/** A broker that answers but cannot serve this yet (a coordinator loading or moving): not an outage. */
+/** Whether `error`, or what caused it, says `pattern` (kafkajs's state-machine errors have no type). */
+const causedBy = (pattern: RegExp, error: unknown): boolean =>
+  error instanceof Error && (pattern.test(error.message) || causedBy(pattern, error.cause));
+
+/**
+ * A broker that answers but cannot serve this yet (a coordinator loading or moving, a leader moving, a new
+ * topic's metadata): retried, and not an outage.
+ */
 const busyErrorTypes = new Set([
   "COORDINATOR_LOAD_IN_PROGRESS",
   "COORDINATOR_NOT_AVAILABLE",
   "NOT_COORDINATOR",
+  // The previous transaction of the same producer is still completing on the broker.
   "CONCURRENT_TRANSACTIONS",
   "LEADER_NOT_AVAILABLE",
   "NOT_LEADER_FOR_PARTITION",
@@ -117,9 +114,10 @@ const busyErrorTypes = new Set([
   "REBALANCE_IN_PROGRESS",
 ]);
 const brokerBusy = (error: unknown): boolean =>
-  busyErrorTypes.has((error as { type?: string } | undefined)?.type ?? "") ||
-  isUnreadyMetadata(error) ||
-  (error instanceof Error && error.cause !== undefined && brokerBusy(error.cause));
+  hasErrorType(busyErrorTypes, error) || isUnreadyMetadata(error);
+
+/** Errors that clear up by themselves: a busy broker, or a request that timed out. */
+const transientErrorTypes = new Set([...busyErrorTypes, "REQUEST_TIMED_OUT"]);
 
 /** kafkajs's fetchTopicOffsets throws this TypeError while a new topic's metadata is still empty. */
 const isUnreadyMetadata = (error: unknown): boolean =>
