@@ -1,5 +1,4 @@
 export {
-  byArrival,
   committedInputs,
   type Rebuilt,
   type RecentIds,

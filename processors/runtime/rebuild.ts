@@ -1,6 +1,7 @@
 import type { Snapshot } from "../../projections/snapshots.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { readEvents } from "../../streams/store.ts";
+import { mergeByTime } from "../../streams/time-order.ts";
 import type { CommittedInput, Processor, RuntimeOptions } from "./types.ts";
 
 /** Remembers the last `capacity` ids, to drop redelivered inputs: memory stays bounded. */
@@ -49,31 +50,33 @@ export const snapshotName = (processor: AnyProcessor, partition: number) =>
   `processor-${processor.name}-task-${partition}`;
 export const versionsOf = (processor: AnyProcessor) => ({ [processor.name]: processor.version ?? 1 });
 
-/** Orders inputs as the task most likely saw them: time, then topic order, then position. */
-export const byArrival = (a: CommittedInput, b: CommittedInput) =>
-  a.record.timestamp - b.record.timestamp ||
-  a.rank - b.rank ||
-  a.record.partition - b.record.partition ||
-  a.record.offset - b.record.offset;
-
-/** Every input of task `partition` the group has committed from `positions` on (default: the beginning). */
+/**
+ * Every input of task `partition` the group has committed from `positions` on (default: the beginning), as
+ * the consumer hands them over: each topic in offset order, the topics merged by time (ties to the earlier
+ * topic of `processor.topics`).
+ */
 export const committedInputs = async (
   log: EventLog,
   processor: AnyProcessor,
   partition: number,
   positions: ReadonlyMap<string, number> = new Map(),
 ): Promise<CommittedInput[]> => {
-  const inputs: CommittedInput[] = [];
+  const perTopic: CommittedInput[][] = [];
   for (const [rank, topic] of processor.topics.entries()) {
     const next = (await log.committed(processor.name, topic)).get(partition);
     const from = positions.get(positionKey(topic, partition)) ?? 0;
     if (next === undefined || next <= from) continue;
     // Offsets are positions, not counts: on Kafka transaction markers take offsets too.
-    for (const read of await readEvents(log, topic, { partition, fromOffset: from, limit: next - from }))
-      if ("event" in read && read.record.offset < next)
-        inputs.push({ record: read.record, event: read.event, rank });
+    const reads = await readEvents(log, topic, { partition, fromOffset: from, limit: next - from });
+    perTopic.push(
+      reads.flatMap((read) =>
+        "event" in read && read.record.offset < next
+          ? [{ record: read.record, event: read.event, rank }]
+          : [],
+      ),
+    );
   }
-  return inputs.sort(byArrival);
+  return mergeByTime(perTopic, (input) => input.record.timestamp);
 };
 
 /**

@@ -30,6 +30,7 @@ import {
   type TopicSpec,
 } from "../log.ts";
 import { partitionFor } from "../partition.ts";
+import { mergeByTime } from "../time-order.ts";
 import { partitionTableSql, schemaSql } from "./schema.ts";
 
 const partitionId = topicPartitionId;
@@ -378,11 +379,12 @@ export class EmbeddedLog implements EventLog {
     const limit = options.limit ?? -1;
     if (options.partition !== undefined)
       return this.readFrom({ topic, partition: options.partition }, from, limit);
-    const merged = Array.from({ length: this.partitionsOf(topic) }, (_, partition) =>
-      this.readFrom({ topic, partition }, from, limit),
-    )
-      .flat()
-      .sort((a, b) => a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset);
+    const merged = mergeByTime(
+      Array.from({ length: this.partitionsOf(topic) }, (_, partition) =>
+        this.readFrom({ topic, partition }, from, limit),
+      ),
+      (record) => record.timestamp,
+    );
     return limit < 0 ? merged : merged.slice(0, limit);
   }
 

@@ -32,13 +32,13 @@ import {
   type TopicSpec,
 } from "../log.ts";
 import { partitionFor } from "../partition.ts";
+import { mergeByTime } from "../time-order.ts";
 import { BatchReader } from "./batches.ts";
 import {
   type AllPosition,
   allPositionFromJson,
   allPositionToJson,
   alreadyCommitted,
-  byAppendTime,
   checkpointStream,
   committedOffsets,
   emptyCheckpoint,
@@ -326,7 +326,7 @@ export class EventStoreDbLog implements EventLog {
         this.readPartition({ topic, partition }, from, limit),
       ),
     );
-    const merged = perPartition.flat().sort(byAppendTime);
+    const merged = mergeByTime(perPartition, (record) => record.timestamp);
     return limit === undefined ? merged : merged.slice(0, limit);
   }
 

@@ -234,7 +234,3 @@ export const allPositionFromJson = (position: AllPosition): { commit: bigint; pr
   commit: BigInt(position.commit),
   prepare: BigInt(position.prepare),
 });
-
-/** Several topics read without a partition come back in append time order, as in the embedded log. */
-export const byAppendTime = (a: LogRecord, b: LogRecord): number =>
-  a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset;

@@ -1,5 +1,5 @@
 import type { LogRecord, ReadOptions } from "../log.ts";
-import { byTimeThenPosition } from "./records.ts";
+import { mergeByTime } from "../time-order.ts";
 
 /** What a bounded read of one partition still waits for. */
 export interface ReadTarget {
@@ -62,8 +62,9 @@ export const recordProgress = (
 export const isReadComplete = (progress: ReadProgress): boolean =>
   [...progress.targets.values()].every((target) => target.done);
 
-/** Every partition's records merged like the embedded log does: by time, then partition and offset. */
+/** Every partition's records merged like the embedded log does: by time, each partition in offset order. */
 export const mergedRecords = (progress: ReadProgress, limit?: number): LogRecord[] => {
-  const merged = [...progress.records.values()].flat().sort(byTimeThenPosition);
+  const partitions = [...progress.records.entries()].sort(([a], [b]) => a - b).map(([, records]) => records);
+  const merged = mergeByTime(partitions, (record) => record.timestamp);
   return limit === undefined || limit < 0 ? merged : merged.slice(0, limit);
 };

@@ -121,7 +121,3 @@ export const positionsOf = (
     return { topic: record.topic, partition: record.partition, offset };
   });
 };
-
-/** Records sorted like the embedded log's merged read: by time, then partition, then offset. */
-export const byTimeThenPosition = (a: LogRecord, b: LogRecord): number =>
-  a.timestamp - b.timestamp || a.partition - b.partition || a.offset - b.offset;
