@@ -7,7 +7,7 @@ import {
   searchSpaceOf,
   uniformPoint,
 } from "./search-space.ts";
-import { numberParam, type OptimizationSetup } from "./setup.ts";
+import { numberParam, type OptimizationSetup, selectionExamples, selectionSize } from "./setup.ts";
 import type { Strategy } from "./strategy.ts";
 import { defaultTpeOptions, type Observation, suggestTpe } from "./tpe.ts";
 
@@ -20,14 +20,6 @@ export interface SearchState {
 const searchTrials = (setup: OptimizationSetup): number =>
   Math.min(numberParam(setup, "trials", 20), setup.budget.maxTrials ?? Number.POSITIVE_INFINITY);
 
-/**
- * Where a candidate configuration is scored: the devset (default), as DSPy's random-search bootstrap picks
- * its candidates; or the trainset (`params.searchOn: "train"`), from which the demos are drawn — a
- * candidate is then scored partly on its own demos, which favours sets the held-out data does not.
- */
-const searchExamples = (setup: OptimizationSetup) =>
-  setup.params.searchOn === "train" ? setup.trainset : setup.devset;
-
 /** A search that evaluates whole configurations; how a point is chosen is what differs. */
 const searchStrategy = (
   name: string,
@@ -36,16 +28,13 @@ const searchStrategy = (
   name,
   plan: (setup) => {
     const trials = searchTrials(setup);
-    return { trials, exampleRuns: trials * searchExamples(setup).length, extraCalls: 0 };
+    return { trials, exampleRuns: trials * selectionSize(setup), extraCalls: 0 };
   },
   init: (setup) => ({ space: searchSpaceOf(setup), observations: [] }),
   propose(state, setup, ctx) {
     if (state.observations.length >= searchTrials(setup)) return undefined;
-    return {
-      phase: "search",
-      overrides: decodePoint(state.space, suggest(state, setup, ctx.random)),
-      examples: searchExamples(setup).map((e) => e.id),
-    };
+    const overrides = decodePoint(state.space, suggest(state, setup, ctx.random));
+    return { phase: "search", overrides, examples: selectionExamples(setup, overrides).map((e) => e.id) };
   },
   observe(state, _setup, { trial, outcome }) {
     const observation = { point: encodeOverrides(state.space, trial.overrides), score: outcome.score };

@@ -1,7 +1,14 @@
 import { jsonEqual } from "../../programs/variables/types.ts";
 import type { Example, JsonRecord } from "../../streams/events/index.ts";
 import { pyRandom } from "./py-random.ts";
-import { demoFor, numberParam, type OptimizationSetup, type Predictor } from "./setup.ts";
+import {
+  demoFor,
+  numberParam,
+  type OptimizationSetup,
+  type Predictor,
+  selectionExamples,
+  selectionSize,
+} from "./setup.ts";
 import type { Proposal, Strategy } from "./strategy.ts";
 
 /**
@@ -168,8 +175,9 @@ const candidatesOf = (setup: OptimizationSetup) => Math.max(1, numberParam(setup
 
 /**
  * BootstrapFewShot `params.candidates` times, with other seeds and training orders, each candidate's demos
- * scored on the devset and the best kept — DSPy's BootstrapFewShotWithRandomSearch without its
- * zero-shot and labeled-only candidates (the baseline and the adoption margin stand for those).
+ * scored on its selection examples (the devset unless `params.searchOn` says otherwise) and the best kept —
+ * DSPy's BootstrapFewShotWithRandomSearch without its zero-shot and labeled-only candidates (the baseline
+ * and the adoption margin stand for those).
  */
 export const bootstrapCandidates: Strategy<CandidatesState> = {
   name: "bootstrap",
@@ -178,7 +186,7 @@ export const bootstrapCandidates: Strategy<CandidatesState> = {
     const inner = bootstrapFewShot.plan(setup);
     return {
       trials: candidates * (inner.trials + 1),
-      exampleRuns: candidates * (inner.exampleRuns + setup.devset.length),
+      exampleRuns: candidates * (inner.exampleRuns + selectionSize(setup)),
       extraCalls: 0,
     };
   },
@@ -186,7 +194,11 @@ export const bootstrapCandidates: Strategy<CandidatesState> = {
   propose(state, setup, ctx) {
     if (state.candidate >= candidatesOf(setup)) return undefined;
     if (state.pending)
-      return { phase: "candidate", overrides: state.pending, examples: setup.devset.map((e) => e.id) };
+      return {
+        phase: "candidate",
+        overrides: state.pending,
+        examples: selectionExamples(setup, state.pending).map((e) => e.id),
+      };
     return bootstrapFewShot.propose(state.inner, candidateSetup(setup, state.candidate), ctx);
   },
   observe(state, setup, result) {

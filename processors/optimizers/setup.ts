@@ -1,4 +1,5 @@
 import { programVariables } from "../../programs/registry.ts";
+import { jsonEqual } from "../../programs/variables/types.ts";
 import type {
   EventOf,
   Example,
@@ -178,3 +179,38 @@ export const demoFor = (
   }
   return demo;
 };
+
+/** Whether `example` is one of the demos `overrides` show a predictor (compared on the demo's input fields). */
+const shownAsDemo = (setup: OptimizationSetup, overrides: JsonRecord, example: Example): boolean =>
+  setup.predictors.some((predictor) => {
+    const demos = predictor.demosVariable ? overrides[predictor.demosVariable] : undefined;
+    if (!Array.isArray(demos)) return false;
+    const fields = Object.entries(predictor.inputs);
+    return demos.some(
+      (demo) =>
+        typeof demo === "object" &&
+        demo !== null &&
+        !Array.isArray(demo) &&
+        fields.every(([field, source]) => jsonEqual(demo[field], example.inputs[source])),
+    );
+  });
+
+/**
+ * The examples a candidate configuration is scored on, by `params.searchOn`: the devset (default), as
+ * DSPy's random-search bootstrap picks its candidates; `"train"`, the trainset the demos come from (a
+ * candidate is then scored partly on its own demos); or `"dev+train"`, the devset and every training
+ * example the candidate does not show as a demo — about twice the examples, so less luck in the pick.
+ */
+export const selectionExamples = (setup: OptimizationSetup, overrides: JsonRecord): readonly Example[] => {
+  switch (setup.params.searchOn) {
+    case "train":
+      return setup.trainset;
+    case "dev+train":
+      return [...setup.devset, ...setup.trainset.filter((e) => !shownAsDemo(setup, overrides, e))];
+    default:
+      return setup.devset;
+  }
+};
+
+/** Example runs scoring one candidate costs at most. */
+export const selectionSize = (setup: OptimizationSetup): number => selectionExamples(setup, {}).length;

@@ -10,7 +10,7 @@ the workers' (`lm_for({"model": "dspex/offline"})`); `--gguf` points it at anoth
 Parts (all by default):
 - zero:      zero-shot accuracy on dev and test, and the latency of one classify call;
 - random:    k random train demos (several draws per k): accuracy on the rest of train, dev and test;
-             then whether the set that was best on train (or dev) is also good on test;
+             then whether the set that was best on train (or dev, or both pooled) is also good on test;
 - bootstrap: DSPy's BootstrapFewShot (4 bootstrapped + 4 labeled demos, walking the trainset in order)
              and BootstrapFewShotWithRandomSearch (picking on dev): their test accuracy;
 - draft:     the latency of the ungraded draft stage (a free-text reply of at most 48 tokens).
@@ -107,6 +107,8 @@ def random_demos(runner: Runner, task: dict[str, Any], sets: dict[str, list[dspy
             runner.seconds.clear()
             row = {"k": k, "draw": draw, "demos": [d.category for d in demos]}
             row.update({split: runner.accuracy(program, data) for split, data in (("train", rest), ("dev", sets["dev"]), ("test", sets["test"]))})
+            pooled = len(rest) + len(sets["dev"])
+            row["dev_and_train"] = (row["train"] * len(rest) + row["dev"] * len(sets["dev"])) / pooled
             row["latency"] = latency(runner.seconds)
             rows.append(row)
             print(f"  k={k} draw={draw} train={row['train']:.3f} dev={row['dev']:.3f} test={row['test']:.3f} "
@@ -117,12 +119,14 @@ def random_demos(runner: Runner, task: dict[str, Any], sets: dict[str, list[dspy
 def summary(k: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
     best_train = max(rows, key=lambda r: r["train"])
     best_dev = max(rows, key=lambda r: r["dev"])
+    best_pooled = max(rows, key=lambda r: r["dev_and_train"])
     return {
         "k": k,
         "dev": spread([r["dev"] for r in rows]),
         "test": spread([r["test"] for r in rows]),
         "best_on_train": {"train": best_train["train"], "dev": best_train["dev"], "test": best_train["test"]},
         "best_on_dev": {"dev": best_dev["dev"], "test": best_dev["test"]},
+        "best_on_dev_and_rest_of_train": {"dev": best_pooled["dev"], "test": best_pooled["test"]},
     }
 
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { OptimizerName } from "../../../processors/optimizers/index.ts";
-import type { DspexEvent } from "../../../streams/events/index.ts";
+import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
 import { demosVariable } from "../../support/label-task.ts";
 import { runOnLabelTask } from "./support.ts";
 
@@ -106,6 +106,24 @@ describe("bootstrap few-shot", () => {
       e.type === "TrialProposed" && e.data.config.phase === "candidate" ? [e.data.config.examples] : [],
     ) as string[][];
     for (const ids of scored) expect(new Set(ids)).toEqual(devIds);
+  });
+
+  it('with searchOn "dev+train", scores each candidate on the devset and the training examples it does not show', async () => {
+    const params = { maxLabeledDemos: 2, maxBootstrappedDemos: 2, candidates: 3, searchOn: "dev+train" };
+    const { events, setup } = await runOnLabelTask("bootstrap", { params });
+    const candidates = events.flatMap((e) =>
+      e.type === "TrialProposed" && e.data.config.phase === "candidate" ? [e.data.config] : [],
+    );
+    expect(candidates).toHaveLength(3);
+    for (const config of candidates) {
+      const shown = ((config.overrides as JsonRecord)[demosVariable] as { question: string }[]).map(
+        (demo) => demo.question,
+      );
+      expect(shown.length).toBeGreaterThan(0);
+      const unshown = setup.trainset.filter((e) => !shown.includes(String(e.inputs.question)));
+      expect(unshown).toHaveLength(setup.trainset.length - shown.length);
+      expect(config.examples).toEqual([...setup.devset, ...unshown].map((e) => e.id));
+    }
   });
 
   it("with candidates, resumes after a crash to the same result", async () => {
