@@ -106,19 +106,33 @@ const traces = async (log: EventLog, requestIds: readonly string[]): Promise<str
   const wanted = new Set(requestIds);
   const requestOf = new Map<string, string>();
   const seen = new Map<string, string[]>(requestIds.map((id) => [id, []]));
+  const pipelineCommitted = new Map<string, Map<number, number>>();
   for (const topic of requestPath) {
+    pipelineCommitted.set(topic, await log.committed("dspex-pipeline", topic).catch(() => new Map()));
     for (const read of await readEvents(log, topic)) {
       if (!("event" in read)) continue;
-      const data = read.event.data as { requestId?: string; executionId?: string };
+      const data = read.event.data as { requestId?: string; executionId?: string; attempt?: number };
       if (data.requestId && data.executionId) requestOf.set(data.executionId, data.requestId);
       const requestId = data.requestId ?? (data.executionId ? requestOf.get(data.executionId) : undefined);
-      if (requestId && wanted.has(requestId))
+      if (requestId && wanted.has(requestId)) {
+        // What a rebuild needs to tell apart: the attempt, the producer's clock, the id (copies share it).
+        const attempt = data.attempt === undefined ? "" : ` #${data.attempt}`;
+        const at = new Date(read.record.timestamp).toISOString().slice(11, 23);
         seen
           .get(requestId)!
-          .push(`${topic}[${read.record.partition}]@${read.record.offset}: ${read.event.type}`);
+          .push(
+            `${topic}[${read.record.partition}]@${read.record.offset}: ${read.event.type}${attempt} at ${at} id ${read.event.id.slice(0, 8)}`,
+          );
+      }
     }
   }
-  return requestIds.map((id) => `${id}: ${seen.get(id)!.join(", ") || "no event at all"}`);
+  const committed = [...pipelineCommitted]
+    .map(([topic, positions]) => `${topic} ${JSON.stringify(Object.fromEntries(positions))}`)
+    .join("; ");
+  return [
+    `pipeline group committed: ${committed}`,
+    ...requestIds.map((id) => `${id}: ${seen.get(id)!.join(", ") || "no event at all"}`),
+  ];
 };
 const hashOf = (runner: ReturnType<typeof projectionRunner>) =>
   stateHash(Object.fromEntries(projections.map((p) => [p.name, runner.state(p.name)])));

@@ -24,6 +24,8 @@ interface Task<S> {
   sinceSnapshot: number;
   /** Input topics this task does not take records from now (backpressure). */
   paused: readonly string[];
+  /** A commit of this task failed and may have gone in: rebuilt from the log before its next input. */
+  unsure?: boolean;
 }
 
 /** The one partition a batch read, if it read only one. */
@@ -140,6 +142,7 @@ export const runProcessor = <S, T = undefined>(
   const tick = async () => {
     if (stopped || !processor.tick) return;
     for (const task of [...tasks.values()]) {
+      if (task.unsure) continue;
       const result = processor.tick(task.state, clock());
       if (result.emit.length > 0) await appendEvents(log, result.emit);
       task.state = result.state;
@@ -183,18 +186,21 @@ export const runProcessor = <S, T = undefined>(
       { taken, given },
     );
 
+  /** Task `partition` as its group committed it, read from the log (waiting out an outage). */
+  const rebuild = async (partition: number, paused: readonly string[] = []) => {
+    const rebuilt = await untilAvailable(
+      () => rebuildTask(log, processor, partition, tableNow(), options),
+      isTransientError,
+      { signal: stopping.signal },
+    );
+    const task: Task<S> = { ...rebuilt, sinceSnapshot: 0, paused };
+    tasks.set(partition, task);
+    applyPause(task);
+  };
+
   const assign = async (partitions: readonly TopicPartition[]) => {
     const taken = [...new Set(partitions.map((tp) => tp.partition))].filter((p) => !tasks.has(p));
-    for (const partition of taken) {
-      const rebuilt = await untilAvailable(
-        () => rebuildTask(log, processor, partition, tableNow(), options),
-        isTransientError,
-        { signal: stopping.signal },
-      );
-      const task: Task<S> = { ...rebuilt, sinceSnapshot: 0, paused: [] };
-      tasks.set(partition, task);
-      applyPause(task);
-    }
+    for (const partition of taken) await rebuild(partition);
     if (taken.length > 0) tellTasks(taken, []);
     scheduleTick();
   };
@@ -213,6 +219,10 @@ export const runProcessor = <S, T = undefined>(
     table !== undefined && table.caughtUpAt() > timestamp + clockSkewMs;
 
   const handleBatch = async (batch: EventBatch) => {
+    for (const partition of new Set(batch.events.map(({ record }) => record.partition))) {
+      const task = tasks.get(partition);
+      if (task?.unsure) await rebuild(partition, task.paused);
+    }
     const drafts = new Map<number, { task: Task<S>; next: S; taken: Set<string> }>();
     const emit: Envelope[] = [];
     let view = tableNow();
@@ -260,7 +270,15 @@ export const runProcessor = <S, T = undefined>(
         quietTimer.unref?.();
       }
     } else {
-      await batch.commitWith(emit);
+      try {
+        await batch.commitWith(emit);
+      } catch (error) {
+        // A commit that failed may still have gone in (its answer lost with the broker): the states this
+        // batch would have changed are read back from the log, which says what committed, before their
+        // next input (by then the consumer has taken the partition over again and the commit is settled).
+        for (const { task } of drafts.values()) task.unsure = true;
+        throw error;
+      }
       for (const { record } of batch.events) quiet.delete(positionKey(record.topic, record.partition));
     }
     for (const { task, next, taken } of drafts.values()) {
