@@ -71,8 +71,9 @@ const instructionCandidates = [
 
 /**
  * How each optimizer searches the classifier's variables in the main job: every one scores its
- * candidates on the devset and none sees the test split; the winner is adopted only if it beats the
- * registry's configuration on the devset by the margin (more than a one-example gain).
+ * candidates on the devset (bootstrap also on the training examples a candidate does not show) and none
+ * sees the test split; the winner is adopted only if it beats the registry's configuration on the devset
+ * by the margin (more than a one-example gain).
  */
 const optimizationOf = (
   optimizer: string,
@@ -89,7 +90,7 @@ const optimizationOf = (
       return {
         ...common,
         budget: {},
-        params: { margin, maxBootstrappedDemos: 4, maxLabeledDemos: 4, candidates: 8 },
+        params: { margin, maxBootstrappedDemos: 4, maxLabeledDemos: 8, candidates: 8, searchOn: "dev+train" },
       };
     case "simba":
       return {
@@ -196,8 +197,12 @@ export const demoCommand = withLogOptions(new Command("demo"))
         const before = await scoreOnTest("baseline");
         console.log(`  test score ${before.score.toFixed(3)} (${seconds(started)})`);
 
+        const scoredOn =
+          optimizationOf(options.optimizer).params.searchOn === "dev+train"
+            ? `${devset.length} dev examples and the train examples they don't show as demos`
+            : `${devset.length} dev examples`;
         step(
-          `optimizing the classifier with ${options.optimizer}: demos from ${trainset.length} train examples, candidates scored on ${devset.length} dev examples, the test split never seen`,
+          `optimizing the classifier with ${options.optimizer}: demos from ${trainset.length} train examples, candidates scored on ${scoredOn}, the test split never seen`,
         );
         started = Date.now();
         const progress = progressLine(process.stdout);
