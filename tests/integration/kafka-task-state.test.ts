@@ -18,6 +18,7 @@ import type { DspexEvent } from "../../streams/events/index.ts";
 import { type KafkaLog, openKafkaLog } from "../../streams/kafka/log.ts";
 import { physicalTopic } from "../../streams/kafka/names.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
+import { untilCaughtUp } from "../support/waits.ts";
 import { requested } from "../unit/processors/fixtures.ts";
 
 const found = kafkaForTests();
@@ -98,9 +99,7 @@ describe.skipIf("skipReason" in found)("a task's state on Kafka", () => {
     const running = runProcessor(log, handled, { maxBatch: 1 });
     try {
       await running.ready;
-      const deadline = Date.now() + 60_000;
-      while (((await log.committed("handled", "in")).get(0) ?? 0) < ids.length && Date.now() < deadline)
-        await new Promise((wake) => setTimeout(wake, 100));
+      await untilCaughtUp(log, { handled: ["in"] });
       expect(answersLost).toBeGreaterThan(1);
       // Kept as it was when the commit failed, the state would miss r0: its commit went in, so it is never
       // handed over again.
