@@ -10,7 +10,7 @@
  * dspex: each optimizer runs as the main job runs it (cli/commands/demo.ts): a fresh embedded log in a
  * temp folder, the pipeline, evaluation and registry processors, the Python stdio workers (one pool and
  * step runner as `startLocalWorkers` builds them, kept for every run so DSPy and the model load once),
- * the program registered, `optimizeOnLog` with the main job's request (`optimizationOf` below), then the
+ * the program registered, `optimizeOnLog` with the main job's request (cli/demo/optimizations.ts), then the
  * registry's configuration (the winner if adopted, else the baseline) scored on the test split. LM calls
  * are the optimization result's `calls` (its dev baseline and final evaluations included); wall time is
  * the optimization alone.
@@ -20,10 +20,12 @@
  * signature with the workers' LM and adapter; the compiled program is scored on dev and test. LM calls are
  * the compile's; wall time is the compile alone. The budgets follow from the dspex requests:
  * - BootstrapFewShot: the bootstrap's own parameters (4 bootstrapped demos, at most 4 demos, 1 round);
- *   it has no valset, so it never scores candidates (dspex's main job keeps the best of 8 on dev);
- * - BootstrapFewShotWithRandomSearch ↔ random search: as many configurations scored on the 48 dev
- *   examples on each side — dspex's baseline and its 10 trials, DSPy's zero-shot, labeled-only,
- *   unshuffled and 8 seeded candidates (11) — with at most 8 demos (random search's `maxDemos`);
+ *   it has no valset, so it never scores candidates (dspex's main job keeps the best of 16, scored on
+ *   dev and the train examples each does not show);
+ * - BootstrapFewShotWithRandomSearch ↔ random search: as many configurations scored on each side —
+ *   dspex's baseline and its 16 trials, DSPy's zero-shot, labeled-only, unshuffled and 14 seeded
+ *   candidates (17) — with at most 6 demos (random search's `maxDemos`); DSPy scores them on the 48 dev
+ *   examples, dspex on dev and the train examples a candidate does not show;
  * - SIMBA: the same steps, mini-batch, candidates and demos as dspex's SIMBA, seed 7 like dspex's.
  * Both sides run up to 2 × workers examples at once.
  *
@@ -40,6 +42,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { devset, testset, trainset } from "../cli/demo/dataset.ts";
+import { optimizationOf } from "../cli/demo/optimizations.ts";
 import { classifyInstructions, triageProgram } from "../cli/demo/triage.ts";
 import { configOf, logConfigOf } from "../cli/log.ts";
 import { pythonOf, startProcessors, workerEnvironment } from "../cli/services.ts";
@@ -64,43 +67,6 @@ const model = requestedModel === "dspex/test" ? "dspex/test?mode=nearest_demo" :
 const only = (process.env.DSPEX_LEARNING_ONLY ?? "").split(",").filter(Boolean);
 const wanted = (name: string) => only.length === 0 || only.includes(name);
 const verbose = process.env.DSPEX_LEARNING_VERBOSE === "1";
-
-// ---- The main job's optimization requests: a copy of cli/commands/demo.ts (`optimizationOf` and the
-// ---- instruction candidates are not exported there). Keep the two in step.
-
-const instructionCandidates = [
-  classifyInstructions,
-  "Decide which category the customer's support message belongs to.",
-  "Sort each customer message into the category of support it needs.",
-];
-
-const optimizationOf = (
-  optimizer: string,
-): {
-  outputs: string[];
-  budget: { maxTrials?: number };
-  seed: number;
-  params: JsonRecord & { margin: number };
-} => {
-  const common = { outputs: ["category"], budget: { maxTrials: 10 }, seed: 7 };
-  const margin = 0.05;
-  switch (optimizer) {
-    case "bootstrap":
-      return {
-        ...common,
-        budget: {},
-        params: { margin, maxBootstrappedDemos: 4, maxLabeledDemos: 4, candidates: 8 },
-      };
-    case "simba":
-      return {
-        ...common,
-        budget: {},
-        params: { margin, maxSteps: 4, bsize: 16, numCandidates: 4, maxDemos: 4 },
-      };
-    default:
-      return { ...common, params: { margin, maxDemos: 8, trials: 10, instructionCandidates } };
-  }
-};
 
 const variables = ["classify.demos", "classify.temperature", "classify.instructions"];
 const metric = { name: "exact_match", field: "category", params: {} };

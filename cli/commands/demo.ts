@@ -9,12 +9,12 @@ import {
   variablesProjection,
 } from "../../projections/index.ts";
 import { createClient } from "../../streams/client.ts";
-import type { JsonRecord } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { positiveInteger } from "../arguments.ts";
 import { devset, testset, trainset } from "../demo/dataset.ts";
-import { classifyInstructions, triageProgram } from "../demo/triage.ts";
+import { optimizationOf } from "../demo/optimizations.ts";
+import { triageProgram } from "../demo/triage.ts";
 import { configOf, describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
 import { evaluationProgress, progressLine } from "../progress.ts";
 import { startLocalWorkers, startProcessors } from "../services.ts";
@@ -57,51 +57,6 @@ const replayCheck = async (log: EventLog, live: ReturnType<typeof projectionRunn
 
 /** The LM the demo runs a model id as: the test LM learns from demos only in its nearest-demo mode. */
 const modelOf = (model: string) => (model === "dspex/test" ? "dspex/test?mode=nearest_demo" : model);
-
-/**
- * Instructions the searches may choose between for the classifier (the first is the program's own). The
- * offline model is a base model: instructions that list the categories made it worse (measured), so these
- * don't.
- */
-const instructionCandidates = [
-  classifyInstructions,
-  "Decide which category the customer's support message belongs to.",
-  "Sort each customer message into the category of support it needs.",
-];
-
-/**
- * How each optimizer searches the classifier's variables in the main job: every one scores its
- * candidates on the devset (bootstrap also on the training examples a candidate does not show) and none
- * sees the test split; the winner is adopted only if it beats the registry's configuration on the devset
- * by the margin (more than a one-example gain).
- */
-const optimizationOf = (
-  optimizer: string,
-): {
-  outputs: string[];
-  budget: { maxTrials?: number };
-  seed: number;
-  params: JsonRecord & { margin: number };
-} => {
-  const common = { outputs: ["category"], budget: { maxTrials: 10 }, seed: 7 };
-  const margin = 0.05;
-  switch (optimizer) {
-    case "bootstrap":
-      return {
-        ...common,
-        budget: {},
-        params: { margin, maxBootstrappedDemos: 4, maxLabeledDemos: 8, candidates: 8, searchOn: "dev+train" },
-      };
-    case "simba":
-      return {
-        ...common,
-        budget: {},
-        params: { margin, maxSteps: 4, bsize: 16, numCandidates: 4, maxDemos: 4 },
-      };
-    default:
-      return { ...common, params: { margin, maxDemos: 8, trials: 10, instructionCandidates } };
-  }
-};
 
 /**
  * The main job: support triage on the embedded log with real Python workers — register the program, run a
