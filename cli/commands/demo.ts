@@ -152,8 +152,9 @@ export const demoCommand = withLogOptions(new Command("demo"))
         const before = await scoreOnTest("baseline");
         console.log(`  test score ${before.score.toFixed(3)} (${seconds(started)})`);
 
+        const optimization = optimizationOf(options.optimizer);
         const scoredOn =
-          optimizationOf(options.optimizer).params.searchOn === "dev+train"
+          optimization.params.searchOn === "dev+train"
             ? `${devset.length} dev examples and the train examples they don't show as demos`
             : `${devset.length} dev examples`;
         step(
@@ -172,7 +173,7 @@ export const demoCommand = withLogOptions(new Command("demo"))
               trainset,
               devset,
               metric,
-              ...optimizationOf(options.optimizer),
+              ...optimization,
             },
             {
               concurrency: workers * 2,
@@ -186,7 +187,7 @@ export const demoCommand = withLogOptions(new Command("demo"))
         ).finally(() => progress.stop());
         const optimizeTime = seconds(started);
         console.log(
-          `  dev score ${result.baselineScore.toFixed(3)} → ${result.candidateScore.toFixed(3)}: ${result.accepted ? "adopted" : `not adopted (needs more than +${optimizationOf(options.optimizer).params.margin} on dev)`}; ${result.trials} trials, ${result.calls} LM calls, ${optimizeTime}`,
+          `  dev score ${result.baselineScore.toFixed(3)} → ${result.candidateScore.toFixed(3)}: ${result.accepted ? "adopted" : `not adopted (needs more than +${optimization.params.margin} on dev)`}; ${result.trials} trials, ${result.calls} LM calls, ${optimizeTime}`,
         );
 
         step("the registry's configuration after the optimization, on the same held-out test examples");
