@@ -171,8 +171,17 @@ export const runOptimization = async <S>(
   let calls = history.trials.reduce((sum, t) => sum + (t?.calls ?? 0), 0);
   let bestScore = Number.NEGATIVE_INFINITY;
 
-  /** Evaluates a trial (unless its outcome is already on the log) and writes what is missing. */
-  const complete = async (trial: Trial, recorded: RecordedTrial | undefined, proposalCalls = 0) => {
+  const scored: TrialResult[] = [];
+  /**
+   * Evaluates a trial (unless its outcome is already on the log, or `known`: the outcome of the same
+   * configuration on the same examples) and writes what is missing.
+   */
+  const complete = async (
+    trial: Trial,
+    recorded: RecordedTrial | undefined,
+    proposalCalls = 0,
+    known?: EvaluationOutcome,
+  ) => {
     const pending: Envelope[] = [];
     if (!recorded)
       pending.push(
@@ -182,7 +191,7 @@ export const runOptimization = async <S>(
         }),
       );
     if (pending.length > 0) await options.record(pending);
-    let outcome = recorded?.outcome;
+    let outcome = recorded?.outcome ?? known;
     if (!outcome) {
       options.signal?.throwIfAborted();
       const evaluated = await abortable(
@@ -212,7 +221,7 @@ export const runOptimization = async <S>(
     }
     let trialCalls = recorded?.calls;
     if (trialCalls === undefined) {
-      trialCalls = outcome.usage.calls + proposalCalls;
+      trialCalls = (recorded?.outcome || !known ? outcome.usage.calls : 0) + proposalCalls;
       await options.record([
         TrialEvaluated.create({
           ...header(`trial/${trial.trial}/evaluated`),
@@ -233,6 +242,7 @@ export const runOptimization = async <S>(
       ...planned,
     });
     const result: TrialResult = { trial, outcome, calls: trialCalls };
+    scored.push(result);
     return result;
   };
 
@@ -291,11 +301,17 @@ export const runOptimization = async <S>(
   const best = strategy.best(state, setup);
   const bestConfig = best?.overrides ?? {};
   const finalRecorded = recordedTrials[n];
+  // A winner already scored on the devset is not scored again: the same calls for an answer on the log.
+  const scoredOnDev = scored.find(
+    (r) => jsonEqual(r.trial.overrides, bestConfig) && jsonEqual(r.trial.examples, devIds),
+  );
   const final = jsonEqual(bestConfig, {})
     ? baseline
     : await complete(
         finalRecorded?.trial ?? trialOf(n, { phase: "final", overrides: bestConfig, examples: devIds }),
         finalRecorded,
+        0,
+        scoredOnDev?.outcome,
       );
   const margin = numberParam(setup, "margin", 0);
   const accepted = final !== baseline && final.outcome.score > baseline.outcome.score + margin;

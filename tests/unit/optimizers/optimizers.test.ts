@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { OptimizerName } from "../../../processors/optimizers/index.ts";
+import { jsonEqual } from "../../../programs/variables/types.ts";
 import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
 import { demosVariable } from "../../support/label-task.ts";
 import { runOnLabelTask } from "./support.ts";
@@ -106,6 +107,26 @@ describe("bootstrap few-shot", () => {
       e.type === "TrialProposed" && e.data.config.phase === "candidate" ? [e.data.config.examples] : [],
     ) as string[][];
     for (const ids of scored) expect(new Set(ids)).toEqual(devIds);
+  });
+
+  it("adopts a winner already scored on the devset without scoring it again", async () => {
+    const params = { maxLabeledDemos: 2, maxBootstrappedDemos: 2, candidates: 3 };
+    const { result, events, lmCalls } = await runOnLabelTask("bootstrap", { params });
+    const trialOf = (phase: string) =>
+      events.flatMap((e) => (e.type === "TrialProposed" && e.data.config.phase === phase ? [e.data] : []));
+    const [final] = trialOf("final");
+    const winner = trialOf("candidate").find((t) => jsonEqual(t.config.overrides, final?.config.overrides));
+    expect(result.accepted).toBe(true);
+    expect(winner).toBeDefined();
+    const evaluatedOf = (trial: number) =>
+      events.find((e) => e.type === "TrialEvaluated" && e.data.trial === trial);
+    const [finalEvaluated, winnerEvaluated] = [evaluatedOf(final!.trial), evaluatedOf(winner!.trial)];
+    // The final trial is on the log with the winner's score and no calls; no evaluation ran for it.
+    expect(finalEvaluated?.type === "TrialEvaluated" && finalEvaluated.data.calls).toBe(0);
+    expect(finalEvaluated?.type === "TrialEvaluated" && finalEvaluated.data.score).toBe(
+      winnerEvaluated?.type === "TrialEvaluated" && winnerEvaluated.data.score,
+    );
+    expect(result.calls).toBe(lmCalls);
   });
 
   it('with searchOn "dev+train", scores each candidate on the devset and the training examples it does not show', async () => {
