@@ -9,7 +9,7 @@
  *
  * dspex: each optimizer runs as the main job runs it (cli/commands/demo.ts): a fresh embedded log in a
  * temp folder, the pipeline, evaluation and registry processors, the Python stdio workers (one pool and
- * step runner as `startLocalWorkers` builds them, kept for every run so DSPy and the model load once),
+ * step runner as `startWorkers` builds them, kept for every run so DSPy and the model load once),
  * the program registered, `optimizeOnLog` with the main job's request (cli/demo/optimizations.ts), then the
  * registry's configuration (the winner if adopted, else the baseline) scored on the test split. LM calls
  * are the optimization result's `calls` (its dev baseline and final evaluations included); wall time is
@@ -41,11 +41,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { configOf, logConfigOf } from "../app/log.ts";
+import { pythonOf, startProcessors, workerEnvironment } from "../app/services.ts";
 import { devset, testset, trainset } from "../cli/demo/dataset.ts";
 import { optimizationOf } from "../cli/demo/optimizations.ts";
 import { classifyInstructions, triageProgram } from "../cli/demo/triage.ts";
-import { configOf, logConfigOf } from "../cli/log.ts";
-import { pythonOf, startProcessors, workerEnvironment } from "../cli/services.ts";
 import type { OptimizerName } from "../processors/optimizers/index.ts";
 import { optimizeOnLog, streamEvaluator } from "../processors/optimizers/stream.ts";
 import { startWorkerPool, type WorkerPool } from "../processors/workers/pool.ts";
@@ -159,7 +159,7 @@ const runDspex = async (pool: WorkerPool, workers: number, run: DspexRun, withBa
   const folder = mkdtempSync(join(tmpdir(), "dspex-bench-learning-"));
   const config = configOf({ backend: "embedded", log: join(folder, "log.db") });
   const log = await openLog(logConfigOf(config));
-  const processors = startProcessors(log, config, ["pipeline", "evaluation", "registry"]);
+  const processors = startProcessors({ log, config }, { only: ["pipeline", "evaluation", "registry"] });
   const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
   const { guard } = processors;
   try {

@@ -1,15 +1,7 @@
 import type { Command } from "commander";
-import type { EventLog } from "../streams/log.ts";
-import { type LogConfig, openLog } from "../streams/open.ts";
-import { type DspexConfig, loadConfig } from "./config.ts";
+import { openConfiguredLog } from "../app/log.ts";
 
-export interface LogOptions {
-  backend?: string;
-  log?: string;
-  config?: string;
-}
-
-/** The options every command that touches the log shares. */
+/** The options every command that touches the log shares (app/log.ts `LogOptions`). */
 export const withLogOptions = (command: Command): Command =>
   command
     .option(
@@ -19,48 +11,4 @@ export const withLogOptions = (command: Command): Command =>
     .option("--log <path>", "embedded log file (default: .dspex/log.db)")
     .option("--config <path>", "config file (default: dspex.config.json when present)");
 
-/** The command line wins over DSPEX_* variables, which win over the config file. */
-export const configOf = (options: LogOptions, env: NodeJS.ProcessEnv = process.env): DspexConfig =>
-  loadConfig(
-    options.config ?? "dspex.config.json",
-    {
-      ...env,
-      ...(options.backend ? { DSPEX_BACKEND: options.backend } : {}),
-      ...(options.log ? { DSPEX_LOG_PATH: options.log } : {}),
-    },
-    Boolean(options.config),
-  );
-
-export const logConfigOf = (config: DspexConfig): LogConfig => {
-  switch (config.backend) {
-    case "embedded":
-      return {
-        backend: "embedded",
-        path: config.embedded.path,
-        defaultPartitions: config.embedded.partitions,
-      };
-    case "kafka":
-      return { backend: "kafka", ...config.kafka };
-    case "eventstoredb":
-      return { backend: "eventstoredb", url: config.eventstoredb.url };
-  }
-};
-
-/** Where the log is, in words, for messages. */
-export const describeLog = (config: DspexConfig): string => {
-  switch (config.backend) {
-    case "embedded":
-      return `the embedded log ${config.embedded.path}`;
-    case "kafka":
-      return `Kafka at ${config.kafka.brokers.join(",")}`;
-    case "eventstoredb":
-      return `EventStoreDB at ${config.eventstoredb.url}`;
-  }
-};
-
-export const openCommandLog = async (
-  options: LogOptions,
-): Promise<{ log: EventLog; config: DspexConfig }> => {
-  const config = configOf(options);
-  return { log: await openLog(logConfigOf(config)), config };
-};
+export const openCommandLog = openConfiguredLog;

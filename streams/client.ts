@@ -78,10 +78,23 @@ const eventsOf =
       filter(belongs),
     );
 
+/**
+ * Where a subscription starts: `end` (the default) sees what is appended after it subscribed, `beginning`
+ * everything on the log, `{ time }` what the log stored at or after that time.
+ */
+export type StartAt = "beginning" | "end" | { time: Date | number };
+
 export interface ClientOptions {
-  /** Where subscriptions start: `beginning` sees results published before subscribing. */
-  from?: "beginning" | "end";
+  from?: StartAt;
 }
+
+/** The log's records of `topics` from where `from` says. */
+const tailFrom = (log: EventLog, topics: string[], from: StartAt = "end"): Observable<LogRecord> => {
+  if (typeof from === "string") return log.tail(topics, { from });
+  const since = typeof from.time === "number" ? from.time : from.time.getTime();
+  if (!Number.isFinite(since)) throw new TypeError("from.time must be a valid date or epoch milliseconds");
+  return log.tail(topics, { from: "beginning" }).pipe(filter((r) => r.timestamp >= since));
+};
 
 /** Data from outside nested too deeply to validate (the schemas recurse per level) is refused first. */
 const checkNesting = (type: string, data: unknown): void => {
@@ -115,7 +128,7 @@ export const createClient = (log: EventLog) => {
 
   /** The request's result (completed, failed or rejected); completes after it. */
   const results$ = (requestId: string, options: ClientOptions = {}): Observable<ExecutionResult> =>
-    log.tail([Topics.results], { from: options.from ?? "beginning" }).pipe(
+    tailFrom(log, [Topics.results], options.from).pipe(
       eventsOf<ExecutionResult>(resultTypes, requestId, (e) => e.data.requestId === requestId),
       take(1),
     );
@@ -129,15 +142,13 @@ export const createClient = (log: EventLog) => {
     options: ClientOptions & { sessionId?: string } = {},
   ): Observable<ExecutionProgress> => {
     const executionId = executionIdOf(requestId);
-    return log
-      .tail([Topics.executions], { from: options.from ?? "beginning" })
-      .pipe(
-        eventsOf<ExecutionProgress>(
-          progressTypes,
-          options.sessionId ?? requestId,
-          (e) => e.data.executionId === executionId,
-        ),
-      );
+    return tailFrom(log, [Topics.executions], options.from).pipe(
+      eventsOf<ExecutionProgress>(
+        progressTypes,
+        options.sessionId ?? requestId,
+        (e) => e.data.executionId === executionId,
+      ),
+    );
   };
 
   /** Publishes a request and resolves with its result; rejects after `timeoutMs` without one. */
@@ -156,7 +167,7 @@ export const createClient = (log: EventLog) => {
   };
 
   const variables$ = (options: ClientOptions = {}): Observable<EventOf<"VariableChanged">> =>
-    log.tail([Topics.variables], { from: options.from ?? "beginning" }).pipe(
+    tailFrom(log, [Topics.variables], options.from).pipe(
       filter((r) => r.headers[Headers.type] === "VariableChanged"),
       map((r) => decodeRecord(r)),
       filter((d) => d.ok),

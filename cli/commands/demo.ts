@@ -1,5 +1,7 @@
 import { rmSync } from "node:fs";
 import { Command } from "commander";
+import { configOf, describeLog, type LogOptions } from "../../app/log.ts";
+import { type RunningWorkers, startProcessors, startWorkers } from "../../app/services.ts";
 import { optimizeOnLog, streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { readRegistry, registerProgram } from "../../programs/register.ts";
 import {
@@ -15,9 +17,8 @@ import { positiveInteger } from "../arguments.ts";
 import { devset, testset, trainset } from "../demo/dataset.ts";
 import { optimizationOf } from "../demo/optimizations.ts";
 import { triageProgram } from "../demo/triage.ts";
-import { configOf, describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 import { evaluationProgress, progressLine } from "../progress.ts";
-import { startLocalWorkers, startProcessors } from "../services.ts";
 
 const step = (text: string) => console.log(`\n▸ ${text}`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
@@ -83,8 +84,8 @@ export const demoCommand = withLogOptions(new Command("demo"))
       const { log } = await openCommandLog({ ...options, log: config.embedded.path });
       console.log(`dspex main job on ${describeLog(config)}, model ${model}, ${workers} Python workers`);
 
-      let workersOf: ReturnType<typeof startLocalWorkers> | undefined;
-      const processors = startProcessors(log, config, ["pipeline", "evaluation", "registry"]);
+      let workersOf: RunningWorkers | undefined;
+      const processors = startProcessors({ log, config }, { only: ["pipeline", "evaluation", "registry"] });
       const live = projectionRunner({
         name: "demo",
         log,
@@ -93,7 +94,7 @@ export const demoCommand = withLogOptions(new Command("demo"))
       const following = live.follow();
       const { guard } = processors;
       try {
-        workersOf = startLocalWorkers(log, config, workers);
+        workersOf = startWorkers({ log, config }, { workers });
         step(
           "starting the pipeline, the evaluation and registry processors and the Python workers (loading DSPy)",
         );

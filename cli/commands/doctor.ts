@@ -3,9 +3,10 @@ import { existsSync } from "node:fs";
 import { Socket } from "node:net";
 import { promisify } from "node:util";
 import { Command } from "commander";
+import type { DspexConfig } from "../../app/config.ts";
+import { configOf, type LogOptions } from "../../app/log.ts";
 import { defaultPython } from "../../processors/workers/python.ts";
-import type { DspexConfig } from "../config.ts";
-import { configOf, type LogOptions, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 const run = promisify(execFile);
 

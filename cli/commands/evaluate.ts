@@ -1,12 +1,13 @@
 import { Command } from "commander";
+import { readExamples } from "../../app/examples.ts";
+import { describeLog, type LogOptions } from "../../app/log.ts";
+import { useDeployment } from "../../app/services.ts";
 import { streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { newId } from "../../streams/ids.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
-import { readExamples } from "../examples.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 import { evaluationProgress } from "../progress.ts";
-import { useDeployment } from "../services.ts";
 import { hasDspyStages } from "./run.ts";
 
 const note = (text: string) => process.stderr.write(`${text}\n`);

@@ -1,8 +1,8 @@
 import { Command } from "commander";
+import { groupInputs, processorGroups } from "../../app/services.ts";
 import { groupLag } from "../../streams/lag.ts";
 import { Topics } from "../../streams/topics.ts";
 import { openCommandLog, withLogOptions } from "../log.ts";
-import { groupInputs, processorGroups } from "../services.ts";
 
 const age = (ms: number) =>
   ms < 1_000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`;

@@ -1,14 +1,15 @@
 import { Command, Option } from "commander";
+import { readExamples } from "../../app/examples.ts";
+import { describeLog, type LogOptions } from "../../app/log.ts";
+import { type ProcessorName, useDeployment } from "../../app/services.ts";
 import { optimizers } from "../../processors/optimizers/index.ts";
 import { followOptimization, optimizationRequested } from "../../processors/optimizers/runner.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { newId } from "../../streams/ids.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
-import { readExamples } from "../examples.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 import { progressLine } from "../progress.ts";
-import { type ProcessorName, useDeployment } from "../services.ts";
 import { hasDspyStages } from "./run.ts";
 
 const note = (text: string) => process.stderr.write(`${text}\n`);

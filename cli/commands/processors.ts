@@ -1,9 +1,10 @@
 import { Command } from "commander";
+import { describeLog, type LogOptions } from "../../app/log.ts";
+import { startProcessors, startWorkers } from "../../app/services.ts";
 import { Headers } from "../../streams/codec.ts";
 import { Topics } from "../../streams/topics.ts";
 import { positiveInteger } from "../arguments.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
-import { startLocalWorkers, startProcessors } from "../services.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 
 const say = (text: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${text}`);
 
@@ -43,24 +44,31 @@ export const processorsCommand = withLogOptions(new Command("processors"))
   .action(async (options: LogOptions & { stdioWorkers?: number; statusEvery: number }) => {
     const { log, config } = await openCommandLog(options);
     const shownTrials = new Map<string, number>();
-    const processors = startProcessors(log, config, undefined, {
-      onTasks(processor, tasks, { taken, given }) {
-        const moved = [
-          ...(taken.length ? [`took ${taken.join(",")}`] : []),
-          ...(given.length ? [`gave ${given.join(",")}`] : []),
-        ];
-        say(`${processor}: partitions ${tasks.join(",") || "none"} (${moved.join(", ")})`);
+    const processors = startProcessors(
+      { log, config },
+      {
+        hooks: {
+          onTasks(processor, tasks, { taken, given }) {
+            const moved = [
+              ...(taken.length ? [`took ${taken.join(",")}`] : []),
+              ...(given.length ? [`gave ${given.join(",")}`] : []),
+            ];
+            say(`${processor}: partitions ${tasks.join(",") || "none"} (${moved.join(", ")})`);
+          },
+          onOptimizationProgress(optimizationId, p) {
+            if (shownTrials.get(optimizationId) === p.trial) return;
+            shownTrials.set(optimizationId, p.trial);
+            say(
+              `optimization ${optimizationId}: trial ${p.trial + 1}/${p.plannedTrials} ${p.phase} ${p.score.toFixed(3)}, best dev ${p.bestScore.toFixed(3)}, ${p.calls}/${p.plannedCalls} LM calls`,
+            );
+          },
+        },
       },
-      onOptimizationProgress(optimizationId, p) {
-        if (shownTrials.get(optimizationId) === p.trial) return;
-        shownTrials.set(optimizationId, p.trial);
-        say(
-          `optimization ${optimizationId}: trial ${p.trial + 1}/${p.plannedTrials} ${p.phase} ${p.score.toFixed(3)}, best dev ${p.bestScore.toFixed(3)}, ${p.calls}/${p.plannedCalls} LM calls`,
-        );
-      },
-    });
+    );
     const policies = config.reoptimize.length;
-    const workers = options.stdioWorkers ? startLocalWorkers(log, config, options.stdioWorkers) : undefined;
+    const workers = options.stdioWorkers
+      ? startWorkers({ log, config }, { workers: options.stdioWorkers })
+      : undefined;
     const finished = { completed: 0, failed: 0, rejected: 0, evaluations: 0 };
     let shown = "";
     const status = setInterval(() => {

@@ -1,8 +1,9 @@
 import { Command } from "commander";
+import { describeLog, type LogOptions } from "../../app/log.ts";
+import { processorGroups } from "../../app/services.ts";
 import { createClient } from "../../streams/client.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 import { type RequestOptions, requestOf, withRequestOptions } from "../request.ts";
-import { processorGroups } from "../services.ts";
 
 export const publishCommand = withLogOptions(withRequestOptions(new Command("publish")))
   .description("publish an ExecutionRequested for a program; with --wait, print its result")

@@ -1,12 +1,13 @@
 import { Command } from "commander";
+import { describeLog, type LogOptions } from "../../app/log.ts";
+import { useDeployment } from "../../app/services.ts";
 import { nativeOps } from "../../processors/native/index.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { createClient } from "../../streams/client.ts";
 import type { ProgramDefinition } from "../../streams/events/index.ts";
 import { positiveInteger } from "../arguments.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 import { type RequestOptions, requestOf, withRequestOptions } from "../request.ts";
-import { useDeployment } from "../services.ts";
 
 const note = (text: string) => process.stderr.write(`${text}\n`);
 const native: ReadonlySet<string> = new Set(nativeOps);

@@ -1,9 +1,10 @@
 import { Command } from "commander";
+import { describeLog } from "../../app/log.ts";
 import { foldExecutionStatus, unknownExecution } from "../../processors/pipeline/status.ts";
 import { executionIdOf } from "../../streams/client.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { describeLog, openCommandLog, withLogOptions } from "../log.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 
 export const statusCommand = withLogOptions(new Command("status"))
   .description("show an execution's stages, attempts, timings and result")

@@ -1,13 +1,14 @@
 import { Command } from "commander";
+import type { DspexConfig } from "../../app/config.ts";
+import { describeLog, type LogOptions } from "../../app/log.ts";
+import { useDeployment } from "../../app/services.ts";
 import { commandAnswered } from "../../processors/registry/registry.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { jsonEqual } from "../../programs/variables/index.ts";
 import type { VariableCommand } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { positiveInteger } from "../arguments.ts";
-import type { DspexConfig } from "../config.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
-import { useDeployment } from "../services.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 
 const shown = (value: unknown, width: number): string => {
   const text = typeof value === "string" ? value : JSON.stringify(value);

@@ -2,11 +2,12 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
+import type { DspexConfig } from "../../app/config.ts";
+import { describeLog, type LogOptions } from "../../app/log.ts";
+import { pythonOf, workerEnvironment } from "../../app/services.ts";
 import { Topics } from "../../streams/topics.ts";
 import { positiveInteger } from "../arguments.ts";
-import type { DspexConfig } from "../config.ts";
-import { describeLog, type LogOptions, openCommandLog, withLogOptions } from "../log.ts";
-import { pythonOf, workerEnvironment } from "../services.ts";
+import { openCommandLog, withLogOptions } from "../log.ts";
 import { untilSignal } from "./processors.ts";
 
 const say = (text: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${text}`);

@@ -167,7 +167,7 @@ describe.each(backendsUnderTest)("pipeline on the $name log", { timeout: 120_000
     const { client } = await setup();
     const { requestId } = await client.publish({ programId: "qa", inputs: { question: "q" } });
     const stages = await lastValueFrom(
-      client.progress$(requestId).pipe(
+      client.progress$(requestId, { from: "beginning" }).pipe(
         filter((event) => event.type === "StageCompleted"),
         map((event) => (event.type === "StageCompleted" ? event.data.stageId : "")),
         takeWhile((stageId) => stageId !== "answer", true),
@@ -280,7 +280,7 @@ const waitFor = async (condition: () => Promise<boolean>, timeoutMs = 60_000) =>
 const firstResult = (client: ReturnType<typeof createClient>, requestId: string) =>
   new Promise<{ type: string }>((done, fail) => {
     const timer = setTimeout(() => fail(new Error("no result")), 60_000);
-    const subscription = client.results$(requestId).subscribe((result) => {
+    const subscription = client.results$(requestId, { from: "beginning" }).subscribe((result) => {
       clearTimeout(timer);
       subscription.unsubscribe();
       done(result);

@@ -1,5 +1,5 @@
 /**
- * The layers (docs/architecture.md): streams ← programs ← projections ← processors ← cli. A file may import
+ * The layers (docs/architecture.md): streams ← programs ← projections ← processors ← app ← cli. A file may import
  * from its own layer and the layers below it, never from one above.
  */
 import { readdirSync, readFileSync } from "node:fs";
@@ -7,7 +7,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const root = resolve(import.meta.dirname, "../..");
-const layers = ["streams", "programs", "projections", "processors", "cli"] as const;
+const layers = ["streams", "programs", "projections", "processors", "app", "cli"] as const;
 const rankOf = (path: string) =>
   layers.indexOf(relative(root, path).split("/")[0] as (typeof layers)[number]);
 
@@ -45,7 +45,7 @@ describe("layers", () => {
     expect(importsOf(source)).toEqual(["../x/a.ts", "../y/b.ts", "./c.ts", "../../z/d.ts"]);
   });
 
-  it("no file imports from a layer above its own (streams ← programs ← projections ← processors ← cli)", () => {
+  it("no file imports from a layer above its own (streams ← programs ← projections ← processors ← app ← cli)", () => {
     expect(upwardImports()).toEqual([]);
   });
 });

@@ -1,9 +1,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ConfigError, loadConfig } from "../../../cli/config.ts";
-import { logConfigOf } from "../../../cli/log.ts";
-import { reoptimizationPolicies } from "../../../cli/services.ts";
+import { ConfigError, loadConfig } from "../../../app/config.ts";
+import { logConfigOf } from "../../../app/log.ts";
+import { reoptimizationPolicies } from "../../../app/services.ts";
 import { temporaryFolder } from "../../support/backends.ts";
 
 const configFile = (content: string) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { watchProcessors } from "../../../cli/services.ts";
+import { watchProcessors } from "../../../app/services.ts";
 
 const controllable = () => {
   let resolve!: () => void;

@@ -1,5 +1,7 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { type Metric, type MetricRegistry, metricRegistry } from "../processors/evaluation/metrics.ts";
+import type { Transform } from "../processors/native/index.ts";
 import type { Progress } from "../processors/optimizers/driver.ts";
 import type { ReoptimizationPolicy } from "../processors/optimizers/reoptimize.ts";
 import { reoptimizationProcessor } from "../processors/optimizers/reoptimize.ts";
@@ -138,13 +140,14 @@ const startOne = (
   config: DspexConfig,
   name: ProcessorName,
   hooks: ProcessorHooks,
+  own: { metrics: MetricRegistry; transforms: Readonly<Record<string, Transform>> },
 ): Running => {
   const runtime = { onTasks: hooks.onTasks && ((...args: TasksArgs) => hooks.onTasks!(name, ...args)) };
   switch (name) {
     case "pipeline":
-      return startPipeline(log, {}, runtime);
+      return startPipeline(log, { transforms: own.transforms }, runtime);
     case "evaluation":
-      return startEvaluations(log, undefined, runtime);
+      return startEvaluations(log, own.metrics, runtime);
     case "registry":
       return startRegistry(log, runtime);
     case "optimizer":
@@ -158,16 +161,35 @@ const startOne = (
   }
 };
 
-/** Processors of one log run in this process (several processes may run them: they share the work). */
+/** A log opened with the configuration it was opened from: where processors and workers run. */
+export interface ConfiguredLog {
+  log: EventLog;
+  config: DspexConfig;
+}
+
+/**
+ * Starts processors of the log in this process (all of them unless `only` names some). Several processes
+ * may run them: they share the work by partition.
+ */
 export const startProcessors = (
-  log: EventLog,
-  config: DspexConfig,
-  which: readonly ProcessorName[] = allProcessors,
-  hooks: ProcessorHooks = {},
+  { log, config }: ConfiguredLog,
+  options: {
+    only?: readonly ProcessorName[];
+    hooks?: ProcessorHooks;
+    /**
+     * Metrics and native transforms of your own, by name, next to the built-in ones: programs and
+     * evaluations name them (`metric: { name }`, `native.transform(..., { fn })`). Every process that runs
+     * the evaluation (metrics) or the pipeline (transforms) must be started with them.
+     */
+    metrics?: Readonly<Record<string, Metric>>;
+    transforms?: Readonly<Record<string, Transform>>;
+  } = {},
 ) => {
-  const all = Object.fromEntries(which.map((name) => [name, startOne(log, config, name, hooks)])) as Partial<
-    Record<ProcessorName, Running>
-  >;
+  const which = options.only ?? allProcessors;
+  const own = { metrics: metricRegistry(options.metrics), transforms: options.transforms ?? {} };
+  const all = Object.fromEntries(
+    which.map((name) => [name, startOne(log, config, name, options.hooks ?? {}, own)]),
+  ) as Partial<Record<ProcessorName, Running>>;
   const watch = watchProcessors(all as Record<string, Running>);
   return {
     names: which,
@@ -184,8 +206,14 @@ export const startProcessors = (
   };
 };
 
-/** A pool of Python stdio workers taking the log's steps (one machine, no Kafka consumers needed). */
-export const startLocalWorkers = (log: EventLog, config: DspexConfig, workers = config.python.workers) => {
+export type RunningProcessors = ReturnType<typeof startProcessors>;
+
+/**
+ * Starts a pool of Python stdio workers taking the log's steps (`workers`: the config's `python.workers`
+ * by default). On Kafka, `dspex workers` runs Kafka consumers instead, on any machine.
+ */
+export const startWorkers = ({ log, config }: ConfiguredLog, options: { workers?: number } = {}) => {
+  const workers = options.workers ?? config.python.workers;
   const pool = startWorkerPool({ python: pythonOf(config), workers, env: workerEnvironment(workers) });
   const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
   return {
@@ -197,6 +225,8 @@ export const startLocalWorkers = (log: EventLog, config: DspexConfig, workers = 
     },
   };
 };
+
+export type RunningWorkers = ReturnType<typeof startWorkers>;
 
 /** How many live members each group has (undefined where the backend cannot tell). */
 export const liveMembersOf = async (log: EventLog, groups: readonly string[]) =>
@@ -242,8 +272,8 @@ export const useDeployment = async (
       stop: async () => {},
     };
   }
-  const processors = missing.length > 0 ? startProcessors(log, config, missing) : undefined;
-  const workers = workersMissing ? startLocalWorkers(log, config, options.workers) : undefined;
+  const processors = missing.length > 0 ? startProcessors({ log, config }, { only: missing }) : undefined;
+  const workers = workersMissing ? startWorkers({ log, config }, { workers: options.workers }) : undefined;
   await (processors?.guard ?? (<T>(work: Promise<T>) => work))(
     Promise.all([processors?.ready(), workers?.ready()]),
   );

@@ -1,6 +1,5 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { InvalidArgumentError } from "commander";
 import { type Example, Example as ExampleSchema } from "../streams/events/index.ts";
 
 /** Examples from a JSONL file: one `{id?, inputs, expected}` per line; ids default to `<file>:<line>`. */
@@ -14,10 +13,9 @@ export const readExamples = (path: string): Example[] =>
       try {
         value = JSON.parse(line);
       } catch {
-        throw new InvalidArgumentError(`${path}:${number}: not JSON`);
+        throw new Error(`${path}:${number}: not JSON`);
       }
       const parsed = ExampleSchema.safeParse({ id: `${basename(path)}:${number}`, ...(value as object) });
-      if (!parsed.success)
-        throw new InvalidArgumentError(`${path}:${number}: expected {id?, inputs, expected}`);
+      if (!parsed.success) throw new Error(`${path}:${number}: expected {id?, inputs, expected}`);
       return parsed.data;
     });
