@@ -4,7 +4,13 @@
  */
 
 export type { DspexConfig } from "./app/config.ts";
-export { connect, type Dspex, type EvaluationDraft, type OptimizationDraft } from "./app/connect.ts";
+export {
+  connect,
+  type Dspex,
+  type EvaluationDraft,
+  type ExecutionResultOf,
+  type OptimizationDraft,
+} from "./app/connect.ts";
 export { readExamples } from "./app/examples.ts";
 export type { LogOptions } from "./app/log.ts";
 export { type Replayed, readModels, replay } from "./app/replay.ts";
@@ -21,11 +27,15 @@ export type { Transform } from "./processors/native/index.ts";
 export type { OptimizationResult, Progress as OptimizationProgress } from "./processors/optimizers/driver.ts";
 export {
   dspy,
+  type Fields,
   native,
   ProgramBuilder,
   ProgramDefinitionError,
+  type ProgramOutputs,
   program,
+  type StageOp,
   type StageOptions,
+  type TypedProgram,
   type VariableDraft,
   v,
 } from "./programs/builder.ts";

@@ -5,13 +5,22 @@ import {
   optimizeOnLog,
   streamEvaluator,
 } from "../processors/optimizers/stream.ts";
-import { ProgramBuilder } from "../programs/builder.ts";
+import type { Fields, TypedProgram } from "../programs/builder.ts";
 import { registerProgram } from "../programs/register.ts";
-import { createClient } from "../streams/client.ts";
-import type { EventOf, Example, JsonRecord, MetricRef, ProgramDefinition } from "../streams/events/index.ts";
+import { createClient, type ExecutionResult, type RequestDraft } from "../streams/client.ts";
+import type { EventOf, Example, JsonRecord, MetricRef } from "../streams/events/index.ts";
 import { newId } from "../streams/ids.ts";
 import { type LogOptions, openConfiguredLog } from "./log.ts";
 import { replay } from "./replay.ts";
+
+/** An execution's result, with a completed one's outputs typed. */
+export type ExecutionResultOf<Outputs extends Fields = Fields> =
+  | Completed<Outputs>
+  | Exclude<ExecutionResult, EventOf<"ExecutionCompleted">>;
+
+type Completed<Outputs> = Omit<EventOf<"ExecutionCompleted">, "data"> & {
+  data: Omit<EventOf<"ExecutionCompleted">["data"], "outputs"> & { outputs: Outputs };
+};
 
 /** What an evaluation needs; the rest has defaults. */
 export interface EvaluationDraft {
@@ -53,13 +62,26 @@ export const connect = async (options: LogOptions = {}) => {
     log,
     config,
     publish: client.publish,
-    execute: client.execute,
+    /**
+     * Publishes a request and resolves with its result. Given the built program (`program`) rather than
+     * its id, the completed result's outputs are typed from the program's signatures.
+     */
+    execute: <Outputs extends Fields = Fields>(
+      draft: Omit<RequestDraft, "programId"> & ({ programId: string } | { program: TypedProgram<Outputs> }),
+      executeOptions?: { timeoutMs?: number },
+    ): Promise<ExecutionResultOf<Outputs>> => {
+      const { program, ...request } = draft as RequestDraft & { program?: TypedProgram<Outputs> };
+      const programId = program?.programId ?? request.programId;
+      return client.execute({ ...request, programId }, executeOptions) as Promise<ExecutionResultOf<Outputs>>;
+    },
     results$: client.results$,
     progress$: client.progress$,
     variables$: client.variables$,
     /** Registers a program (built or its builder) and declares its variables; again, it changes nothing. */
-    register: async (program: ProgramDefinition | ProgramBuilder): Promise<ProgramDefinition> => {
-      const definition = program instanceof ProgramBuilder ? program.build() : program;
+    register: async <Outputs extends Fields>(
+      program: TypedProgram<Outputs> | { build(): TypedProgram<Outputs> },
+    ): Promise<TypedProgram<Outputs>> => {
+      const definition = "build" in program ? program.build() : program;
       await registerProgram(log, definition);
       return definition;
     },

@@ -10,11 +10,13 @@ import { randomUUID } from "node:crypto";
 import { connect, dspy, program, startProcessors, startWorkers, v } from "dspex";
 
 const dspex = await connect();
-const triage = program("example-triage")
-  .input("message: str")
-  .variable("model", v.model([dspex.config.lm.model]))
-  .stage("classify", dspy.predict("message -> category: Literal['billing', 'shipping', 'technical']"));
-await dspex.register(triage);
+// Registering declares the program's variables too; the returned definition knows its output types.
+const triage = await dspex.register(
+  program("example-triage")
+    .input("message: str")
+    .variable("model", v.model([dspex.config.lm.model]))
+    .stage("classify", dspy.predict("message -> category: Literal['billing', 'shipping', 'technical']")),
+);
 
 const processors = startProcessors(dspex, { only: ["pipeline"] });
 const workers = startWorkers(dspex, { workers: 1 });
@@ -27,12 +29,13 @@ try {
   });
   const result = await dspex.execute({
     requestId,
-    programId: "example-triage",
+    program: triage,
     inputs: { message: "I was charged twice for my order" },
   });
   progress.unsubscribe();
   if (result.type !== "ExecutionCompleted") throw new Error(`the request ended ${result.type}`);
-  console.log(`category: ${result.data.outputs.category}`);
+  const category: "billing" | "shipping" | "technical" = result.data.outputs.category; // typed from the signature
+  console.log(`category: ${category}`);
 } finally {
   await workers.stop();
   await processors.stop();

@@ -8,22 +8,52 @@ import {
   type VariableDeclaration,
   VariableSpec,
 } from "../streams/events/variables.ts";
+import type { OutputsOf } from "./signatures/infer.ts";
 import { signature } from "./signatures/signature.ts";
 import { variableSpace } from "./variables/space.ts";
 
 type Json = z.infer<ReturnType<typeof z.json>>;
 
+/** Fields by name, typed where the signature's text says how. */
+export type Fields = Record<string, unknown>;
+
+/** Type only, never at runtime: what a stage or program outputs. */
+declare const outputTypes: unique symbol;
+
 /** What a stage runs: a DSPy module in a Python consumer, or a native op in-process. */
-export interface StageOp {
+export interface StageOp<Outputs extends Fields = Fields> {
   runtime: "dspy" | "native";
   module: string;
   signature: SignatureSpec;
   config: Record<string, Json>;
+  readonly [outputTypes]?: Outputs;
 }
+
+/** A program definition whose outputs are typed from its signatures (`execute` returns them typed). */
+export type TypedProgram<Outputs extends Fields = Fields> = ProgramDefinitionType & {
+  readonly [outputTypes]?: Outputs;
+};
+
+/** The outputs a built program declares. */
+export type ProgramOutputs<P> = P extends { readonly [outputTypes]?: infer O } ? O : Fields;
+
+type Flat<T> = { [K in keyof T]: T[K] } & {};
+
+/** The type of `<stage>.<field>` among the stages declared so far (`input.<field>`: unknown). */
+type FieldAt<Stages, From extends string> = From extends `${infer Stage}.${infer Field}`
+  ? Stage extends keyof Stages
+    ? Field extends keyof Stages[Stage]
+      ? Stages[Stage][Field]
+      : unknown
+    : unknown
+  : unknown;
 
 const op =
   (runtime: StageOp["runtime"], module: string) =>
-  (text: string | SignatureSpec, config: Record<string, Json> = {}): StageOp => ({
+  <const Text extends string>(
+    text: Text | SignatureSpec,
+    config: Record<string, Json> = {},
+  ): StageOp<OutputsOf<Text>> => ({
     runtime,
     module,
     signature: typeof text === "string" ? signature(text).spec : text,
@@ -118,7 +148,13 @@ const declarations = (variables: Record<string, VariableDraft>): VariableDeclara
  * A fluent program declaration:
  * `program("triage").input("message: str").stage("classify", dspy.predict("message -> label"), {...}).build()`.
  */
-export class ProgramBuilder {
+export class ProgramBuilder<
+  // biome-ignore lint/complexity/noBannedTypes: the empty object is where the intersections start
+  Stages extends Record<string, Fields> = {},
+  // biome-ignore lint/complexity/noBannedTypes: as above
+  Outputs extends Fields = {},
+  Last extends Fields = Fields,
+> {
   private inputs: FieldSpec[] = [];
   private readonly stages: StageDefinition[] = [];
   private readonly outputs: Record<string, string> = {};
@@ -149,7 +185,11 @@ export class ProgramBuilder {
     return this;
   }
 
-  stage(id: string, stageOp: StageOp, options: StageOptions = {}): this {
+  stage<Id extends string, StageOutputs extends Fields>(
+    id: Id,
+    stageOp: StageOp<StageOutputs>,
+    options: StageOptions = {},
+  ): ProgramBuilder<Stages & { [K in Id]: StageOutputs }, Outputs, StageOutputs> {
     if (this.stages.some((s) => s.id === id)) this.fail(`stage "${id}" is declared twice`);
     this.stages.push({
       id,
@@ -161,13 +201,16 @@ export class ProgramBuilder {
       config: stageOp.config,
       variables: declarations(options.variables ?? {}),
     });
-    return this;
+    return this as never;
   }
 
   /** A program output: `name` ← `<stage>.<field>`. Without any, every output of the last stage. */
-  output(name: string, from: string): this {
+  output<Name extends string, From extends string>(
+    name: Name,
+    from: From,
+  ): ProgramBuilder<Stages, Outputs & { [K in Name]: FieldAt<Stages, From> }, Last> {
     this.outputs[name] = from;
-    return this;
+    return this as never;
   }
 
   private fail(message: string): never {
@@ -175,7 +218,7 @@ export class ProgramBuilder {
   }
 
   /** Checks the whole program and returns its wire form, ready for a ProgramRegistered event. */
-  build(): ProgramDefinitionType {
+  build(): TypedProgram<Flat<keyof Outputs extends never ? Last : Outputs>> {
     if (this.inputs.length === 0) this.fail("declare its inputs with .input(...)");
     if (this.stages.length === 0) this.fail("declare at least one stage");
     const stages = this.stages.map((s) => ({
