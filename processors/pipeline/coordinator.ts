@@ -56,8 +56,17 @@ export type StageState =
       deadline: number;
       /** Soft mark (not replayed): the tick already emitted this attempt's timeout. */
       timeoutSent?: boolean;
+      /** Models whose call failed in an earlier attempt of this stage: the next attempts try others first. */
+      failedModels?: readonly string[];
     }
-  | { status: "retrying"; nextAttempt: number; notBefore: number; startedAt: number; scheduleSent?: boolean }
+  | {
+      status: "retrying";
+      nextAttempt: number;
+      notBefore: number;
+      startedAt: number;
+      scheduleSent?: boolean;
+      failedModels?: readonly string[];
+    }
   | { status: "completed"; outputs: JsonRecord; durationMs: number; attempts: number }
   | { status: "failed"; error: StepError; attempts: number; durationMs: number }
   | { status: "skipped"; reason: string };
@@ -344,7 +353,18 @@ const backoffOf = (policy: Required<ExecutionPolicy>, attempt: number) =>
   Math.min(policy.backoffMs * 2 ** attempt, policy.maxBackoffMs);
 
 /** A failed attempt: retried with exponential backoff while retries are left, else the stage fails. */
-const failAttempt = (draft: Draft, exec: Execution, stageId: string, error: StepError, attempt: number) => {
+/**
+ * An attempt failed: the stage fails for good, or retries after its backoff — at once when the call
+ * failed on a model (`failedModel`) and the stage's chain has a model it has not failed on yet.
+ */
+const failAttempt = (
+  draft: Draft,
+  exec: Execution,
+  stageId: string,
+  error: StepError,
+  attempt: number,
+  failedModel?: string,
+) => {
   const willRetry = error.retryable && attempt < exec.policy.maxRetries;
   draft.emit.push(
     StageFailed.create({
@@ -355,12 +375,18 @@ const failAttempt = (draft: Draft, exec: Execution, stageId: string, error: Step
   if (!willRetry) return failStageFinally(draft, exec, stageId, error, attempt);
   const stage = exec.stages[stageId]!;
   const startedAt = stage.status === "running" ? stage.startedAt : draft.ctx.now;
-  const notBefore = draft.ctx.now + backoffOf(exec.policy, attempt);
+  const earlier = stage.status === "running" ? (stage.failedModels ?? []) : [];
+  const failedModels = failedModel && !earlier.includes(failedModel) ? [...earlier, failedModel] : earlier;
+  const fallBack =
+    failedModel !== undefined &&
+    modelChain(draft, exec, stageOf(exec, stageId)).some((m) => !failedModels.includes(m));
+  const notBefore = draft.ctx.now + (fallBack ? 0 : backoffOf(exec.policy, attempt));
   const next = draft.setStage(exec, stageId, {
     status: "retrying",
     nextAttempt: attempt + 1,
     notBefore,
     startedAt,
+    ...(failedModels.length > 0 ? { failedModels } : {}),
   });
   if (notBefore <= draft.ctx.now) {
     draft.emit.push(scheduled(draft, next, stageId, attempt + 1, notBefore));
@@ -375,6 +401,15 @@ const scheduled = (draft: Draft, exec: Execution, stageId: string, attempt: numb
   });
 
 // ── dispatch ─────────────────────────────────────────────────────────────────
+
+const settingsOf = (draft: Draft, exec: Execution, stage: StageDefinition) =>
+  stepSettings(stage, resolveVariables(exec.program, stage, draft.ctx.variables, exec.overrides));
+
+/** The models a stage may call, the chosen one first. */
+const modelChain = (draft: Draft, exec: Execution, stage: StageDefinition): string[] => {
+  const settings = settingsOf(draft, exec, stage);
+  return [settings.lm.model, ...settings.fallbacks];
+};
 
 /** The first model of the chain whose circuit admits a call, with the circuit events that decision makes. */
 const route = (draft: Draft, chain: readonly string[], stepId: string): string | undefined => {
@@ -395,17 +430,21 @@ const dispatch = (
   attempt: number,
   startedAt: number,
 ) => {
-  const { now, variables } = draft.ctx;
-  const resolved = resolveVariables(exec.program, stage, variables, exec.overrides);
-  const settings = stepSettings(stage, resolved);
+  const { now } = draft.ctx;
+  const settings = settingsOf(draft, exec, stage);
   const stepId = stepIdOf(exec.executionId, stage.id, attempt);
-  const model = route(draft, [settings.lm.model, ...settings.fallbacks], stepId);
+  const before = exec.stages[stage.id];
+  const failedModels = before?.status === "retrying" ? (before.failedModels ?? []) : [];
+  const chain = [settings.lm.model, ...settings.fallbacks];
+  // Models this stage has not failed on come first; the failed ones stay as a last resort.
+  const model = route(draft, [...chain.filter((m) => !failedModels.includes(m)), ...failedModels], stepId);
   const running = {
     status: "running",
     attempt,
     stepId,
     startedAt,
     deadline: now + exec.policy.stepTimeoutMs,
+    ...(failedModels.length > 0 ? { failedModels } : {}),
   };
   if (!model) {
     const next = draft.setStage(exec, stage.id, { ...running, model: settings.lm.model } as StageState);
@@ -427,7 +466,9 @@ const dispatch = (
           stageId: stage.id,
           from: settings.lm.model,
           to: model,
-          reason: `circuit for ${settings.lm.model} is open`,
+          reason: failedModels.includes(settings.lm.model)
+            ? `fallback: ${settings.lm.model} failed attempt ${attempt - 1} of this stage`
+            : `circuit for ${settings.lm.model} is open`,
         },
       }),
     );
@@ -608,7 +649,8 @@ const onStepFailed = (
     draft.circuits[stage.model] = hurt.circuit;
     draft.circuitEvent(stage.model, hurt.transition, `${event.data.error.kind}: ${event.data.error.message}`);
   }
-  failAttempt(draft, exec, event.data.stageId, event.data.error, stage.attempt);
+  const onModel = countsAgainstModel(event.data.error.kind) ? stage.model : undefined;
+  failAttempt(draft, exec, event.data.stageId, event.data.error, stage.attempt, onModel);
   return draft.result();
 };
 

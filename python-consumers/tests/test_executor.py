@@ -186,6 +186,13 @@ def test_a_step_past_its_timeout_fails_as_a_retryable_timeout():
     assert time.perf_counter() - started < 1.5
 
 
+def test_an_unavailable_test_lm_fails_like_a_provider_that_is_down():
+    outcome = execute_step(qa_step(lm={"model": "dspex/test?unavailable=1"}))
+    assert not outcome.ok
+    assert outcome.error.kind == "lm_error" and outcome.error.retryable
+    assert "unavailable" in outcome.error.message
+
+
 def test_an_lm_that_writes_garbage_is_a_parse_error():
     class Garbage(dspy.BaseLM):
         def forward(self, prompt=None, messages=None, **kwargs):

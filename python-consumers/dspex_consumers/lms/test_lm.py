@@ -22,7 +22,8 @@ first expected value>."
   common over all words, first of the best); without demos it is a hash-derived option. Demos then matter
   as they do for a small real model: which ones, and how many (the main job's quick run shows learning).
 
-`latency_ms` sleeps that long on every call (benchmarks).
+`latency_ms` sleeps that long on every call (benchmarks). `unavailable=1` fails every call the way a
+provider that is down does (LiteLLM's ServiceUnavailableError: a retryable `lm_error`), for fallback tests.
 """
 
 import hashlib
@@ -37,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import dspy
+import litellm.exceptions as llm
 
 from .prompt import PromptView, RequestedField, literal_options, read_prompt
 from .response import chat_completion, render, rough_tokens
@@ -82,6 +84,7 @@ class TestLM(dspy.BaseLM):
         model: str = "dspex/test",
         temperature: float = 0.0,
         max_tokens: int = 512,
+        unavailable: bool = False,
     ):
         if mode not in MODES:
             raise ValueError(f"dspex/test mode must be one of {MODES}, not {mode!r}")
@@ -89,9 +92,14 @@ class TestLM(dspy.BaseLM):
         self.rules = answers if isinstance(answers, list) and all(isinstance(r, Rule) for r in answers) else rules_of(answers)
         self.mode = mode
         self.latency_ms = latency_ms
+        self.unavailable = unavailable
 
     def forward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None, **kwargs: Any):
         messages = messages or [{"role": "user", "content": prompt or ""}]
+        if self.unavailable:
+            raise llm.ServiceUnavailableError(
+                message=f"{self.model} is unavailable (the test LM was asked to be)", llm_provider="dspex", model=self.model
+            )
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000)
         view = read_prompt(messages)
@@ -265,6 +273,7 @@ def from_model_string(model: str, answers: Sequence[Rule] | None, temperature: f
         mode=options.get("mode", "lookup"),
         latency_ms=float(options.get("latency_ms", 0)),
         model=model,
+        unavailable=options.get("unavailable") == "1",
         temperature=temperature,
         max_tokens=max_tokens,
     )

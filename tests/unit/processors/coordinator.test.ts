@@ -309,6 +309,47 @@ describe("adaptation: circuit breaker and fallback chain", () => {
     ).toBe("primary");
   });
 
+  it("falls back to the next model at once when a call fails, and backs off once every model has failed", () => {
+    const retrying = { maxRetries: 3, backoffMs: 100 };
+    const s = scenario(config, [registered(routed)]);
+    const first = only(
+      s.when(requested("r1", "routed", { question: "q" }, { policy: retrying })),
+      "StepDispatched",
+    );
+    expect(first.data.lm.model).toBe("primary");
+    const fallback = s.when(failed(first, lmError), T0 + 5);
+    expect(types(fallback)).not.toContain("CircuitOpened");
+    expect(only(fallback, "StageScheduled").data).toMatchObject({
+      attempt: 1,
+      notBefore: new Date(T0 + 5).toISOString(),
+    });
+    expect(only(fallback, "StepRerouted").data).toMatchObject({
+      from: "primary",
+      to: "backup",
+      reason: "fallback: primary failed attempt 0 of this stage",
+    });
+    const second = only(fallback, "StepDispatched");
+    expect(second.data).toMatchObject({ attempt: 1, lm: { model: "backup" } });
+    // Both models failed this stage: the next attempt waits for its backoff, then tries the chain again.
+    const backedOff = s.when(failed(second, lmError), T0 + 10);
+    expect(ofType(backedOff, "StepDispatched")).toEqual([]);
+    expect(s.nextTickAt()).toBe(T0 + 10 + 200);
+  });
+
+  it("does not fall back on a failure that is not the model's (bad request)", () => {
+    const s = scenario(config, [registered(routed)]);
+    const first = only(
+      s.when(requested("r1", "routed", { question: "q" }, { policy: { maxRetries: 3, backoffMs: 100 } })),
+      "StepDispatched",
+    );
+    const after = s.when(
+      failed(first, { kind: "invalid_output", message: "unparsable", retryable: true }),
+      T0 + 5,
+    );
+    expect(ofType(after, "StepDispatched")).toEqual([]);
+    expect(s.nextTickAt()).toBe(T0 + 105);
+  });
+
   it("does not count failures outside the window", () => {
     const s = scenario(config, [registered(routed)]);
     failOnce(s, "r1", T0);
