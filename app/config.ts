@@ -69,9 +69,11 @@ export const DspexConfig = z
       .object({
         executable: z.string().min(1).optional(),
         workers: z.number().int().positive().max(64).default(2),
+        /** Python modules whose `TOOLS` (name → function) ReAct steps may name, importable by the workers. */
+        tools: z.array(z.string().regex(/^[A-Za-z_][\w.]*$/, "a dotted Python module name")).default([]),
       })
       .strict()
-      .default({ workers: 2 }),
+      .default({ workers: 2, tools: [] }),
     lm: z
       .object({ model: z.string().min(1).default("dspex/offline") })
       .strict()

@@ -29,12 +29,17 @@ export const pythonOf = (config: DspexConfig): string => {
   return python;
 };
 
-/** The Python consumers' environment: each llama.cpp gets its share of the cores (more threads only thrash). */
+/**
+ * The Python consumers' environment: each llama.cpp gets its share of the cores (more threads only
+ * thrash), and the user's tool modules are named.
+ */
 export const workerEnvironment = (
   workers: number,
   env: NodeJS.ProcessEnv = process.env,
+  toolModules: readonly string[] = [],
 ): NodeJS.ProcessEnv => ({
   ...env,
+  ...(toolModules.length > 0 ? { DSPEX_TOOL_MODULES: toolModules.join(",") } : {}),
   LITELLM_LOCAL_MODEL_COST_MAP: "True",
   DSPEX_OFFLINE_THREADS:
     env.DSPEX_OFFLINE_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / workers))),
@@ -214,7 +219,8 @@ export type RunningProcessors = ReturnType<typeof startProcessors>;
  */
 export const startWorkers = ({ log, config }: ConfiguredLog, options: { workers?: number } = {}) => {
   const workers = options.workers ?? config.python.workers;
-  const pool = startWorkerPool({ python: pythonOf(config), workers, env: workerEnvironment(workers) });
+  const env = workerEnvironment(workers, process.env, config.python.tools);
+  const pool = startWorkerPool({ python: pythonOf(config), workers, env });
   const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
   return {
     pool,

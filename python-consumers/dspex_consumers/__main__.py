@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .executor.run import ExecutorSettings
+from .executor.tools import ToolModuleError, load_tool_modules
 from .lms.test_lm import load_answers
 
 
@@ -19,6 +20,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker", default=f"python-{socket.gethostname()}-{os.getpid()}", help="name in results")
     parser.add_argument("--test-answers", default=os.environ.get("DSPEX_TEST_LM_ANSWERS"), help="rules for dspex/test (JSON)")
     parser.add_argument("--corpus", action="append", default=[], metavar="NAME=FILE", help="a corpus for search:NAME")
+    parser.add_argument(
+        "--tools",
+        action="append",
+        default=[m for m in os.environ.get("DSPEX_TOOL_MODULES", "").split(",") if m],
+        metavar="MODULE",
+        help="a Python module whose TOOLS (name -> function) ReAct steps may name",
+    )
     parser.add_argument("--brokers", default=os.environ.get("DSPEX_KAFKA_BROKERS"), help="kafka: bootstrap servers")
     parser.add_argument("--group", default="dspex-consumers", help="kafka: consumer group")
     parser.add_argument("--ssl", action="store_true", default=os.environ.get("DSPEX_KAFKA_SSL") == "1", help="kafka: TLS to the brokers")
@@ -45,7 +53,7 @@ def settings_from(args: argparse.Namespace) -> ExecutorSettings:
         name, _, path = entry.partition("=")
         corpora[name] = load_corpus(path)
     answers = load_answers(args.test_answers) if args.test_answers else []
-    return ExecutorSettings(test_answers=answers, corpora=corpora)
+    return ExecutorSettings(test_answers=answers, corpora=corpora, tools=load_tool_modules(args.tools))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("LiteLLM", "litellm", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except ToolModuleError as error:
+        print(f"dspex consumer: {error}", file=sys.stderr)
+        return 2
     if args.transport == "stdio":
         from .transports.stdio import serve_stdio
 

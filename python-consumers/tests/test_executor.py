@@ -9,6 +9,7 @@ from conftest import qa_step
 from dspex_consumers.executor import execute_step
 from dspex_consumers.executor.errors import StepTimeout, classify
 from dspex_consumers.executor.run import ExecutorSettings
+from dspex_consumers.executor.tools import ToolModuleError, load_tool_modules
 from dspex_consumers.lms.test_lm import rules_of
 from dspex_consumers.wire.schemas import validate_event
 from dspex_consumers.worker import result_event
@@ -79,6 +80,51 @@ def test_react_searches_the_corpus_given_in_the_step():
     assert outcome.ok, outcome.error
     assert outcome.outputs == {"answer": "1867"}
     assert "[1] Marie Curie was born in 1867" in outcome.trace[1]["inputs"]["trajectory"]
+
+
+WORD_COUNT_TOOLS = """
+def word_count(text: str) -> str:
+    \"\"\"Counts the words of a text.\"\"\"
+    return f"{len(text.split())} words"
+
+TOOLS = {"word_count": word_count}
+"""
+
+
+def test_react_calls_a_tool_from_the_users_module(tmp_path, monkeypatch):
+    (tmp_path / "my_tools.py").write_text(WORD_COUNT_TOOLS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    tools = load_tool_modules(["my_tools"])
+    rules = rules_of(
+        [
+            {"when": "observation_0", "then": {"next_thought": "counted", "next_tool_name": "finish", "next_tool_args": {}}},
+            {"when": ["observation_0", "5 words"], "then": {"answer": "five"}},
+            {"when": "How many", "then": {"next_thought": "count", "next_tool_name": "word_count",
+                                          "next_tool_args": {"text": "one two three four five"}}},
+        ]
+    )
+    step = qa_step(module="ReAct", tools=["word_count"], inputs={"question": "How many words?"}, demos=[])
+    outcome = execute_step(step, ExecutorSettings(test_answers=rules, tools=tools))
+    assert outcome.ok, outcome.error
+    assert outcome.outputs == {"answer": "five"}
+    assert "5 words" in outcome.trace[1]["inputs"]["trajectory"]
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (None, "cannot be imported"),
+        ("TOOLS = 3", "must define TOOLS"),
+        ("def calculator(x: str) -> str:\n    return x\nTOOLS = {'calculator': calculator}", "already defined"),
+    ],
+)
+def test_a_tools_module_that_cannot_be_used_is_refused_with_the_reason(tmp_path, monkeypatch, source, reason):
+    name = f"bad_tools_{abs(hash(reason))}"
+    if source is not None:
+        (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ToolModuleError, match=reason):
+        load_tool_modules([name])
 
 
 def test_react_stops_after_max_iters():

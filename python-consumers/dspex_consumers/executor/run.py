@@ -4,7 +4,7 @@ import concurrent.futures
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +25,11 @@ STEP_DEFAULTS: dict[str, Any] = {"demos": [], "tools": [], "maxIters": 5, "varia
 
 @dataclass(frozen=True)
 class ExecutorSettings:
-    """What the consumer (not the step) decides: test-LM rules, registered corpora."""
+    """What the consumer (not the step) decides: test-LM rules, registered corpora, the user's tools."""
 
     test_answers: Sequence[Rule] = ()
     corpora: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    tools: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ def build_module(step: dict[str, Any], signature: type[dspy.Signature], settings
         case "ChainOfThought":
             return dspy.ChainOfThought(signature)
         case "ReAct":
-            tools = tools_for(step["tools"], ToolContext(step["inputs"], settings.corpora))
+            tools = tools_for(step["tools"], ToolContext(step["inputs"], settings.corpora), settings.tools)
             return dspy.ReAct(signature, tools=tools, max_iters=step["maxIters"])
     raise BadStep(f"unknown module {step['module']!r}")
 

@@ -1,5 +1,11 @@
-"""The registry of tools a ReAct step may name: real functions, never code from the step."""
+"""The registry of tools a ReAct step may name: real functions, never code from the step.
 
+Built in: `calculator` and `search[:<corpus>]`. Yours: a Python module named in the config
+(`python.tools`, passed to the workers as DSPEX_TOOL_MODULES or `--tools`) whose `TOOLS` maps tool names to
+plain functions (typed, with a docstring: what the LM is shown).
+"""
+
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,12 +58,38 @@ ToolFactory = Callable[[ToolContext, str], dspy.Tool]
 REGISTRY: dict[str, ToolFactory] = {"calculator": calculator_tool, "search": search_tool}
 
 
-def tools_for(names: Sequence[str], context: ToolContext) -> list[dspy.Tool]:
-    """The tools a step names; `search:<corpus>` picks a registered corpus."""
+class ToolModuleError(ValueError):
+    """A tools module that cannot be used: the worker refuses to start, saying why."""
+
+
+def load_tool_modules(modules: Sequence[str]) -> dict[str, Callable[..., Any]]:
+    """The user's tools, by name, from each module's `TOOLS`."""
+    tools: dict[str, Callable[..., Any]] = {}
+    for path in modules:
+        try:
+            module = importlib.import_module(path)
+        except ImportError as error:
+            raise ToolModuleError(f"tools module {path!r} cannot be imported ({error}): is it on the workers' PYTHONPATH?") from error
+        found = getattr(module, "TOOLS", None)
+        if not isinstance(found, Mapping) or not all(isinstance(n, str) and callable(f) for n, f in found.items()):
+            raise ToolModuleError(f"tools module {path!r} must define TOOLS, a dict of tool names to functions")
+        for name, function in found.items():
+            if name in REGISTRY or name in tools or ":" in name:
+                raise ToolModuleError(f"tool {name!r} of {path!r} is already defined (or has a ':'): rename it")
+            tools[name] = function
+    return tools
+
+
+def tools_for(names: Sequence[str], context: ToolContext, own: Mapping[str, Callable[..., Any]] | None = None) -> list[dspy.Tool]:
+    """The tools a step names: the user's (`own`), or built-in ones (`search:<corpus>` picks a corpus)."""
+    own = own or {}
     tools = []
     for name in names:
+        if name in own:
+            tools.append(dspy.Tool(own[name], name=name))
+            continue
         factory = REGISTRY.get(name.partition(":")[0])
         if factory is None:
-            raise UnknownTool(f"unknown tool {name!r} (known: {', '.join(sorted(REGISTRY))})")
+            raise UnknownTool(f"unknown tool {name!r} (known: {', '.join(sorted([*REGISTRY, *own]))})")
         tools.append(factory(context, name))
     return tools
