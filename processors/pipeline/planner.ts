@@ -1,3 +1,4 @@
+import { variableSpace } from "../../programs/variables/space.ts";
 import type {
   JsonRecord,
   LmConfig,
@@ -178,8 +179,19 @@ export const resolveVariables = (
         ? { id, declaration, value: override, version: 0 }
         : { id, declaration, value: known?.value ?? declaration.initial, version: known?.version ?? 1 };
   };
+  const computeComposites = (declarations: readonly VariableDeclaration[]) => {
+    if (!declarations.some((d) => d.spec.kind === "composite")) return;
+    const values = Object.fromEntries(declarations.map((d) => [d.name, resolved[d.name]!.value]));
+    const computed = variableSpace(declarations).withComposites(values);
+    for (const d of declarations)
+      if (d.spec.kind === "composite")
+        resolved[d.name] = { ...resolved[d.name]!, value: (computed[d.name] ?? null) as JsonRecord[string] };
+  };
+  // Each scope's composites are computed from that scope's values (a stage's shadow the program's).
   for (const declaration of program.variables) take(declaration);
+  computeComposites(program.variables);
   for (const declaration of stage.variables) take(declaration, stage.id);
+  computeComposites(stage.variables);
   return resolved;
 };
 

@@ -140,6 +140,20 @@ export class VariableSpace {
     };
   }
 
+  private computeOne(spec: Extract<VariableSpec, { kind: "composite" }>, values: Readonly<Configuration>) {
+    return this.computes[spec.compute]!(Object.fromEntries(spec.dependsOn.map((d) => [d, values[d]])));
+  }
+
+  /** `values` (already valid, every variable but the composites) with the composites computed. */
+  withComposites(values: Readonly<Configuration>): Configuration {
+    const configuration: Configuration = { ...values };
+    for (const name of this.order) {
+      const { spec } = this.byName.get(name)!;
+      if (spec.kind === "composite") configuration[name] = this.computeOne(spec, configuration);
+    }
+    return configuration;
+  }
+
   /** Initial values, composites computed. */
   defaults(): Configuration {
     const result = this.check({});
@@ -164,8 +178,7 @@ export class VariableSpace {
     for (const name of this.order) {
       const { spec, initial } = this.byName.get(name)!;
       if (spec.kind === "composite") {
-        const inputs = Object.fromEntries(spec.dependsOn.map((d) => [d, configuration[d]]));
-        configuration[name] = this.computes[spec.compute]!(inputs);
+        configuration[name] = this.computeOne(spec, configuration);
         continue;
       }
       const value = name in values ? values[name] : initial;

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { levelsOf, PlanError, stageInputs } from "../../../processors/pipeline/planner.ts";
+import {
+  levelsOf,
+  PlanError,
+  resolveVariables,
+  stageInputs,
+  stepSettings,
+} from "../../../processors/pipeline/planner.ts";
 import { checkFields } from "../../../processors/pipeline/signature-check.ts";
+import { dspy, program, v } from "../../../programs/builder.ts";
 import { stage } from "./fixtures.ts";
 
 describe("planner", () => {
@@ -75,5 +82,42 @@ describe("signature checks", () => {
       ok: false,
       reason: "k must be an integer",
     });
+  });
+});
+
+describe("variables at dispatch", () => {
+  const built = program("composed")
+    .input("question: str")
+    .variable("tone", v.text("Be brief."))
+    .variable("level", v.integer(1, 5, 2))
+    .variable("budget", v.composite(["level"], "sum"))
+    .stage("answer", dspy.predict("question -> answer"), {
+      variables: {
+        persona: v.text("You are a support agent."),
+        rule: v.text("When question is ping, answer pong."),
+        instructions: v.composite(["persona", "rule"], "join"),
+      },
+    })
+    .build();
+  const answer = built.stages[0]!;
+
+  it("compute composites from the registry's values and the request's overrides, per scope", () => {
+    const registry = { "composed.answer.rule": { value: "When question is ping, answer pang.", version: 2 } };
+    const resolved = resolveVariables(built, answer, registry, { "composed.level": 4 });
+    expect(resolved.instructions!.value).toBe(
+      "You are a support agent.\nWhen question is ping, answer pang.",
+    );
+    expect(resolved.budget!.value).toBe(4);
+    expect(stepSettings(answer, resolved).instructions).toBe(
+      "You are a support agent.\nWhen question is ping, answer pang.",
+    );
+  });
+
+  it("compute them from the initial values when nothing was set", () => {
+    const resolved = resolveVariables(built, answer, {}, {});
+    expect(resolved.instructions!.value).toBe(
+      "You are a support agent.\nWhen question is ping, answer pong.",
+    );
+    expect(resolved.budget!.value).toBe(2);
   });
 });
