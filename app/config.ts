@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { defaultSessionTtlMs } from "../processors/pipeline/pipeline.ts";
 import { describeIssues } from "../streams/events/index.ts";
 import { defaultEventStoreDbUrl } from "../streams/eventstoredb/log.ts";
 import { defaultKafkaBrokers, KafkaLogConfig } from "../streams/kafka/config.ts";
@@ -80,6 +81,11 @@ export const DspexConfig = z
       .default({ model: "dspex/offline" }),
     /** Continuous re-optimization, run by `dspex processors`: one policy per program. */
     reoptimize: z.array(ReoptimizePolicyConfig).default([]),
+    /** How long a session lives without a request before the pipeline expires it (0: for ever). */
+    sessions: z
+      .object({ ttlMs: z.number().int().nonnegative().default(defaultSessionTtlMs) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 export type DspexConfig = z.infer<typeof DspexConfig>;

@@ -150,7 +150,7 @@ const startOne = (
   const runtime = { onTasks: hooks.onTasks && ((...args: TasksArgs) => hooks.onTasks!(name, ...args)) };
   switch (name) {
     case "pipeline":
-      return startPipeline(log, { transforms: own.transforms }, runtime);
+      return startPipeline(log, { transforms: own.transforms, sessionTtlMs: config.sessions.ttlMs }, runtime);
     case "evaluation":
       return startEvaluations(log, own.metrics, runtime);
     case "registry":

@@ -9,6 +9,7 @@ import { processorsCommand } from "./commands/processors.ts";
 import { publishCommand } from "./commands/publish.ts";
 import { replayCommand } from "./commands/replay.ts";
 import { runCommand } from "./commands/run.ts";
+import { sessionsCommand } from "./commands/sessions.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
 import { varsCommand } from "./commands/vars.ts";
@@ -30,6 +31,7 @@ for (const command of [
   publishCommand,
   tailCommand,
   statusCommand,
+  sessionsCommand,
   lagCommand,
   evaluateCommand,
   optimizeCommand,

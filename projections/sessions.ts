@@ -13,6 +13,8 @@ export interface SessionView {
   totalDurationMs: number;
   firstActivityAt: string;
   lastActivityAt: string;
+  /** When the pipeline expired it for idleness (a later execution revives it). */
+  expiredAt?: string;
 }
 
 /** Which session an execution belongs to: results don't carry the session id. */
@@ -38,9 +40,10 @@ const touch = (view: SessionView, at: string): SessionView => ({
 /** Per session: its executions, counts, average duration, last activity (for the idle TTL). */
 export const sessionsProjection: Projection<SessionEntity> = {
   name: "sessions",
-  version: 1,
-  types: ["ExecutionStarted", "ExecutionCompleted", "ExecutionFailed"],
+  version: 2,
+  types: ["ExecutionStarted", "ExecutionCompleted", "ExecutionFailed", "SessionExpired"],
   keysOf: (event: DspexEvent, get) => {
+    if (event.type === "SessionExpired") return [sessionKey(event.data.sessionId)];
     if (event.type === "ExecutionStarted")
       return [linkKey(event.data.executionId), sessionKey(event.data.sessionId)];
     if (event.type === "ExecutionCompleted" || event.type === "ExecutionFailed") {
@@ -71,8 +74,11 @@ export const sessionsProjection: Projection<SessionEntity> = {
         ...view.executions.slice(view.executions.length >= sessionHistoryLimit ? 1 : 0),
         executionId,
       ];
-      return touch({ ...view, executions, started: view.started + 1 }, event.occurredAt);
+      const { expiredAt: _, ...alive } = view;
+      return touch({ ...alive, executions, started: view.started + 1 }, event.occurredAt);
     }
+    if (event.type === "SessionExpired" && entity?.kind === "session")
+      return { ...entity, expiredAt: event.occurredAt };
     if (
       (event.type === "ExecutionCompleted" || event.type === "ExecutionFailed") &&
       entity?.kind === "session"
@@ -97,16 +103,3 @@ export const averageDurationMs = (session: SessionView): number => {
   const finished = session.completed + session.failed;
   return finished === 0 ? 0 : session.totalDurationMs / finished;
 };
-
-/** A session with no activity for `ttlMs` is idle: its worker may drop its warm state. */
-export const isIdle = (session: SessionView, now: number, ttlMs: number): boolean =>
-  now - Date.parse(session.lastActivityAt) >= ttlMs;
-
-export const idleSessions = (
-  state: ReadonlyMap<string, SessionEntity>,
-  now: number,
-  ttlMs: number,
-): string[] =>
-  sessionsOf(state)
-    .filter((s) => isIdle(s, now, ttlMs))
-    .map((s) => s.sessionId);

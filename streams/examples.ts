@@ -102,6 +102,11 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
     key: "openai/gpt-4o-mini",
     data: { circuit: "openai/gpt-4o-mini" },
   },
+  SessionExpired: {
+    stream: "session-session-1",
+    key: "session-1",
+    data: { sessionId: "session-1", lastActivityAt: "2026-01-01T00:00:00.000Z", ttlMs: 1_800_000 },
+  },
   StepRerouted: {
     stream: "execution-x1",
     key: "session-1",

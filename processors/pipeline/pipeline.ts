@@ -1,7 +1,13 @@
 import { z } from "zod";
 import { causedBy, type Envelope } from "../../streams/envelope.ts";
 import { describeIssues } from "../../streams/events/define.ts";
-import { type DspexEvent, ExecutionRequested, ProgramDefinition } from "../../streams/events/index.ts";
+import {
+  type DspexEvent,
+  type EventOf,
+  ExecutionRequested,
+  ProgramDefinition,
+  SessionExpired,
+} from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { Topics } from "../../streams/topics.ts";
@@ -48,13 +54,25 @@ export interface PipelineState {
   /** Requests taken in while the task was full, oldest first: each starts when an execution finishes. */
   waiting: readonly Request[];
   coordinator: CoordinatorState;
+  /** The sessions requests named, by id: when each was last active (its last request's time). */
+  sessions: ReadonlyMap<string, SessionActivity>;
+}
+
+export interface SessionActivity {
+  lastActivity: number;
+  /** Soft mark (not replayed): the tick already emitted this session's expiry. */
+  expirySent?: boolean;
 }
 
 export const emptyPipeline: PipelineState = {
   requests: RequestIds.window(10_000),
   waiting: [],
   coordinator: emptyCoordinator,
+  sessions: new Map(),
 };
+
+/** A session's default time to live without activity. */
+export const defaultSessionTtlMs = 30 * 60_000;
 
 /** The pipeline's state as JSON, for snapshots; the tick's soft marks are left out, as a rebuild forgets them. */
 export const pipelineSnapshot = (state: PipelineState) => ({
@@ -62,6 +80,7 @@ export const pipelineSnapshot = (state: PipelineState) => ({
   requestWindow: state.requests.capacity,
   waiting: state.waiting,
   circuits: state.coordinator.circuits,
+  sessions: [...state.sessions].map(([sessionId, { lastActivity }]) => [sessionId, lastActivity] as const),
   executions: [...state.coordinator.executions.values()].map((exec) => ({
     ...exec,
     stages: Object.fromEntries(
@@ -90,6 +109,7 @@ const SavedPipeline = z.object({
   requestWindow: z.number().positive().nullish(),
   waiting: z.array(ExecutionRequested.envelope),
   circuits: z.record(z.string(), z.looseObject({ status: z.enum(["closed", "open", "half-open"]) })),
+  sessions: z.array(z.tuple([z.string(), z.number()])),
   executions: z.array(
     z.looseObject({
       executionId: z.string(),
@@ -114,6 +134,7 @@ export const restorePipeline = (saved: unknown): PipelineState => {
   return {
     requests: RequestIds.of(snapshot.requests, snapshot.requestWindow ?? Number.POSITIVE_INFINITY),
     waiting: snapshot.waiting,
+    sessions: new Map(snapshot.sessions.map(([sessionId, lastActivity]) => [sessionId, { lastActivity }])),
     coordinator: {
       circuits: snapshot.circuits,
       executions: new Map(snapshot.executions.map((exec) => [exec.executionId, exec as Execution])),
@@ -133,6 +154,8 @@ export interface PipelineConfig {
    * requests in flight are always recognised.
    */
   requestWindow?: number;
+  /** How long a session (a request's `sessionId`) lives without a request before `SessionExpired`; 0: for ever. */
+  sessionTtlMs?: number;
 }
 
 /** Programs and variables, read whole by every pipeline instance from dspex.variables. */
@@ -162,9 +185,69 @@ const rekeyed = (request: Request, ctx: Context): Envelope =>
 
 const inFlight = (state: PipelineState) => state.coordinator.executions.size;
 
+/** A request that names its session makes the session active as of the request's time. */
+const touchSession = (state: PipelineState, request: Request): PipelineState => {
+  const { sessionId } = request.data;
+  if (sessionId === undefined) return state;
+  const at = Date.parse(request.occurredAt);
+  const known = state.sessions.get(sessionId);
+  if (known && known.lastActivity >= at) return state;
+  return { ...state, sessions: new Map(state.sessions).set(sessionId, { lastActivity: at }) };
+};
+
+/** A session is busy while one of its executions runs or one of its requests waits. */
+const busySessions = (state: PipelineState): Set<string> =>
+  new Set([
+    ...[...state.coordinator.executions.values()].map((exec) => exec.sessionKey),
+    ...state.waiting.map((request) => sessionKeyOf(request.data)),
+  ]);
+
+/** The sessions idle for `ttlMs` at `now`: a `SessionExpired` each (its id derived from the activity it ends). */
+const expireSessions = (state: PipelineState, now: number, ttlMs: number): Output<PipelineState> => {
+  if (ttlMs <= 0 || state.sessions.size === 0) return { state, emit: [] };
+  const busy = busySessions(state);
+  const emit: Envelope[] = [];
+  let sessions: Map<string, SessionActivity> | undefined;
+  for (const [sessionId, activity] of state.sessions) {
+    if (activity.expirySent || busy.has(sessionId) || now < activity.lastActivity + ttlMs) continue;
+    const lastActivityAt = new Date(activity.lastActivity).toISOString();
+    emit.push(
+      SessionExpired.create({
+        id: derivedId(`session/${sessionId}`, `expired/${lastActivityAt}`),
+        stream: `session-${sessionId}`,
+        key: sessionId,
+        occurredAt: new Date(now).toISOString(),
+        data: { sessionId, lastActivityAt, ttlMs },
+      }),
+    );
+    sessions ??= new Map(state.sessions);
+    sessions.set(sessionId, { ...activity, expirySent: true });
+  }
+  return { state: sessions ? { ...state, sessions } : state, emit };
+};
+
+/** A session's expiry read back ends it, unless a request made it active again meanwhile. */
+const endSession = (state: PipelineState, event: EventOf<"SessionExpired">): PipelineState => {
+  const known = state.sessions.get(event.data.sessionId);
+  if (!known || known.lastActivity > Date.parse(event.data.lastActivityAt)) return state;
+  const sessions = new Map(state.sessions);
+  sessions.delete(event.data.sessionId);
+  return { ...state, sessions };
+};
+
+const nextSessionExpiry = (state: PipelineState, ttlMs: number): number | undefined => {
+  if (ttlMs <= 0) return undefined;
+  let next: number | undefined;
+  for (const activity of state.sessions.values())
+    if (!activity.expirySent)
+      next = Math.min(next ?? Number.POSITIVE_INFINITY, activity.lastActivity + ttlMs);
+  return next;
+};
+
 /** Intake, planner and coordinator as one processor: one hop per step, one state per task. */
 export const pipelineProcessor = (config: PipelineConfig = {}): Processor<PipelineState, Registry> => {
   const intakeConfig = { ...defaultIntakeConfig, ...config.intake };
+  const sessionTtlMs = config.sessionTtlMs ?? defaultSessionTtlMs;
   const coordinatorConfig: CoordinatorConfig = {
     transforms: config.transforms ?? {},
     circuit: { ...defaultCircuitPolicy, ...config.circuit },
@@ -207,7 +290,7 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
     if (state.requests.has(requestId) || state.coordinator.executions.has(executionIdOf(requestId)))
       return { state, emit: [] };
     if (ctx.key !== sessionKeyOf(request.data)) return { state, emit: [rekeyed(request, ctx)] };
-    const taken = { ...state, requests: state.requests.add(requestId) };
+    const taken = touchSession({ ...state, requests: state.requests.add(requestId) }, request);
     if (inFlight(taken) < intakeConfig.maxInFlight && taken.waiting.length === 0)
       return start(taken, request, ctx);
     if (intakeConfig.whenFull === "reject") {
@@ -219,6 +302,7 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
 
   const handle = (state: PipelineState, event: DspexEvent, ctx: Context): Output<PipelineState> => {
     if (event.type === "ExecutionRequested") return takeRequest(state, event, ctx);
+    if (event.type === "SessionExpired") return { state: endSession(state, event), emit: [] };
     const next = coordinate(state.coordinator, event, transitionOf(event, ctx));
     if (next.state === state.coordinator) return { state, emit: next.emit };
     const coordinated = { ...state, coordinator: next.state };
@@ -237,17 +321,20 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
         ? emptyPipeline
         : { ...emptyPipeline, requests: RequestIds.window(config.requestWindow) },
     handle,
-    version: 2,
+    version: 3,
     snapshotOf: pipelineSnapshot,
     restore: restorePipeline,
     tick: (state, now) => {
       const next = coordinatorTick(state.coordinator, now);
-      return {
-        state: next.state === state.coordinator ? state : { ...state, coordinator: next.state },
-        emit: next.emit,
-      };
+      const coordinated = next.state === state.coordinator ? state : { ...state, coordinator: next.state };
+      const expired = expireSessions(coordinated, now, sessionTtlMs);
+      return { state: expired.state, emit: [...next.emit, ...expired.emit] };
     },
-    nextTickAt: (state) => nextDeadline(state.coordinator),
+    nextTickAt: (state) => {
+      const deadlines = [nextDeadline(state.coordinator), nextSessionExpiry(state, sessionTtlMs)];
+      const due = deadlines.filter((at): at is number => at !== undefined);
+      return due.length > 0 ? Math.min(...due) : undefined;
+    },
     answerUnreadable: (record, reason) =>
       record.topic === Topics.requests ? rejectUnreadable(record, reason) : [],
     pausedTopics: (state) =>

@@ -70,6 +70,18 @@ export const StepRerouted = defineEvent("StepRerouted", {
   }),
 });
 
+/** A session with no activity for the pipeline's session TTL: its state may be dropped (a new request revives it). */
+export const SessionExpired = defineEvent("SessionExpired", {
+  topic: Topics.executions,
+  data: z.object({
+    sessionId: Id,
+    /** When its last request was made. */
+    lastActivityAt: z.iso.datetime({ offset: true }),
+    /** The time to live it outlived. */
+    ttlMs: z.number().int().positive(),
+  }),
+});
+
 export const executionEvents = [
   ExecutionStarted,
   StageScheduled,
@@ -79,4 +91,5 @@ export const executionEvents = [
   CircuitHalfOpened,
   CircuitClosed,
   StepRerouted,
+  SessionExpired,
 ] as const;

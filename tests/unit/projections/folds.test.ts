@@ -4,7 +4,6 @@ import {
   canonicalJson,
   configurationOf,
   executionsProjection,
-  idleSessions,
   latencyPercentile,
   type MetricsView,
   metricsOf,
@@ -21,6 +20,7 @@ import {
   ExecutionRequested,
   ExecutionStarted,
   MetricRecorded,
+  SessionExpired,
   StageCompleted,
   StageFailed,
   StageScheduled,
@@ -180,10 +180,18 @@ describe("sessions projection", () => {
     expect(s1.lastActivityAt).toBe(at(3));
   });
 
-  it("lists sessions idle for longer than the TTL", () => {
-    expect(idleSessions(state, Date.parse(at(3)) + 1000, 1000).sort()).toEqual(["s1", "s2"]);
-    expect(idleSessions(state, Date.parse(at(3)) + 1000, 5000)).toEqual([]);
-    expect(idleSessions(state, Date.parse(at(3)) + 999, 1000)).toEqual([]);
+  it("marks a session the pipeline expired, and revives it with its next execution", () => {
+    const expired = SessionExpired.create({
+      stream: "session-s1",
+      key: "s1",
+      occurredAt: at(10),
+      data: { sessionId: "s1", lastActivityAt: at(2), ttlMs: 5000 },
+    });
+    const after = project(sessionsProjection, [started(1), completed(1, 100), started(2), expired]);
+    expect(after.get("session/s1")).toMatchObject({ expiredAt: at(10), started: 2 });
+    const revived = project(sessionsProjection, [started(1), expired, started(11)]).get("session/s1");
+    expect(revived).toMatchObject({ started: 2, lastActivityAt: at(11) });
+    expect(revived).not.toHaveProperty("expiredAt");
   });
 
   it("ignores results of executions it never saw start", () => {
