@@ -109,6 +109,7 @@ const fromEnvironment = (env: NodeJS.ProcessEnv): Record<string, unknown> => {
   if (env.DSPEX_EVENTSTOREDB_URL) overrides.eventstoredb = { url: env.DSPEX_EVENTSTOREDB_URL };
   if (env.DSPEX_PYTHON) overrides.python = { executable: env.DSPEX_PYTHON };
   if (env.DSPEX_MODEL) overrides.lm = { model: env.DSPEX_MODEL };
+  if (env.DSPEX_SESSION_TTL_MS) overrides.sessions = { ttlMs: Number(env.DSPEX_SESSION_TTL_MS) };
   return overrides;
 };
 

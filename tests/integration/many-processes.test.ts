@@ -4,7 +4,8 @@
  * running the optimization killed with -9 mid-optimization (its partitions, and the optimization, move
  * on). The outputs must be the same: the evaluation's results, the optimization's trials and winner,
  * the registry, one result per request. Real Python workers (the deterministic test LM) take the steps;
- * the topics have 3 partitions. On the embedded log and on Kafka.
+ * the topics have 3 partitions. Requests of three sessions run too: each session expires exactly once
+ * (SessionExpired, the same ids), whichever instance owns it. On the embedded log and on Kafka.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,7 +15,8 @@ import { startWorkerPool } from "../../processors/workers/pool.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { startStepRunner } from "../../processors/workers/step-runner.ts";
 import { readRegistry, registerProgram } from "../../programs/register.ts";
-import { type DspexEvent, EvaluationRequested } from "../../streams/events/index.ts";
+import { type DspexEvent, EvaluationRequested, ExecutionRequested } from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
 import { caughtUp } from "../../streams/lag.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { type LogConfig, openLog } from "../../streams/open.ts";
@@ -31,6 +33,7 @@ if (!found.python) console.warn(`skipping the many-processes tests: ${found.reas
 
 const PARTITIONS = 3;
 const evaluationId = "many-processes-evaluation";
+const sessionIds = ["session-a", "session-b", "session-c"];
 const optimizationId = "many-processes-optimization";
 
 const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
@@ -74,8 +77,10 @@ const envOf = (config: LogConfig): NodeJS.ProcessEnv =>
         DSPEX_KAFKA_NAMESPACE: config.namespace ?? "",
       }
     : { ...process.env, DSPEX_BACKEND: "embedded", DSPEX_LOG_PATH: (config as { path: string }).path };
+const sessionTtl = { DSPEX_SESSION_TTL_MS: "1000" };
 
 interface Outputs {
+  sessions: unknown[];
   evaluation: unknown;
   optimization: unknown;
   trials: unknown[];
@@ -108,7 +113,7 @@ const scenario = async (
     await pool.close();
   });
 
-  const env = envOf(config);
+  const env = { ...envOf(config), ...sessionTtl };
   const processes: DspexChild[] = [];
   printed = () =>
     processes
@@ -140,6 +145,21 @@ const scenario = async (
       },
     }),
     optimizationRequested({ ...labelBootstrap, optimizationId, programId: "label-qa" }),
+    // Requests of three sessions, made long ago: each session expires once its request is done.
+    ...sessionIds.map((sessionId, i) =>
+      ExecutionRequested.create({
+        id: derivedId("many-processes", sessionId),
+        stream: `request-${sessionId}`,
+        key: sessionId,
+        occurredAt: "2026-01-01T00:00:00.000Z",
+        data: {
+          requestId: `${sessionId}-request`,
+          programId: "label-qa",
+          inputs: examples[i]!.inputs,
+          sessionId,
+        },
+      }),
+    ),
   ]);
 
   let killed: string | undefined;
@@ -168,6 +188,13 @@ const scenario = async (
       ? true
       : undefined;
   });
+  const expiries = async () => {
+    const events = (await eventsOn(log, Topics.executions)).filter((e) => e.type === "SessionExpired");
+    return [...new Map(events.map((e) => [e.id, { id: e.id, data: e.data }])).values()];
+  };
+  await until("every session to expire", async () =>
+    new Set((await expiries()).map((e) => e.data.sessionId)).size === sessionIds.length ? true : undefined,
+  );
   await until("every group to commit its inputs", () => quiescent(log, inputsOf));
 
   const results = await eventsOn(log, Topics.results);
@@ -199,6 +226,7 @@ const scenario = async (
   return {
     killed,
     outputs: {
+      sessions: (await expiries()).sort((a, b) => a.id.localeCompare(b.id)),
       evaluation: { type: evaluation.type, data: evaluation.data },
       optimization: { type: completed.type, data: completed.data },
       trials,
@@ -232,6 +260,8 @@ describe.skipIf(!found.python).each([embeddedBackend, kafkaBackend])(
       expect(many.outputs.optimization).toEqual(one.outputs.optimization);
       expect(many.outputs.variables).toEqual(one.outputs.variables);
       expect(many.outputs.results).toEqual(one.outputs.results);
+      expect(one.outputs.sessions).toHaveLength(sessionIds.length);
+      expect(many.outputs.sessions).toEqual(one.outputs.sessions);
       const optimization = one.outputs.optimization as { data: { trials: number; accepted: boolean } };
       console.log(
         `[many-processes ${backend.name}] ${Object.keys(one.outputs.results).length} requests, ${optimization.data.trials} trials ` +
