@@ -45,6 +45,8 @@ export type ExecutionResult =
 
 export type ExecutionProgress =
   | EventOf<"ExecutionStarted">
+  /** A DSPy stage's attempt sent to the workers: the stage has started (native stages complete at once). */
+  | EventOf<"StepDispatched">
   | EventOf<"StageScheduled">
   | EventOf<"StageCompleted">
   | EventOf<"StageFailed">
@@ -53,6 +55,7 @@ export type ExecutionProgress =
 const resultTypes = new Set(["ExecutionCompleted", "ExecutionFailed", "ExecutionRejected"]);
 const progressTypes = new Set([
   "ExecutionStarted",
+  "StepDispatched",
   "StageScheduled",
   "StageCompleted",
   "StageFailed",
@@ -134,7 +137,8 @@ export const createClient = (log: EventLog) => {
     );
 
   /**
-   * Progress of the request's execution as it happens: started, each stage scheduled, completed or failed.
+   * Progress of the request's execution as it happens: started, each stage's attempts dispatched (a DSPy
+   * stage started) or scheduled (a retry), completed or failed, rerouted.
    * An execution's events are stored under its session key: give the session id if the request had one.
    */
   const progress$ = (
@@ -142,7 +146,7 @@ export const createClient = (log: EventLog) => {
     options: ClientOptions & { sessionId?: string } = {},
   ): Observable<ExecutionProgress> => {
     const executionId = executionIdOf(requestId);
-    return tailFrom(log, [Topics.executions], options.from).pipe(
+    return tailFrom(log, [Topics.executions, Topics.steps], options.from).pipe(
       eventsOf<ExecutionProgress>(
         progressTypes,
         options.sessionId ?? requestId,

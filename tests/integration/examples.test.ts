@@ -77,8 +77,11 @@ describe("examples/", () => {
 
   it.skipIf(!found.python)("publish-subscribe: progress as it happens, then the typed result", async () => {
     const lines = await run("publish-subscribe.ts", onEmbeddedLog());
-    expect(lines[0]).toBe("progress: ExecutionStarted");
-    expect(lines).toContain("progress: StageCompleted classify");
+    expect(lines).toContain("progress: ExecutionStarted");
+    // The stage started (its step went to a worker) before it completed.
+    const started = lines.indexOf("progress: StepDispatched classify");
+    expect(started).toBeGreaterThanOrEqual(0);
+    expect(lines.indexOf("progress: StageCompleted classify")).toBeGreaterThan(started);
     expect(lines.at(-1)).toMatch(/^category: (billing|shipping|technical)$/);
   });
 
