@@ -43,6 +43,7 @@ const programOf = (
   outputs,
   stages,
   variables: [],
+  constraints: [],
 });
 
 /** s0 → s1 → … each feeding the next. */

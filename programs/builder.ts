@@ -5,11 +5,13 @@ import {
   type ProgramDefinition as ProgramDefinitionType,
   ProgramRegistered,
   type StageDefinition,
+  VariableConstraint,
   type VariableDeclaration,
   VariableSpec,
 } from "../streams/events/variables.ts";
 import type { OutputsOf } from "./signatures/infer.ts";
 import { signature } from "./signatures/signature.ts";
+import { constraintVariables, variableNamesOf } from "./variables/constraints.ts";
 import { variableSpace } from "./variables/space.ts";
 
 type Json = z.infer<ReturnType<typeof z.json>>;
@@ -75,6 +77,7 @@ export const native = {
 };
 
 type SpecInput = z.input<typeof VariableSpec>;
+type VariableConstraintInput = z.input<typeof VariableConstraint>;
 
 /** A variable before it has a name: its spec, initial value and description. */
 export interface VariableDraft {
@@ -159,6 +162,7 @@ export class ProgramBuilder<
   private readonly stages: StageDefinition[] = [];
   private readonly outputs: Record<string, string> = {};
   private readonly variables: Record<string, VariableDraft> = {};
+  private readonly constraints: VariableConstraintInput[] = [];
   private descriptionText = "";
   private versionNumber = 1;
 
@@ -202,6 +206,16 @@ export class ProgramBuilder<
       variables: declarations(options.variables ?? {}),
     });
     return this as never;
+  }
+
+  /**
+   * A rule between variables (`name` for the program's, `stage.name` for a stage's):
+   * `.constraint("short answers from the small model", { when: { model: ["small"] }, require: { variable:
+   * "answer.maxTokens", op: "<=", than: 256 } })`. Requests and optimizers must keep it.
+   */
+  constraint(name: string, rule: Omit<VariableConstraintInput, "name">): this {
+    this.constraints.push({ name, ...rule });
+    return this;
   }
 
   /** A program output: `name` ← `<stage>.<field>`. Without any, every output of the last stage. */
@@ -286,6 +300,14 @@ export class ProgramBuilder<
     } catch (error) {
       this.fail((error as Error).message);
     }
+    const constraints = this.constraints.map((c) => VariableConstraint.parse(c));
+    const names = variableNamesOf({ variables, stages });
+    for (const constraint of constraints)
+      for (const name of constraintVariables(constraint))
+        if (!names.has(name))
+          this.fail(
+            `constraint "${constraint.name}" names no variable "${name}" (known: ${[...names].join(", ")})`,
+          );
     return ProgramDefinition.parse({
       programId: this.programId,
       version: this.versionNumber,
@@ -294,6 +316,7 @@ export class ProgramBuilder<
       outputs,
       stages,
       variables,
+      constraints,
     });
   }
 

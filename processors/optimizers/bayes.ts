@@ -7,7 +7,13 @@ import {
   searchSpaceOf,
   uniformPoint,
 } from "./search-space.ts";
-import { numberParam, type OptimizationSetup, selectionExamples, selectionSize } from "./setup.ts";
+import {
+  constraintBreaches,
+  numberParam,
+  type OptimizationSetup,
+  selectionExamples,
+  selectionSize,
+} from "./setup.ts";
 import type { Strategy } from "./strategy.ts";
 import { defaultTpeOptions, type Observation, suggestTpe } from "./tpe.ts";
 
@@ -16,6 +22,9 @@ export interface SearchState {
   observations: Observation[];
   best?: { overrides: JsonRecord; score: number };
 }
+
+/** Draws tried for one proposal before the search gives up on the constraints. */
+const maxDraws = 100;
 
 const searchTrials = (setup: OptimizationSetup): number =>
   Math.min(numberParam(setup, "trials", 20), setup.budget.maxTrials ?? Number.POSITIVE_INFINITY);
@@ -33,8 +42,13 @@ const searchStrategy = (
   init: (setup) => ({ space: searchSpaceOf(setup), observations: [] }),
   propose(state, setup, ctx) {
     if (state.observations.length >= searchTrials(setup)) return undefined;
-    const overrides = decodePoint(state.space, suggest(state, setup, ctx.random));
-    return { phase: "search", overrides, examples: selectionExamples(setup, overrides).map((e) => e.id) };
+    // A configuration that breaks a constraint is never tried: draw again (the search ends if none keeps them).
+    for (let draw = 0; draw < maxDraws; draw++) {
+      const overrides = decodePoint(state.space, suggest(state, setup, ctx.random));
+      if (constraintBreaches(setup, overrides).length > 0) continue;
+      return { phase: "search", overrides, examples: selectionExamples(setup, overrides).map((e) => e.id) };
+    }
+    return undefined;
   },
   observe(state, _setup, { trial, outcome }) {
     const observation = { point: encodeOverrides(state.space, trial.overrides), score: outcome.score };
@@ -59,5 +73,6 @@ export const bayesianSearch: Strategy<SearchState> = searchStrategy("bayes", (st
     gamma: numberParam(setup, "gamma", defaultTpeOptions.gamma),
     candidates: numberParam(setup, "candidates", defaultTpeOptions.candidates),
     startup: numberParam(setup, "startupTrials", defaultTpeOptions.startup),
+    feasible: (point) => constraintBreaches(setup, decodePoint(state.space, point)).length === 0,
   }),
 );

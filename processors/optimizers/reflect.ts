@@ -86,6 +86,7 @@ export const reflectionProgram = (): ProgramDefinition => ({
     },
   ],
   variables: [],
+  constraints: [],
 });
 
 const json = (value: unknown) => JSON.stringify(value);

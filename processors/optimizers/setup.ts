@@ -1,4 +1,5 @@
 import { programVariables } from "../../programs/registry.ts";
+import { breaches, variableNamesOf } from "../../programs/variables/constraints.ts";
 import { jsonEqual } from "../../programs/variables/types.ts";
 import type {
   EventOf,
@@ -6,9 +7,10 @@ import type {
   JsonRecord,
   MetricRef,
   ProgramDefinition,
+  VariableConstraint,
   VariableDeclaration,
 } from "../../streams/events/index.ts";
-import { stagesFor } from "../pipeline/planner.ts";
+import { configurationOf, stagesFor, type VariableValue } from "../pipeline/planner.ts";
 
 export interface TargetVariable {
   variableId: string;
@@ -50,6 +52,10 @@ export interface OptimizationSetup {
   predictors: readonly Predictor[];
   /** LM calls one example costs (one per DSPy stage). */
   callsPerExample: number;
+  /** The program's constraints: no configuration that breaks one is tried. */
+  constraints: readonly VariableConstraint[];
+  /** Every variable's value before the optimization (the registry's, else initial), by its name in the program. */
+  values: Readonly<Record<string, unknown>>;
 }
 
 const stageIdOf = (programId: string, variableId: string): string | undefined => {
@@ -111,7 +117,12 @@ const predictorsOf = (program: ProgramDefinition, targets: readonly TargetVariab
 export const setupOf = (
   request: EventOf<"OptimizationRequested">["data"],
   program: ProgramDefinition,
-  options: { failureScore?: number; concurrency?: number } = {},
+  options: {
+    failureScore?: number;
+    concurrency?: number;
+    /** The registry's values, by variable id (initial values where absent). */
+    registry?: Readonly<Record<string, VariableValue>>;
+  } = {},
 ): OptimizationSetup => {
   const variables = programVariables(program)
     .map(({ variableId, declaration }) => ({
@@ -142,8 +153,22 @@ export const setupOf = (
     variables,
     predictors,
     callsPerExample: Math.max(1, dspyStages),
+    constraints: program.constraints,
+    values: valuesOf(program, options.registry ?? {}),
   };
 };
+
+const valuesOf = (program: ProgramDefinition, registry: Readonly<Record<string, VariableValue>>) => {
+  const valueOf = configurationOf(program, registry, {});
+  return Object.fromEntries([...variableNamesOf(program)].map((name) => [name, valueOf(name)]));
+};
+
+/** The constraints a candidate configuration (overrides by variable id) breaks, with the reasons. */
+export const constraintBreaches = (setup: OptimizationSetup, overrides: JsonRecord): string[] =>
+  breaches(setup.constraints, (name) => {
+    const id = `${setup.programId}.${name}`;
+    return id in overrides ? overrides[id] : setup.values[name];
+  });
 
 /** A numeric parameter of the request, or its default. */
 export const numberParam = (

@@ -17,6 +17,7 @@ import { Topics } from "../../streams/topics.ts";
 import { evaluationProcessor } from "../evaluation/evaluation.ts";
 import { type MetricRegistry, metricRegistry } from "../evaluation/metrics.ts";
 import type { Evaluator } from "../evaluation/port.ts";
+import type { VariableValue } from "../pipeline/planner.ts";
 import { type RuntimeOptions, runProcessor } from "../runtime/index.ts";
 import { adoptWinner } from "./adopt.ts";
 import { type OptimizationResult, type Progress, runOptimization } from "./driver.ts";
@@ -104,7 +105,10 @@ export const optimizeOnLog = async (
   const { programs, variables } = await readRegistry(log);
   const program = programs.get(request.programId);
   if (!program) throw new Error(`unknown program "${request.programId}": register it first`);
-  const setup = setupOf(request, program, { concurrency: options.concurrency });
+  const registry = Object.fromEntries(
+    [...variables].map(([id, v]) => [id, { value: v.value as VariableValue["value"], version: v.version }]),
+  );
+  const setup = setupOf(request, program, { concurrency: options.concurrency, registry });
   const own = async () =>
     historyOf(setup.optimizationId, [
       ...(await eventsOf(log, Topics.optimizations)).filter((e) => e.key === setup.optimizationId),

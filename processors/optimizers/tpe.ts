@@ -14,6 +14,8 @@ export interface TpeOptions {
   candidates: number;
   /** Random points before the surrogate takes over. */
   startup: number;
+  /** Whether a point may be proposed (the program's constraints); candidates that may not are passed over. */
+  feasible?: (point: Point) => boolean;
 }
 
 export const defaultTpeOptions: TpeOptions = { gamma: 0.25, candidates: 24, startup: 5 };
@@ -120,7 +122,8 @@ export const suggestTpe = (
       point[d.name] = value;
       ratio += logDensity(l, value) - logDensity(g, value);
     }
+    if (options.feasible && !options.feasible(point)) continue;
     if (!best || ratio > best.ratio) best = { point, ratio };
   }
-  return best!.point;
+  return best?.point ?? uniformPoint(space, random);
 };

@@ -1,3 +1,4 @@
+import { breaches } from "../../programs/variables/constraints.ts";
 import { executionIdOf } from "../../streams/client.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import {
@@ -12,7 +13,7 @@ import type { LogRecord, Position } from "../../streams/log.ts";
 import { deadLetterContent, looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { type ExecutionInit, resultKeyOf } from "./coordinator.ts";
-import { stagesFor } from "./planner.ts";
+import { configurationOf, stagesFor } from "./planner.ts";
 import type { Registry } from "./registry.ts";
 import { checkFields } from "./signature-check.ts";
 
@@ -144,6 +145,14 @@ export const admitRequest = (registry: Registry, request: Request, ctx: IntakeCo
   const wanted = request.data.outputs ? stagesFor(entry.definition, request.data.outputs) : undefined;
   if (wanted && !wanted.ok) {
     const reason = `invalid outputs for ${programId}: ${wanted.reason}`;
+    return { kind: "rejected", emit: [rejection(request, ctx, "invalid", reason)] };
+  }
+  const broken = breaches(
+    entry.definition.constraints,
+    configurationOf(entry.definition, registry.variables, request.data.overrides),
+  );
+  if (broken.length > 0) {
+    const reason = `the configuration of ${programId} breaks its constraints: ${broken.join("; ")}`;
     return { kind: "rejected", emit: [rejection(request, ctx, "invalid", reason)] };
   }
   const executionId = executionIdOf(requestId);

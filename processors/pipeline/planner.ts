@@ -1,3 +1,4 @@
+import type { ValueOf } from "../../programs/variables/constraints.ts";
 import { variableSpace } from "../../programs/variables/space.ts";
 import type {
   JsonRecord,
@@ -194,6 +195,26 @@ export const resolveVariables = (
   computeComposites(stage.variables);
   return resolved;
 };
+
+/**
+ * A variable's value as a request's execution would use it, by its name in the program (`name`, or
+ * `stage.name`): the request's override, else the registry's value, else the declared initial value.
+ */
+export const configurationOf =
+  (
+    program: ProgramDefinition,
+    registry: Readonly<Record<string, VariableValue>>,
+    overrides: JsonRecord,
+  ): ValueOf =>
+  (name) => {
+    const [first, second] = name.split(".");
+    const stage = second === undefined ? undefined : program.stages.find((s) => s.id === first);
+    const declarations = stage ? stage.variables : program.variables;
+    const declaration = declarations.find((d) => d.name === (second ?? first));
+    if (!declaration) return undefined;
+    const id = variableIdOf(program.programId, declaration.name, stage?.id);
+    return overrides[id] ?? overrides[name] ?? registry[id]?.value ?? declaration.initial;
+  };
 
 const dspyModules = ["Predict", "ChainOfThought", "ReAct"] as const;
 export type DspyModule = (typeof dspyModules)[number];

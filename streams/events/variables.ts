@@ -41,6 +41,22 @@ export const VariableDeclaration = z.object({
 });
 export type VariableDeclaration = z.infer<typeof VariableDeclaration>;
 
+/**
+ * A rule between a program's variables, named by `name` (program-level) or `stage.name`: `require` must hold
+ * whenever every variable in `when` has one of the listed values. The registry's values and a request's
+ * overrides together must keep it; optimizers never try a configuration that breaks it.
+ */
+export const VariableConstraint = z.object({
+  name: z.string().min(1),
+  when: z.record(z.string(), z.array(z.json()).min(1)).default({}),
+  require: z.object({
+    variable: z.string().min(1),
+    op: z.enum(["<", "<=", ">", ">=", "==", "!="]),
+    than: z.union([z.number(), z.string(), z.boolean(), z.object({ variable: z.string().min(1) })]),
+  }),
+});
+export type VariableConstraint = z.infer<typeof VariableConstraint>;
+
 export const StageDefinition = z.object({
   id: z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/),
   /** `dspy` stages run in Python consumers; `native` stages run in-process in TypeScript. */
@@ -64,6 +80,7 @@ export const ProgramDefinition = z.object({
   outputs: z.record(z.string(), z.string()).describe("program output field → `<stageId>.<field>`"),
   stages: z.array(StageDefinition).min(1),
   variables: z.array(VariableDeclaration).default([]),
+  constraints: z.array(VariableConstraint).default([]),
 });
 export type ProgramDefinition = z.infer<typeof ProgramDefinition>;
 

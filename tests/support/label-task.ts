@@ -71,6 +71,7 @@ export const labelProgram = (maxDemos = 8): ProgramDefinition => ({
     },
   ],
   variables: [],
+  constraints: [],
 });
 
 /** `count` examples, labels in turn, ids prefixed (so train and dev sets don't share ids). */

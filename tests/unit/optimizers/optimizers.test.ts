@@ -157,3 +157,27 @@ describe("bootstrap few-shot", () => {
     expect(resumed.events.map((e) => e.id)).toEqual(whole.events.map((e) => e.id));
   });
 });
+
+describe.each(["random", "bayes"] as const)("%s search under a constraint", (optimizer) => {
+  it("never tries a configuration that breaks it", async () => {
+    const temperature = "label-qa.answer.temperature";
+    const cool = {
+      name: "cool answers",
+      when: {},
+      require: { variable: "answer.temperature", op: "<=" as const, than: 0.3 },
+    };
+    const free = await runOnLabelTask(optimizer, { params: quick[optimizer] });
+    const bounded = await runOnLabelTask(optimizer, { params: quick[optimizer], constraints: [cool] });
+    const temperaturesOf = (events: DspexEvent[]) =>
+      events.flatMap((e) =>
+        e.type === "TrialProposed" && e.data.config.phase === "search"
+          ? [Number((e.data.config.overrides as JsonRecord)[temperature])]
+          : [],
+      );
+    // Without it the search tries hotter answers; with it, never.
+    expect(temperaturesOf(free.events).some((t) => t > 0.3)).toBe(true);
+    const tried = temperaturesOf(bounded.events);
+    expect(tried.length).toBeGreaterThan(10);
+    expect(tried.every((t) => t <= 0.3)).toBe(true);
+  });
+});

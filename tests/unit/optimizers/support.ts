@@ -5,7 +5,7 @@ import { historyOf } from "../../../processors/optimizers/history.ts";
 import { type OptimizerName, strategyFor } from "../../../processors/optimizers/index.ts";
 import { setupOf } from "../../../processors/optimizers/setup.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
-import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
+import type { DspexEvent, JsonRecord, VariableConstraint } from "../../../streams/events/index.ts";
 import { labelExamples, labelProgram, labelTaskReflector, labelTaskRun } from "../../support/label-task.ts";
 
 export const labelEvaluator = (): Evaluator & { calls: () => number } => {
@@ -48,9 +48,11 @@ export const runOnLabelTask = async (
     seed?: number;
     events?: DspexEvent[];
     crashAfter?: number;
+    constraints?: VariableConstraint[];
   } = {},
 ) => {
-  const setup = labelSetup(optimizer, options.params, options.budget, options.seed);
+  const labelled = labelSetup(optimizer, options.params, options.budget, options.seed);
+  const setup = options.constraints ? { ...labelled, constraints: options.constraints } : labelled;
   const events: DspexEvent[] = [...(options.events ?? [])];
   const evaluator = labelEvaluator();
   const result = await runOptimization(setup, {

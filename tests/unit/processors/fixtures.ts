@@ -70,6 +70,7 @@ export const program = (
   outputs,
   stages,
   variables: [],
+  constraints: [],
   ...extra,
 });
 

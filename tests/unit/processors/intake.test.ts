@@ -1,6 +1,17 @@
 import { describe, expect, it } from "vitest";
 import { ExecutionRequested } from "../../../streams/events/index.ts";
-import { completed, only, program, registered, requested, scenario, stage, T0, types } from "./fixtures.ts";
+import {
+  completed,
+  only,
+  program,
+  registered,
+  requested,
+  scenario,
+  stage,
+  T0,
+  types,
+  variableChanged,
+} from "./fixtures.ts";
 
 const qa = program("qa", [stage("answer", { inputs: ["question"], outputs: ["answer"] })], {
   answer: "answer.answer",
@@ -159,5 +170,62 @@ describe("intake", () => {
         "invalid outputs for triage: triage has no output summary (its outputs: category, reply)",
       );
     });
+  });
+});
+
+describe("intake: a program's constraints", () => {
+  const guarded = program(
+    "guarded",
+    [stage("answer", { inputs: ["question"], outputs: ["answer"] })],
+    { answer: "answer.answer" },
+    {
+      variables: [
+        {
+          name: "model",
+          spec: { kind: "choice", choices: ["small", "large"], allowCustom: false },
+          initial: "large",
+        },
+      ],
+      stages: [
+        {
+          ...stage("answer", { inputs: ["question"], outputs: ["answer"] }),
+          variables: [
+            { name: "maxTokens", spec: { kind: "integer", min: 1, max: 4096, step: 1 }, initial: 1024 },
+          ],
+        },
+      ],
+      constraints: [
+        {
+          name: "small model, short answers",
+          when: { model: ["small"] },
+          require: { variable: "answer.maxTokens", op: "<=", than: 256 },
+        },
+      ],
+    },
+  );
+
+  it("rejects a request whose overrides break a constraint, saying which and why", () => {
+    const s = scenario({}, [registered(guarded)]);
+    const emitted = s.when(
+      requested("r1", "guarded", { question: "q" }, { overrides: { "guarded.model": "small" } }),
+    );
+    expect(only(emitted, "ExecutionRejected").data).toMatchObject({
+      code: "invalid",
+      reason:
+        "the configuration of guarded breaks its constraints: small model, short answers: answer.maxTokens (1024) must be <= 256",
+    });
+    expect(types(emitted)).not.toContain("ExecutionStarted");
+  });
+
+  it("takes the registry's values into account, and runs a request that keeps the constraints", () => {
+    const s = scenario({}, [registered(guarded), variableChanged("guarded.answer.maxTokens", 200, 1)]);
+    const emitted = s.when(
+      requested("r1", "guarded", { question: "q" }, { overrides: { "guarded.model": "small" } }),
+    );
+    expect(types(emitted)).toContain("ExecutionStarted");
+    const large = s.when(
+      requested("r2", "guarded", { question: "q" }, { overrides: { "answer.maxTokens": 4000 } }),
+    );
+    expect(types(large)).toContain("ExecutionStarted");
   });
 });

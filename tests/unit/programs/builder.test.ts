@@ -139,3 +139,37 @@ describe("program builder", () => {
     expect(definition.stages[1]!.dependsOn).toEqual(["a"]);
   });
 });
+
+describe("constraints", () => {
+  const base = () =>
+    program("tuned")
+      .input("question: str")
+      .variable("model", v.model(["small", "large"]))
+      .stage("answer", dspy.predict("question -> answer"), { variables: { maxTokens: v.maxTokens(1024) } });
+
+  it("are part of the definition, naming program and stage variables", () => {
+    const built = base()
+      .constraint("short from the small model", {
+        when: { model: ["small"] },
+        require: { variable: "answer.maxTokens", op: "<=", than: 256 },
+      })
+      .build();
+    expect(built.constraints).toEqual([
+      {
+        name: "short from the small model",
+        when: { model: ["small"] },
+        require: { variable: "answer.maxTokens", op: "<=", than: 256 },
+      },
+    ]);
+  });
+
+  it("naming an unknown variable fail the build, listing the known ones", () => {
+    expect(() =>
+      base()
+        .constraint("typo", { require: { variable: "answer.maxTokns", op: "<=", than: 256 } })
+        .build(),
+    ).toThrow(
+      'program tuned: constraint "typo" names no variable "answer.maxTokns" (known: model, answer.maxTokens)',
+    );
+  });
+});
