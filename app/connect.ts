@@ -36,17 +36,12 @@ export interface EvaluationDraft {
   outputs?: readonly string[];
 }
 
+type OptimizationRequest = EventOf<"OptimizationRequested">["data"];
+type Defaulted = "optimizationId" | "variables" | "budget" | "seed" | "params";
+
 /** What an optimization needs; the rest has defaults. */
-export type OptimizationDraft = Omit<
-  EventOf<"OptimizationRequested">["data"],
-  "optimizationId" | "variables" | "budget" | "seed" | "params"
-> &
-  Partial<
-    Pick<
-      EventOf<"OptimizationRequested">["data"],
-      "optimizationId" | "variables" | "budget" | "seed" | "params"
-    >
-  >;
+export type OptimizationDraft = Omit<OptimizationRequest, Defaulted> &
+  Partial<Pick<OptimizationRequest, Defaulted>>;
 
 /**
  * Opens the log the options name (each unset one from DSPEX_* or dspex.config.json; by default the embedded

@@ -9,7 +9,8 @@ import { optimizeOnLog, readRegistry } from "../../processors/optimizers/stream.
 import type { EventOf } from "../../streams/events/index.ts";
 import { demosVariable } from "../support/label-task.ts";
 import { killHard, spawnTs } from "../support/processes.ts";
-import { eventsOn, eventually, labelBootstrap, labelSystem } from "./optimize-support.ts";
+import { eventually } from "../support/waits.ts";
+import { eventsOn, labelBootstrap, labelSystem } from "./optimize-support.ts";
 
 const childScript = new URL("../support/optimizer-child.ts", import.meta.url).pathname;
 

@@ -24,8 +24,8 @@ import {
   labelProgram,
   labelTaskRun,
 } from "../support/label-task.ts";
-import { untilCaughtUp } from "../support/waits.ts";
-import { eventsOn, eventually, labelBootstrap, labelSystem } from "./optimize-support.ts";
+import { eventually, untilCaughtUp } from "../support/waits.ts";
+import { eventsOn, labelBootstrap, labelSystem } from "./optimize-support.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

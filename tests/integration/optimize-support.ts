@@ -64,14 +64,3 @@ export const labelSystem = async ({ latencyMs = 0 } = {}) => {
 
 export const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
   (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
-
-/** Polls until `check` holds (or fails after `timeoutMs`). */
-export const eventually = async <T>(check: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> => {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error("timed out waiting");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};

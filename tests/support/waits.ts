@@ -26,3 +26,18 @@ export const untilCaughtUp = async (
 export const pipelineInputs = {
   "dspex-pipeline": ["dspex.requests", "dspex.executions", "dspex.step-results"],
 } as const;
+
+/** Resolves with the first value `check` gives (polling); fails after `timeoutMs`, saying what it waited for. */
+export const eventually = async <T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+  what = "the condition",
+): Promise<T> => {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
