@@ -209,11 +209,12 @@ export const configurationOf =
   (name) => {
     const [first, second] = name.split(".");
     const stage = second === undefined ? undefined : program.stages.find((s) => s.id === first);
-    const declarations = stage ? stage.variables : program.variables;
-    const declaration = declarations.find((d) => d.name === (second ?? first));
+    if (second !== undefined && !stage) return undefined;
+    const declaration = (stage?.variables ?? program.variables).find((d) => d.name === (second ?? first));
     if (!declaration) return undefined;
     const id = variableIdOf(program.programId, declaration.name, stage?.id);
-    return overrides[id] ?? overrides[name] ?? registry[id]?.value ?? declaration.initial;
+    const override = overrides[id] ?? overrides[name];
+    return override !== undefined ? override : (registry[id]?.value ?? declaration.initial);
   };
 
 const dspyModules = ["Predict", "ChainOfThought", "ReAct"] as const;
