@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
-import { defaultSessionTtlMs } from "../processors/pipeline/pipeline.ts";
+import { defaultSessionTtlMs } from "../processors/pipeline/sessions.ts";
 import { describeIssues } from "../streams/events/index.ts";
 import { defaultEventStoreDbUrl } from "../streams/eventstoredb/log.ts";
 import { defaultKafkaBrokers, KafkaLogConfig } from "../streams/kafka/config.ts";

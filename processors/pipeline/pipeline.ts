@@ -1,13 +1,7 @@
 import { z } from "zod";
 import { causedBy, type Envelope } from "../../streams/envelope.ts";
 import { describeIssues } from "../../streams/events/define.ts";
-import {
-  type DspexEvent,
-  type EventOf,
-  ExecutionRequested,
-  ProgramDefinition,
-  SessionExpired,
-} from "../../streams/events/index.ts";
+import { type DspexEvent, ExecutionRequested, ProgramDefinition } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { Topics } from "../../streams/topics.ts";
@@ -43,6 +37,14 @@ import {
 } from "./intake.ts";
 import { emptyRegistry, foldRegistry, type Registry } from "./registry.ts";
 import { RequestIds } from "./request-ids.ts";
+import {
+  defaultSessionTtlMs,
+  endSession,
+  expireSessions,
+  nextSessionExpiry,
+  type Sessions,
+  touchSession,
+} from "./sessions.ts";
 
 /** One task's state: the requests of its partition and the executions they started. */
 export interface PipelineState {
@@ -54,14 +56,8 @@ export interface PipelineState {
   /** Requests taken in while the task was full, oldest first: each starts when an execution finishes. */
   waiting: readonly Request[];
   coordinator: CoordinatorState;
-  /** The sessions requests named, by id: when each was last active (its last request's time). */
-  sessions: ReadonlyMap<string, SessionActivity>;
-}
-
-export interface SessionActivity {
-  lastActivity: number;
-  /** Soft mark (not replayed): the tick already emitted this session's expiry. */
-  expirySent?: boolean;
+  /** The sessions requests named, by id: when each was last active. */
+  sessions: Sessions;
 }
 
 export const emptyPipeline: PipelineState = {
@@ -70,9 +66,6 @@ export const emptyPipeline: PipelineState = {
   coordinator: emptyCoordinator,
   sessions: new Map(),
 };
-
-/** A session's default time to live without activity. */
-export const defaultSessionTtlMs = 30 * 60_000;
 
 /** The pipeline's state as JSON, for snapshots; the tick's soft marks are left out, as a rebuild forgets them. */
 export const pipelineSnapshot = (state: PipelineState) => ({
@@ -185,64 +178,12 @@ const rekeyed = (request: Request, ctx: Context): Envelope =>
 
 const inFlight = (state: PipelineState) => state.coordinator.executions.size;
 
-/** A request that names its session makes the session active as of the request's time. */
-const touchSession = (state: PipelineState, request: Request): PipelineState => {
-  const { sessionId } = request.data;
-  if (sessionId === undefined) return state;
-  const at = Date.parse(request.occurredAt);
-  const known = state.sessions.get(sessionId);
-  if (known && known.lastActivity >= at) return state;
-  return { ...state, sessions: new Map(state.sessions).set(sessionId, { lastActivity: at }) };
-};
-
 /** A session is busy while one of its executions runs or one of its requests waits. */
 const busySessions = (state: PipelineState): Set<string> =>
   new Set([
     ...[...state.coordinator.executions.values()].map((exec) => exec.sessionKey),
     ...state.waiting.map((request) => sessionKeyOf(request.data)),
   ]);
-
-/** The sessions idle for `ttlMs` at `now`: a `SessionExpired` each (its id derived from the activity it ends). */
-const expireSessions = (state: PipelineState, now: number, ttlMs: number): Output<PipelineState> => {
-  if (ttlMs <= 0 || state.sessions.size === 0) return { state, emit: [] };
-  const busy = busySessions(state);
-  const emit: Envelope[] = [];
-  let sessions: Map<string, SessionActivity> | undefined;
-  for (const [sessionId, activity] of state.sessions) {
-    if (activity.expirySent || busy.has(sessionId) || now < activity.lastActivity + ttlMs) continue;
-    const lastActivityAt = new Date(activity.lastActivity).toISOString();
-    emit.push(
-      SessionExpired.create({
-        id: derivedId(`session/${sessionId}`, `expired/${lastActivityAt}`),
-        stream: `session-${sessionId}`,
-        key: sessionId,
-        occurredAt: new Date(now).toISOString(),
-        data: { sessionId, lastActivityAt, ttlMs },
-      }),
-    );
-    sessions ??= new Map(state.sessions);
-    sessions.set(sessionId, { ...activity, expirySent: true });
-  }
-  return { state: sessions ? { ...state, sessions } : state, emit };
-};
-
-/** A session's expiry read back ends it, unless a request made it active again meanwhile. */
-const endSession = (state: PipelineState, event: EventOf<"SessionExpired">): PipelineState => {
-  const known = state.sessions.get(event.data.sessionId);
-  if (!known || known.lastActivity > Date.parse(event.data.lastActivityAt)) return state;
-  const sessions = new Map(state.sessions);
-  sessions.delete(event.data.sessionId);
-  return { ...state, sessions };
-};
-
-const nextSessionExpiry = (state: PipelineState, ttlMs: number): number | undefined => {
-  if (ttlMs <= 0) return undefined;
-  let next: number | undefined;
-  for (const activity of state.sessions.values())
-    if (!activity.expirySent)
-      next = Math.min(next ?? Number.POSITIVE_INFINITY, activity.lastActivity + ttlMs);
-  return next;
-};
 
 /** Intake, planner and coordinator as one processor: one hop per step, one state per task. */
 export const pipelineProcessor = (config: PipelineConfig = {}): Processor<PipelineState, Registry> => {
@@ -290,7 +231,11 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
     if (state.requests.has(requestId) || state.coordinator.executions.has(executionIdOf(requestId)))
       return { state, emit: [] };
     if (ctx.key !== sessionKeyOf(request.data)) return { state, emit: [rekeyed(request, ctx)] };
-    const taken = touchSession({ ...state, requests: state.requests.add(requestId) }, request);
+    const taken = {
+      ...state,
+      requests: state.requests.add(requestId),
+      sessions: touchSession(state.sessions, request),
+    };
     if (inFlight(taken) < intakeConfig.maxInFlight && taken.waiting.length === 0)
       return start(taken, request, ctx);
     if (intakeConfig.whenFull === "reject") {
@@ -302,7 +247,8 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
 
   const handle = (state: PipelineState, event: DspexEvent, ctx: Context): Output<PipelineState> => {
     if (event.type === "ExecutionRequested") return takeRequest(state, event, ctx);
-    if (event.type === "SessionExpired") return { state: endSession(state, event), emit: [] };
+    if (event.type === "SessionExpired")
+      return { state: { ...state, sessions: endSession(state.sessions, event) }, emit: [] };
     const next = coordinate(state.coordinator, event, transitionOf(event, ctx));
     if (next.state === state.coordinator) return { state, emit: next.emit };
     const coordinated = { ...state, coordinator: next.state };
@@ -327,11 +273,17 @@ export const pipelineProcessor = (config: PipelineConfig = {}): Processor<Pipeli
     tick: (state, now) => {
       const next = coordinatorTick(state.coordinator, now);
       const coordinated = next.state === state.coordinator ? state : { ...state, coordinator: next.state };
-      const expired = expireSessions(coordinated, now, sessionTtlMs);
-      return { state: expired.state, emit: [...next.emit, ...expired.emit] };
+      const expired = expireSessions(coordinated.sessions, busySessions(coordinated), now, sessionTtlMs);
+      return {
+        state:
+          expired.sessions === coordinated.sessions
+            ? coordinated
+            : { ...coordinated, sessions: expired.sessions },
+        emit: [...next.emit, ...expired.emit],
+      };
     },
     nextTickAt: (state) => {
-      const deadlines = [nextDeadline(state.coordinator), nextSessionExpiry(state, sessionTtlMs)];
+      const deadlines = [nextDeadline(state.coordinator), nextSessionExpiry(state.sessions, sessionTtlMs)];
       const due = deadlines.filter((at): at is number => at !== undefined);
       return due.length > 0 ? Math.min(...due) : undefined;
     },
