@@ -159,8 +159,8 @@ export const setupOf = (
 };
 
 const valuesOf = (program: ProgramDefinition, registry: Readonly<Record<string, VariableValue>>) => {
-  const valueOf = configurationOf(program, registry, {});
-  return Object.fromEntries([...variableNamesOf(program)].map((name) => [name, valueOf(name)]));
+  const lookup = configurationOf(program, registry, {});
+  return Object.fromEntries([...variableNamesOf(program)].map((name) => [name, lookup(name)]));
 };
 
 /** The constraints a candidate configuration (overrides by variable id) breaks, with the reasons. */

@@ -1,4 +1,4 @@
-import type { ValueOf } from "../../programs/variables/constraints.ts";
+import type { Lookup } from "../../programs/variables/constraints.ts";
 import { variableSpace } from "../../programs/variables/space.ts";
 import type {
   JsonRecord,
@@ -205,7 +205,7 @@ export const configurationOf =
     program: ProgramDefinition,
     registry: Readonly<Record<string, VariableValue>>,
     overrides: JsonRecord,
-  ): ValueOf =>
+  ): Lookup =>
   (name) => {
     const [first, second] = name.split(".");
     const stage = second === undefined ? undefined : program.stages.find((s) => s.id === first);

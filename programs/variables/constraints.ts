@@ -2,7 +2,7 @@ import type { ProgramDefinition, VariableConstraint } from "../../streams/events
 import { jsonEqual } from "./types.ts";
 
 /** A variable's value by its name in the program: `name` (program-level) or `stage.name`. */
-export type ValueOf = (name: string) => unknown;
+export type Lookup = (name: string) => unknown;
 
 /** The names a program's constraints may use: its variables', program-level and `stage.name`. */
 export const variableNamesOf = (program: Pick<ProgramDefinition, "variables" | "stages">): Set<string> =>
@@ -26,14 +26,14 @@ const compare = (left: unknown, op: VariableConstraint["require"]["op"], right: 
 };
 
 /** Why the configuration breaks `constraint`, or undefined when it holds. */
-export const breach = (constraint: VariableConstraint, valueOf: ValueOf): string | undefined => {
+export const breach = (constraint: VariableConstraint, lookup: Lookup): string | undefined => {
   const applies = Object.entries(constraint.when).every(([name, values]) =>
-    values.some((value) => jsonEqual(valueOf(name), value)),
+    values.some((value) => jsonEqual(lookup(name), value)),
   );
   if (!applies) return undefined;
   const { variable, op, than } = constraint.require;
-  const left = valueOf(variable);
-  const right = typeof than === "object" ? valueOf(than.variable) : than;
+  const left = lookup(variable);
+  const right = typeof than === "object" ? lookup(than.variable) : than;
   if (compare(left, op, right)) return undefined;
   const rightText =
     typeof than === "object" ? `${than.variable} (${JSON.stringify(right)})` : JSON.stringify(right);
@@ -41,5 +41,5 @@ export const breach = (constraint: VariableConstraint, valueOf: ValueOf): string
 };
 
 /** Every constraint the configuration breaks, with the reason. */
-export const breaches = (constraints: readonly VariableConstraint[], valueOf: ValueOf): string[] =>
-  constraints.flatMap((c) => breach(c, valueOf) ?? []);
+export const breaches = (constraints: readonly VariableConstraint[], lookup: Lookup): string[] =>
+  constraints.flatMap((c) => breach(c, lookup) ?? []);

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { connect, dspy, program, startProcessors, startWorkers, v } from "../../index.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { testLmRule } from "../support/test-lm.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the composites test: ${found.reason}`);
@@ -24,7 +25,7 @@ describe.skipIf(!found.python)("composite variables at runtime (embedded log, Py
     const folder = temporaryFolder("dspex-composites-");
     // demo_gated: a question the rules know is answered, without a demo of the answer, by the last
     // "When <input> is <value>, answer <text>." of the instructions.
-    writeFileSync(join(folder, "rules.json"), JSON.stringify([{ when: "ping", then: { answer: "gated" } }]));
+    writeFileSync(join(folder, "rules.json"), JSON.stringify([testLmRule("ping", { answer: "gated" })]));
     const saved = process.env.DSPEX_TEST_LM_ANSWERS;
     process.env.DSPEX_TEST_LM_ANSWERS = join(folder, "rules.json");
     stops.push(async () => {

@@ -12,6 +12,7 @@ import { findPython } from "../../processors/workers/python.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { testLmRule } from "../support/test-lm.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the ReAct tools test: ${found.reason}`);
@@ -27,16 +28,13 @@ TOOLS = {"word_count": word_count}
 
 /** The test LM: count with the tool, then finish; the answer is read from the tool's observation. */
 const rules = [
-  { when: "observation_0", then: { next_thought: "counted", next_tool_name: "finish", next_tool_args: {} } },
-  { when: ["observation_0", "6 words"], then: { answer: "six" } },
-  {
-    when: "How many words",
-    then: {
-      next_thought: "count them",
-      next_tool_name: "word_count",
-      next_tool_args: { text: "the quick brown fox jumps high" },
-    },
-  },
+  testLmRule("observation_0", { next_thought: "counted", next_tool_name: "finish", next_tool_args: {} }),
+  testLmRule(["observation_0", "6 words"], { answer: "six" }),
+  testLmRule("How many words", {
+    next_thought: "count them",
+    next_tool_name: "word_count",
+    next_tool_args: { text: "the quick brown fox jumps high" },
+  }),
 ];
 
 describe.skipIf(!found.python)("ReAct with the user's tools (embedded log, Python workers)", () => {
