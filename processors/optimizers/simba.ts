@@ -9,7 +9,7 @@ import {
   shuffled,
   softmaxSample,
 } from "./random.ts";
-import { numberParam, type OptimizationSetup } from "./setup.ts";
+import { constraintBreaches, numberParam, type OptimizationSetup } from "./setup.ts";
 import {
   appendDemo,
   appendRule,
@@ -139,12 +139,17 @@ export const batchOf = (setup: OptimizationSetup, step: number): Example[] => {
   }
 };
 
-/** One base temperature, then 0.5 + i·0.5/n: as many as candidates. */
+/**
+ * One base temperature, then 0.5 + i·0.5/n: as many as candidates, leaving out those the program's
+ * constraints forbid (the base always stays: it is the program's own).
+ */
 export const temperaturesOf = (setup: OptimizationSetup, n: number): number[] => {
-  const base = initialOf(setup, setup.predictors.find((p) => p.temperatureVariable)?.temperatureVariable);
+  const variable = setup.predictors.find((p) => p.temperatureVariable)?.temperatureVariable;
+  const base = initialOf(setup, variable);
+  const allowed = (t: number) => !variable || constraintBreaches(setup, { [variable]: t }).length === 0;
   const temperatures = [
     typeof base === "number" ? base : 0,
-    ...Array.from({ length: n }, (_, i) => 0.5 + (i * 0.5) / n),
+    ...Array.from({ length: n }, (_, i) => 0.5 + (i * 0.5) / n).filter(allowed),
   ];
   return [...new Set(temperatures)].slice(0, n);
 };

@@ -158,6 +158,29 @@ describe("bootstrap few-shot", () => {
   });
 });
 
+describe("SIMBA under a constraint", () => {
+  it("runs its trajectories only at temperatures the constraint allows", async () => {
+    const temperature = "label-qa.answer.temperature";
+    const cool = {
+      name: "cool answers",
+      when: {},
+      require: { variable: "answer.temperature", op: "<=" as const, than: 0.3 },
+    };
+    const temperaturesOf = (events: DspexEvent[]) =>
+      events.flatMap((e) => {
+        if (e.type !== "TrialProposed") return [];
+        const value = (e.data.config.overrides as JsonRecord)[temperature];
+        return typeof value === "number" ? [value] : [];
+      });
+    const free = await runOnLabelTask("simba", { params: quick.simba });
+    expect(temperaturesOf(free.events).some((t) => t > 0.3)).toBe(true);
+    const bounded = await runOnLabelTask("simba", { params: quick.simba, constraints: [cool] });
+    const tried = temperaturesOf(bounded.events);
+    expect(tried.length).toBeGreaterThan(0);
+    expect(tried.every((t) => t <= 0.3)).toBe(true);
+  });
+});
+
 describe.each(["random", "bayes"] as const)("%s search under a constraint", (optimizer) => {
   it("never tries a configuration that breaks it", async () => {
     const temperature = "label-qa.answer.temperature";
