@@ -710,8 +710,9 @@ export class KafkaLog implements EventLog {
         }
         // The broker went away mid-batch, maybe after the commit went in: kafkajs restarts the consumer
         // (with backoff, for as long as it takes) and hands the batch over again, and a new producer takes
-        // the partition over (see ownership.ts), so what did commit is not handled twice.
-        this.link.down(describe(error));
+        // the partition over (see ownership.ts), so what did commit is not handled twice. A broker that
+        // answers but is busy (its group coordinator still loading after a restart) is not a lost link.
+        if (!brokerBusy(error)) this.link.down(describe(error));
         owned.drop({ topic, partition });
         throw Object.assign(new LogUnavailableError(describe(error), { cause: error }), { retriable: true });
       }
