@@ -1,5 +1,4 @@
 import type { Command } from "commander";
-import { openConfiguredLog } from "../app/log.ts";
 
 /** The options every command that touches the log shares (app/log.ts `LogOptions`). */
 export const withLogOptions = (command: Command): Command =>
@@ -10,5 +9,3 @@ export const withLogOptions = (command: Command): Command =>
     )
     .option("--log <path>", "embedded log file (default: .dspex/log.db)")
     .option("--config <path>", "config file (default: dspex.config.json when present)");
-
-export const openCommandLog = openConfiguredLog;

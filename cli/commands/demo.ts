@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
 import { Command } from "commander";
-import { configOf, describeLog, type LogOptions } from "../../app/log.ts";
+import { configOf, describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { type RunningWorkers, startProcessors, startWorkers } from "../../app/services.ts";
 import { optimizeOnLog, streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { readRegistry, registerProgram } from "../../programs/register.ts";
@@ -17,7 +17,7 @@ import { positiveInteger } from "../arguments.ts";
 import { devset, testset, trainset } from "../demo/dataset.ts";
 import { optimizationOf } from "../demo/optimizations.ts";
 import { triageProgram } from "../demo/triage.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 import { evaluationProgress, progressLine } from "../progress.ts";
 
 const step = (text: string) => console.log(`\n▸ ${text}`);
@@ -81,7 +81,7 @@ export const demoCommand = withLogOptions(new Command("demo"))
       }
       const model = modelOf(options.model ?? config.lm.model);
       const workers = options.workers ?? config.python.workers;
-      const { log } = await openCommandLog({ ...options, log: config.embedded.path });
+      const { log } = await openConfiguredLog({ ...options, log: config.embedded.path });
       console.log(`dspex main job on ${describeLog(config)}, model ${model}, ${workers} Python workers`);
 
       let workersOf: RunningWorkers | undefined;

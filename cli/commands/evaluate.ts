@@ -1,12 +1,12 @@
 import { Command } from "commander";
 import { readExamples } from "../../app/examples.ts";
-import { describeLog, type LogOptions } from "../../app/log.ts";
+import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { useDeployment } from "../../app/services.ts";
 import { streamEvaluator } from "../../processors/optimizers/stream.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { newId } from "../../streams/ids.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 import { evaluationProgress } from "../progress.ts";
 import { hasDspyStages } from "./run.ts";
 
@@ -28,7 +28,7 @@ export const evaluateCommand = withLogOptions(new Command("evaluate"))
   .option("--workers <n>", "Python workers when this process starts them", positiveInteger)
   .option("--json", "print the per-example results as JSON")
   .action(async (programId: string, options) => {
-    const { log, config } = await openCommandLog(options as LogOptions);
+    const { log, config } = await openConfiguredLog(options as LogOptions);
     let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
     try {
       const program = (await readRegistry(log)).programs.get(programId);

@@ -1,8 +1,9 @@
 import { Command } from "commander";
+import { openConfiguredLog } from "../../app/log.ts";
 import { groupInputs, processorGroups } from "../../app/services.ts";
 import { groupLag } from "../../streams/lag.ts";
 import { Topics } from "../../streams/topics.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 const age = (ms: number) =>
   ms < 1_000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`;
@@ -17,7 +18,7 @@ export const lagCommand = withLogOptions(new Command("lag"))
   )
   .option("--json", "print it as JSON")
   .action(async (options) => {
-    const { log } = await openCommandLog(options);
+    const { log } = await openConfiguredLog(options);
     try {
       const rows = [];
       for (const [group, topics] of Object.entries(groupInputs)) {

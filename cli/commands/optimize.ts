@@ -1,6 +1,6 @@
 import { Command, Option } from "commander";
 import { readExamples } from "../../app/examples.ts";
-import { describeLog, type LogOptions } from "../../app/log.ts";
+import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { type ProcessorName, useDeployment } from "../../app/services.ts";
 import { optimizers } from "../../processors/optimizers/index.ts";
 import { followOptimization, optimizationRequested } from "../../processors/optimizers/runner.ts";
@@ -8,7 +8,7 @@ import { readRegistry } from "../../programs/register.ts";
 import { newId } from "../../streams/ids.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 import { progressLine } from "../progress.ts";
 import { hasDspyStages } from "./run.ts";
 
@@ -39,7 +39,7 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
   .option("--no-local", "only publish and follow: a deployment runs it (`dspex processors`)")
   .option("--workers <n>", "Python workers when this process starts them", positiveInteger)
   .action(async (programId: string, options) => {
-    const { log, config } = await openCommandLog(options as LogOptions);
+    const { log, config } = await openConfiguredLog(options as LogOptions);
     const progress = progressLine(process.stderr);
     let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
     try {

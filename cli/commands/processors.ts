@@ -1,10 +1,10 @@
 import { Command } from "commander";
-import { describeLog, type LogOptions } from "../../app/log.ts";
+import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { startProcessors, startWorkers } from "../../app/services.ts";
 import { Headers } from "../../streams/codec.ts";
 import { Topics } from "../../streams/topics.ts";
 import { positiveInteger } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 const say = (text: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${text}`);
 
@@ -42,7 +42,7 @@ export const processorsCommand = withLogOptions(new Command("processors"))
     5_000,
   )
   .action(async (options: LogOptions & { stdioWorkers?: number; statusEvery: number }) => {
-    const { log, config } = await openCommandLog(options);
+    const { log, config } = await openConfiguredLog(options);
     const shownTrials = new Map<string, number>();
     const processors = startProcessors(
       { log, config },

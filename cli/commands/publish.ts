@@ -1,15 +1,15 @@
 import { Command } from "commander";
-import { describeLog, type LogOptions } from "../../app/log.ts";
+import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { processorGroups } from "../../app/services.ts";
 import { createClient } from "../../streams/client.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 import { type RequestOptions, requestOf, withRequestOptions } from "../request.ts";
 
 export const publishCommand = withLogOptions(withRequestOptions(new Command("publish")))
   .description("publish an ExecutionRequested for a program; with --wait, print its result")
   .option("-w, --wait", "wait for the result and print it")
   .action(async (programId: string, options: RequestOptions & LogOptions & { wait?: boolean }) => {
-    const { log, config } = await openCommandLog(options);
+    const { log, config } = await openConfiguredLog(options);
     try {
       const client = createClient(log);
       const draft = requestOf(programId, options);

@@ -1,12 +1,13 @@
 import { Command } from "commander";
+import { openConfiguredLog } from "../../app/log.ts";
 import { replay } from "../../app/replay.ts";
 import { stateHash } from "../../projections/index.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 export const replayCommand = withLogOptions(new Command("replay"))
   .description("rebuild every projection from the log; print each state's hash and the replay rate")
   .action(async (options) => {
-    const { log } = await openCommandLog(options);
+    const { log } = await openConfiguredLog(options);
     try {
       const replayed = await replay(log);
       for (const name of ["variables", "executions", "sessions", "metrics"] as const) {

@@ -1,12 +1,12 @@
 import { Command } from "commander";
-import { describeLog, type LogOptions } from "../../app/log.ts";
+import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { useDeployment } from "../../app/services.ts";
 import { nativeOps } from "../../processors/native/index.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { createClient } from "../../streams/client.ts";
 import type { ProgramDefinition } from "../../streams/events/index.ts";
 import { positiveInteger } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 import { type RequestOptions, requestOf, withRequestOptions } from "../request.ts";
 
 const note = (text: string) => process.stderr.write(`${text}\n`);
@@ -35,7 +35,7 @@ export const runCommand = withLogOptions(withRequestOptions(new Command("run")))
     positiveInteger,
   )
   .action(async (programId: string, options: RunOptions) => {
-    const { log, config } = await openCommandLog(options);
+    const { log, config } = await openConfiguredLog(options);
     let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
     try {
       const program = (await readRegistry(log)).programs.get(programId);

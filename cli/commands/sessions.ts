@@ -1,7 +1,8 @@
 import { Command } from "commander";
+import { openConfiguredLog } from "../../app/log.ts";
 import { replay } from "../../app/replay.ts";
 import { averageDurationMs, sessionsOf } from "../../projections/index.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 export const sessionsCommand = withLogOptions(new Command("sessions"))
   .description(
@@ -9,7 +10,7 @@ export const sessionsCommand = withLogOptions(new Command("sessions"))
   )
   .option("--json", "print the sessions as JSON")
   .action(async (options) => {
-    const { log, config } = await openCommandLog(options);
+    const { log, config } = await openConfiguredLog(options);
     try {
       const sessions = sessionsOf((await replay(log, { decode: "trusted" })).sessions).sort((a, b) =>
         b.lastActivityAt.localeCompare(a.lastActivityAt),

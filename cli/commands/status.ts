@@ -1,17 +1,17 @@
 import { Command } from "commander";
-import { describeLog } from "../../app/log.ts";
+import { describeLog, openConfiguredLog } from "../../app/log.ts";
 import { foldExecutionStatus, unknownExecution } from "../../processors/pipeline/status.ts";
 import { executionIdOf } from "../../streams/client.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 export const statusCommand = withLogOptions(new Command("status"))
   .description("show an execution's stages, attempts, timings and result")
   .argument("<id>", "an execution id or a request id")
   .option("--json", "print the status as JSON")
   .action(async (id: string, options) => {
-    const { log, config } = await openCommandLog(options);
+    const { log, config } = await openConfiguredLog(options);
     try {
       const events = [
         ...(await readEvents(log, Topics.executions)),

@@ -1,9 +1,10 @@
 import { Command, InvalidArgumentError } from "commander";
 import { filter, identity, take } from "rxjs";
+import { openConfiguredLog } from "../../app/log.ts";
 import { decodeRecord } from "../../streams/codec.ts";
 import type { LogRecord } from "../../streams/log.ts";
 import { allTopics } from "../../streams/topics.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 const summary = (record: LogRecord): string => {
   const decoded = decodeRecord(record);
@@ -32,7 +33,7 @@ export const tailCommand = withLogOptions(new Command("tail"))
     if (options.from !== "beginning" && options.from !== "end")
       throw new InvalidArgumentError("--from must be beginning or end");
     const topics = names.length > 0 ? names.map(topicName) : [...allTopics];
-    const { log } = await openCommandLog(options);
+    const { log } = await openConfiguredLog(options);
     const events = log.tail(topics, { from: options.from }).pipe(
       filter((record) => !options.type || record.headers["dspex-type"] === options.type),
       filter((record) => !options.key || record.key === options.key),

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import type { DspexConfig } from "../../app/config.ts";
-import { describeLog, type LogOptions } from "../../app/log.ts";
+import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { useDeployment } from "../../app/services.ts";
 import { commandAnswered } from "../../processors/registry/registry.ts";
 import { readRegistry } from "../../programs/register.ts";
@@ -8,7 +8,7 @@ import { jsonEqual } from "../../programs/variables/index.ts";
 import type { VariableCommand } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { positiveInteger } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 
 const shown = (value: unknown, width: number): string => {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -20,7 +20,7 @@ export const varsCommand = withLogOptions(new Command("vars"))
   .argument("[prefix]", "only variables whose id starts with this (e.g. a program id)")
   .option("--json", "print the registry as JSON")
   .action(async (prefix: string | undefined, options) => {
-    const { log } = await openCommandLog(options);
+    const { log } = await openConfiguredLog(options);
     try {
       const { variables } = await readRegistry(log);
       const chosen = [...variables.values()]
@@ -65,7 +65,7 @@ const askRegistry = async (
   options: SetOptions,
   ask: (log: EventLog, config: DspexConfig) => Promise<void>,
 ) => {
-  const { log, config } = await openCommandLog(options);
+  const { log, config } = await openConfiguredLog(options);
   let deployment: Awaited<ReturnType<typeof useDeployment>> | undefined;
   try {
     deployment = await useDeployment(log, config, { processors: ["registry"], workers: false }, options);

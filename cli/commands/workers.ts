@@ -3,11 +3,11 @@ import { hostname } from "node:os";
 import { createInterface } from "node:readline";
 import { Command, InvalidArgumentError } from "commander";
 import type { DspexConfig } from "../../app/config.ts";
-import { describeLog, type LogOptions } from "../../app/log.ts";
+import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { pythonOf, workerEnvironment } from "../../app/services.ts";
 import { Topics } from "../../streams/topics.ts";
 import { positiveInteger } from "../arguments.ts";
-import { openCommandLog, withLogOptions } from "../log.ts";
+import { withLogOptions } from "../log.ts";
 import { untilSignal } from "./processors.ts";
 
 const say = (text: string) => console.log(`${new Date().toISOString().slice(11, 19)} ${text}`);
@@ -86,7 +86,7 @@ export const workersCommand = withLogOptions(new Command("workers"))
   )
   .option("--verbose", "pass every line the consumers log through")
   .action(async (options: WorkersOptions) => {
-    const { log, config } = await openCommandLog(options);
+    const { log, config } = await openConfiguredLog(options);
     if (config.backend !== "kafka") {
       await log.close();
       throw new InvalidArgumentError(

@@ -159,6 +159,23 @@ export interface ResolvedVariable {
   version: number;
 }
 
+/** One variable as a request runs it: its override (by full id or `<stage>.<name>`), else the registry's, else initial. */
+const resolveOne = (
+  program: ProgramDefinition,
+  declaration: VariableDeclaration,
+  stageId: string | undefined,
+  registry: Readonly<Record<string, VariableValue>>,
+  overrides: JsonRecord,
+): ResolvedVariable => {
+  const id = variableIdOf(program.programId, declaration.name, stageId);
+  const relative = stageId ? `${stageId}.${declaration.name}` : declaration.name;
+  const override = overrides[id] ?? overrides[relative];
+  const known = registry[id];
+  return override !== undefined
+    ? { id, declaration, value: override, version: 0 }
+    : { id, declaration, value: known?.value ?? declaration.initial, version: known?.version ?? 1 };
+};
+
 /**
  * The variables a stage runs with: stage variables shadow program ones of the same name;
  * a request override (by full id, `<stage>.<name>` or `<name>`) beats the registry, which beats the initial value.
@@ -171,14 +188,7 @@ export const resolveVariables = (
 ): Record<string, ResolvedVariable> => {
   const resolved: Record<string, ResolvedVariable> = {};
   const take = (declaration: VariableDeclaration, stageId?: string) => {
-    const id = variableIdOf(program.programId, declaration.name, stageId);
-    const relative = stageId ? `${stageId}.${declaration.name}` : declaration.name;
-    const override = overrides[id] ?? overrides[relative];
-    const known = registry[id];
-    resolved[declaration.name] =
-      override !== undefined
-        ? { id, declaration, value: override, version: 0 }
-        : { id, declaration, value: known?.value ?? declaration.initial, version: known?.version ?? 1 };
+    resolved[declaration.name] = resolveOne(program, declaration, stageId, registry, overrides);
   };
   const computeComposites = (declarations: readonly VariableDeclaration[]) => {
     if (!declarations.some((d) => d.spec.kind === "composite")) return;
@@ -211,10 +221,7 @@ export const configurationOf =
     const stage = second === undefined ? undefined : program.stages.find((s) => s.id === first);
     if (second !== undefined && !stage) return undefined;
     const declaration = (stage?.variables ?? program.variables).find((d) => d.name === (second ?? first));
-    if (!declaration) return undefined;
-    const id = variableIdOf(program.programId, declaration.name, stage?.id);
-    const override = overrides[id] ?? overrides[name];
-    return override !== undefined ? override : (registry[id]?.value ?? declaration.initial);
+    return declaration && resolveOne(program, declaration, stage?.id, registry, overrides).value;
   };
 
 const dspyModules = ["Predict", "ChainOfThought", "ReAct"] as const;

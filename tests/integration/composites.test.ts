@@ -7,9 +7,10 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connect, dspy, program, startProcessors, startWorkers, v } from "../../index.ts";
+import { dspy, program, v } from "../../index.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { dspexHere } from "../support/dspex-here.ts";
 import { testLmRule } from "../support/test-lm.ts";
 
 const found = findPython();
@@ -32,8 +33,11 @@ describe.skipIf(!found.python)("composite variables at runtime (embedded log, Py
       if (saved === undefined) delete process.env.DSPEX_TEST_LM_ANSWERS;
       else process.env.DSPEX_TEST_LM_ANSWERS = saved;
     });
-    const dspex = await connect({ backend: "embedded", log: join(folder, "log.db") });
-    stops.push(() => dspex.close());
+    const { dspex, stop } = await dspexHere({
+      log: { backend: "embedded", log: join(folder, "log.db") },
+      processors: ["pipeline"],
+    });
+    stops.push(stop);
     const ruled = await dspex.register(
       program("composed-rules")
         .input("question: str")
@@ -46,11 +50,6 @@ describe.skipIf(!found.python)("composite variables at runtime (embedded log, Py
           },
         }),
     );
-    const processors = startProcessors(dspex, { only: ["pipeline"] });
-    stops.push(() => processors.stop());
-    const workers = startWorkers(dspex, { workers: 1 });
-    stops.push(() => workers.stop());
-    await Promise.all([processors.ready(), workers.ready()]);
 
     const answerOf = async (overrides: Record<string, string>) => {
       const result = await dspex.execute({ program: ruled, inputs: { question: "ping" }, overrides });

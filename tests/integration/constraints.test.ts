@@ -3,13 +3,12 @@
  * (the requester hears back), and a random search through the deployment's processors never tries a
  * configuration that breaks one. Embedded log, real Python workers (the test LM), the public entry point.
  */
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connect, dspy, type JsonRecord, program, startProcessors, startWorkers, v } from "../../index.ts";
+import { dspy, type JsonRecord, program, v } from "../../index.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { temporaryFolder } from "../support/backends.ts";
+import { dspexHere } from "../support/dspex-here.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the constraints test: ${found.reason}`);
@@ -28,11 +27,8 @@ describe.skipIf(!found.python)("constraints (embedded log, Python workers)", () 
   });
 
   it("a request that breaks one is rejected with the reason; a search never tries one that does", async () => {
-    const dspex = await connect({
-      backend: "embedded",
-      log: join(temporaryFolder("dspex-constraints-"), "log.db"),
-    });
-    stops.push(() => dspex.close());
+    const { dspex, stop } = await dspexHere({ processors: ["pipeline", "evaluation", "registry"] });
+    stops.push(stop);
     const echo = await dspex.register(
       program("cool-echo")
         .input("question: str")
@@ -42,11 +38,6 @@ describe.skipIf(!found.python)("constraints (embedded log, Python workers)", () 
         })
         .constraint("cool answers", { require: { variable: "answer.temperature", op: "<=", than: 0.5 } }),
     );
-    const processors = startProcessors(dspex, { only: ["pipeline", "evaluation", "registry"] });
-    stops.push(() => processors.stop());
-    const workers = startWorkers(dspex, { workers: 1 });
-    stops.push(() => workers.stop());
-    await Promise.all([processors.ready(), workers.ready()]);
 
     const hot = await dspex.execute({
       program: echo,

@@ -4,13 +4,12 @@
  * for the circuit to open — with a StepRerouted saying why. Real Python workers, the embedded log, the
  * public entry point.
  */
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connect, type DspexEvent, dspy, program, startProcessors, startWorkers, v } from "../../index.ts";
+import { type DspexEvent, dspy, program, v } from "../../index.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
-import { temporaryFolder } from "../support/backends.ts";
+import { dspexHere } from "../support/dspex-here.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the fallback test: ${found.reason}`);
@@ -25,22 +24,14 @@ describe.skipIf(!found.python)("fallback per call (embedded log, Python workers)
   });
 
   it("a call that fails on the chosen model goes to the next one at once, with the reason", async () => {
-    const dspex = await connect({
-      backend: "embedded",
-      log: join(temporaryFolder("dspex-fallback-"), "log.db"),
-    });
-    stops.push(() => dspex.close());
+    const { dspex, stop } = await dspexHere({ processors: ["pipeline"] });
+    stops.push(stop);
     const qa = await dspex.register(
       program("fallback-qa")
         .input("question: str")
         .variable("model", v.model([down, up]))
         .stage("answer", dspy.predict("question -> answer")),
     );
-    const processors = startProcessors(dspex, { only: ["pipeline"] });
-    stops.push(() => processors.stop());
-    const workers = startWorkers(dspex, { workers: 1 });
-    stops.push(() => workers.stop());
-    await Promise.all([processors.ready(), workers.ready()]);
 
     // A backoff far longer than the test: only a fallback at once lets the request finish.
     const result = await dspex.execute(

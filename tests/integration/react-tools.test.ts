@@ -7,11 +7,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connect, dspy, program, startProcessors, startWorkers, v } from "../../index.ts";
+import { dspy, program, v } from "../../index.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { dspexHere } from "../support/dspex-here.ts";
 import { testLmRule } from "../support/test-lm.ts";
 
 const found = findPython();
@@ -67,19 +68,17 @@ describe.skipIf(!found.python)("ReAct with the user's tools (embedded log, Pytho
         else process.env[name] = value;
     });
 
-    const dspex = await connect({ config: join(folder, "dspex.config.json"), backend: "embedded" });
-    undo.push(() => dspex.close());
+    const { dspex, stop } = await dspexHere({
+      log: { config: join(folder, "dspex.config.json"), backend: "embedded" },
+      processors: ["pipeline"],
+    });
+    undo.push(stop);
     const agent = await dspex.register(
       program("react-words")
         .input("question: str")
         .variable("model", v.model(["dspex/test"]))
         .stage("agent", dspy.react("question -> answer", { tools: ["word_count"], maxIters: 3 })),
     );
-    const processors = startProcessors(dspex, { only: ["pipeline"] });
-    undo.push(() => processors.stop());
-    const workers = startWorkers(dspex);
-    undo.push(() => workers.stop());
-    await Promise.all([processors.ready(), workers.ready()]);
 
     const result = await dspex.execute({ program: agent, inputs: { question: "How many words are in it?" } });
     expect(result.type).toBe("ExecutionCompleted");

@@ -7,11 +7,12 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { connect, type DspexEvent, native, program, startProcessors } from "../../index.ts";
+import { type DspexEvent, native, program } from "../../index.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
 import { dspex as dspexCommand } from "../support/cli.ts";
+import { dspexHere } from "../support/dspex-here.ts";
 import { eventually, pipelineInputs, untilCaughtUp } from "../support/waits.ts";
 
 // Long enough that two requests in a row never fall on either side of an expiry, even on a loaded machine.
@@ -30,16 +31,17 @@ describe("sessions (embedded log)", () => {
       configPath,
       JSON.stringify({ embedded: { path: join(folder, "log.db") }, sessions: { ttlMs } }),
     );
-    const dspex = await connect({ config: configPath });
-    stops.push(() => dspex.close());
+    const { dspex, stop } = await dspexHere({
+      log: { config: configPath },
+      processors: ["pipeline"],
+      workers: 0,
+    });
+    stops.push(stop);
     const echo = await dspex.register(
       program("session-echo")
         .input("text: str")
         .stage("shout", native.transform("text -> loud: str", { fn: "uppercase" })),
     );
-    const processors = startProcessors(dspex, { only: ["pipeline"] });
-    stops.push(() => processors.stop());
-    await processors.ready();
 
     const run = (sessionId: string, text: string) =>
       dspex.execute({ program: echo, inputs: { text }, sessionId });
