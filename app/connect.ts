@@ -72,6 +72,8 @@ export const connect = async (options: LogOptions = {}) => {
     results$: client.results$,
     progress$: client.progress$,
     variables$: client.variables$,
+    checkpoint: client.checkpoint,
+    record: client.record,
     /** Registers a program (built or its builder) and declares its variables; again, it changes nothing. */
     register: async <Outputs extends Fields>(
       program: TypedProgram<Outputs> | { build(): TypedProgram<Outputs> },

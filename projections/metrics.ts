@@ -8,6 +8,22 @@ const LOG_BASE = Math.log(BUCKET_BASE);
 const bucketOf = (ms: number): number => (ms <= 1 ? 0 : Math.ceil(Math.log(ms) / LOG_BASE));
 const bucketValue = (bucket: number): number => (bucket === 0 ? 1 : BUCKET_BASE ** bucket);
 
+/** Count, sum, min and max of the values recorded under each metric name. */
+export type RecordedMetrics = Record<string, { count: number; sum: number; min: number; max: number }>;
+
+export const withRecorded = (recorded: RecordedMetrics, name: string, value: number): RecordedMetrics => {
+  const seen = recorded[name];
+  const next = seen
+    ? {
+        count: seen.count + 1,
+        sum: seen.sum + value,
+        min: Math.min(seen.min, value),
+        max: Math.max(seen.max, value),
+      }
+    : { count: 1, sum: value, min: value, max: value };
+  return { ...recorded, [name]: next };
+};
+
 export interface MetricsView {
   kind: "metrics";
   programId: string;
@@ -21,7 +37,7 @@ export interface MetricsView {
   promptTokens: number;
   completionTokens: number;
   /** MetricRecorded values by name (program level only). */
-  recorded: Record<string, { count: number; sum: number; min: number; max: number }>;
+  recorded: RecordedMetrics;
 }
 
 /** The configuration an execution ran with, known from its request. */
@@ -98,17 +114,7 @@ export const metricsProjection: Projection<MetricsEntity> = {
     }
     if (event.type === "MetricRecorded") {
       const view = entity ?? empty(event.data.programId, "*");
-      const { name, value } = event.data;
-      const seen = view.recorded[name];
-      const next = seen
-        ? {
-            count: seen.count + 1,
-            sum: seen.sum + value,
-            min: Math.min(seen.min, value),
-            max: Math.max(seen.max, value),
-          }
-        : { count: 1, sum: value, min: value, max: value };
-      return { ...view, recorded: { ...view.recorded, [name]: next } };
+      return { ...view, recorded: withRecorded(view.recorded, event.data.name, event.data.value) };
     }
     return entity;
   },

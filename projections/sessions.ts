@@ -1,4 +1,5 @@
 import type { DspexEvent } from "../streams/events/index.ts";
+import { type RecordedMetrics, withRecorded } from "./metrics.ts";
 import type { Projection } from "./projection.ts";
 
 export interface SessionView {
@@ -15,6 +16,8 @@ export interface SessionView {
   lastActivityAt: string;
   /** When the pipeline expired it for idleness (a later execution revives it). */
   expiredAt?: string;
+  /** What its executions measured: every MetricRecorded for one of them (latencies, and quality or feedback you record). */
+  recorded: RecordedMetrics;
 }
 
 /** Which session an execution belongs to: results don't carry the session id. */
@@ -37,20 +40,29 @@ const touch = (view: SessionView, at: string): SessionView => ({
   lastActivityAt: later(view.lastActivityAt, at),
 });
 
-/** Per session: its executions, counts, average duration, last activity (for the idle TTL). */
+/** A request without a `sessionId` runs under its own request id: it is not a session. */
+const isAnonymous = (started: { sessionId: string; requestId: string }) =>
+  started.sessionId === started.requestId;
+
+/** Per session: its executions, counts, average duration, what they measured, last activity (for the idle TTL). */
 export const sessionsProjection: Projection<SessionEntity> = {
   name: "sessions",
-  version: 2,
-  types: ["ExecutionStarted", "ExecutionCompleted", "ExecutionFailed", "SessionExpired"],
+  version: 3,
+  types: ["ExecutionStarted", "ExecutionCompleted", "ExecutionFailed", "MetricRecorded", "SessionExpired"],
   keysOf: (event: DspexEvent, get) => {
     if (event.type === "SessionExpired") return [sessionKey(event.data.sessionId)];
     if (event.type === "ExecutionStarted")
-      return [linkKey(event.data.executionId), sessionKey(event.data.sessionId)];
-    if (event.type === "ExecutionCompleted" || event.type === "ExecutionFailed") {
-      const link = get(linkKey(event.data.executionId));
-      return link?.kind === "link" ? [sessionKey(link.sessionId)] : [];
-    }
-    return [];
+      return isAnonymous(event.data)
+        ? []
+        : [linkKey(event.data.executionId), sessionKey(event.data.sessionId)];
+    const executionId =
+      event.type === "ExecutionCompleted" ||
+      event.type === "ExecutionFailed" ||
+      event.type === "MetricRecorded"
+        ? event.data.executionId
+        : undefined;
+    const link = executionId === undefined ? undefined : get(linkKey(executionId));
+    return link?.kind === "link" ? [sessionKey(link.sessionId)] : [];
   },
   evolve: (entity, event, key) => {
     if (event.type === "ExecutionStarted") {
@@ -69,6 +81,7 @@ export const sessionsProjection: Projection<SessionEntity> = {
               totalDurationMs: 0,
               firstActivityAt: event.occurredAt,
               lastActivityAt: event.occurredAt,
+              recorded: {},
             };
       const executions = [
         ...view.executions.slice(view.executions.length >= sessionHistoryLimit ? 1 : 0),
@@ -79,6 +92,8 @@ export const sessionsProjection: Projection<SessionEntity> = {
     }
     if (event.type === "SessionExpired" && entity?.kind === "session")
       return { ...entity, expiredAt: event.occurredAt };
+    if (event.type === "MetricRecorded" && entity?.kind === "session")
+      return { ...entity, recorded: withRecorded(entity.recorded, event.data.name, event.data.value) };
     if (
       (event.type === "ExecutionCompleted" || event.type === "ExecutionFailed") &&
       entity?.kind === "session"

@@ -14,11 +14,12 @@ import {
   type ExecutionPolicy,
   ExecutionRequested,
   type JsonRecord,
+  MetricRecorded,
   type ProgramDefinition,
   ProgramRegistered,
 } from "./events/index.ts";
 import { derivedId, newId } from "./ids.ts";
-import type { EventLog, LogRecord } from "./log.ts";
+import type { EventLog, LogRecord, Position } from "./log.ts";
 import { appendEvents } from "./store.ts";
 import { Topics } from "./topics.ts";
 
@@ -37,6 +38,10 @@ export interface RequestDraft {
   evaluationId?: string;
   exampleId?: string;
 }
+
+/** A metric to record: `unit` and `labels` default to empty. */
+export type RecordDraft = Omit<EventOf<"MetricRecorded">["data"], "unit" | "labels"> &
+  Partial<Pick<EventOf<"MetricRecorded">["data"], "unit" | "labels">>;
 
 export type ExecutionResult =
   | EventOf<"ExecutionCompleted">
@@ -83,17 +88,27 @@ const eventsOf =
 
 /**
  * Where a subscription starts: `end` (the default) sees what is appended after it subscribed, `beginning`
- * everything on the log, `{ time }` what the log stored at or after that time.
+ * everything on the log, `{ time }` what the log stored at or after that time, `{ positions }` each listed
+ * partition from its offset (the others from their beginning): the client's `checkpoint()`, or one past
+ * the records you handled, resumes exactly where you were.
  */
-export type StartAt = "beginning" | "end" | { time: Date | number };
+export type StartAt = "beginning" | "end" | { time: Date | number } | { positions: readonly Position[] };
 
 export interface ClientOptions {
   from?: StartAt;
 }
 
+const partitionKey = (topic: string, partition: number) => `${topic}/${partition}`;
+
 /** The log's records of `topics` from where `from` says. */
 const tailFrom = (log: EventLog, topics: string[], from: StartAt = "end"): Observable<LogRecord> => {
   if (typeof from === "string") return log.tail(topics, { from });
+  if ("positions" in from) {
+    const starts = new Map(from.positions.map((p) => [partitionKey(p.topic, p.partition), p.offset]));
+    return log
+      .tail(topics, { from: "beginning" })
+      .pipe(filter((r) => r.offset >= (starts.get(partitionKey(r.topic, r.partition)) ?? 0)));
+  }
   const since = typeof from.time === "number" ? from.time : from.time.getTime();
   if (!Number.isFinite(since)) throw new TypeError("from.time must be a valid date or epoch milliseconds");
   return log.tail(topics, { from: "beginning" }).pipe(filter((r) => r.timestamp >= since));
@@ -190,7 +205,32 @@ export const createClient = (log: EventLog) => {
     return event;
   };
 
-  return { publish, results$, progress$, execute, variables$, register };
+  /**
+   * Where the topics end now: a subscription `from: { positions }` these sees exactly what is appended after
+   * this call, even one made after a restart.
+   */
+  const checkpoint = async (
+    topics: readonly string[] = [Topics.executions, Topics.steps, Topics.results, Topics.variables],
+  ): Promise<Position[]> =>
+    (await Promise.all(topics.map(async (topic) => ({ topic, ends: await log.endOffsets(topic) })))).flatMap(
+      ({ topic, ends }) => [...ends].map(([partition, offset]) => ({ topic, partition, offset })),
+    );
+
+  /**
+   * Records a metric of the program, e.g. the quality or feedback of one execution (`executionId`): the
+   * metrics and sessions read models aggregate it, and the re-optimizer can watch it.
+   */
+  const record = async (metric: RecordDraft) => {
+    const event = MetricRecorded.create({
+      stream: `metrics-${metric.programId}`,
+      key: metric.programId,
+      data: { unit: "", labels: {}, ...metric },
+    });
+    await appendEvents(log, [event]);
+    return event;
+  };
+
+  return { publish, results$, progress$, execute, variables$, register, checkpoint, record };
 };
 
 export type Client = ReturnType<typeof createClient>;

@@ -24,6 +24,10 @@ export const sessionsCommand = withLogOptions(new Command("sessions"))
         console.log(
           `  ${session.sessionId.padEnd(36)} ${String(session.started).padStart(5)} executions (${session.completed} completed, ${session.failed} failed, ${Math.round(averageDurationMs(session))} ms on average)  last ${session.lastActivityAt}  ${state}`,
         );
+        const measured = Object.entries(session.recorded).map(
+          ([name, { count, sum }]) => `${name} ${(sum / count).toFixed(3)} (mean of ${count})`,
+        );
+        if (measured.length > 0) console.log(`  ${"".padEnd(36)} measured: ${measured.join(", ")}`);
       }
     } finally {
       await log.close();

@@ -45,12 +45,27 @@ describe("sessions (embedded log)", () => {
 
     const run = (sessionId: string, text: string) =>
       dspex.execute({ program: echo, inputs: { text }, sessionId });
+    const executions: string[] = [];
     for (const [sessionId, text] of [
       ["alice", "hi"],
       ["alice", "again"],
       ["bob", "hello"],
-    ] as const)
-      expect((await run(sessionId, text)).type).toBe("ExecutionCompleted");
+    ] as const) {
+      const result = await run(sessionId, text);
+      if (result.type !== "ExecutionCompleted") throw new Error(`not completed: ${JSON.stringify(result)}`);
+      executions.push(result.data.executionId);
+    }
+    // A request without a session is no session; feedback recorded for an execution counts in its session.
+    expect((await dspex.execute({ program: echo, inputs: { text: "alone" } })).type).toBe(
+      "ExecutionCompleted",
+    );
+    await dspex.record({ programId: echo.programId, executionId: executions[0]!, name: "quality", value: 1 });
+    await dspex.record({
+      programId: echo.programId,
+      executionId: executions[1]!,
+      name: "quality",
+      value: 0.5,
+    });
 
     const expiries = async () =>
       (await readEvents(dspex.log, Topics.executions)).flatMap((r) =>
@@ -74,11 +89,19 @@ describe("sessions (embedded log)", () => {
       sessionId: string;
       started: number;
       expiredAt?: string;
+      recorded: Record<string, { count: number; sum: number }>;
     }[];
     expect(sessions.map((s) => [s.sessionId, s.started, typeof s.expiredAt]).sort()).toEqual([
       ["alice", 2, "string"],
       ["bob", 1, "string"],
     ]);
+    expect(sessions.find((s) => s.sessionId === "alice")?.recorded.quality).toMatchObject({
+      count: 2,
+      sum: 1.5,
+    });
+    const table = dspexCommand(["sessions", "--config", configPath], process.env);
+    expect(await table.exited).toBe(0);
+    expect(table.lines.join("\n")).toMatch(/quality 0\.750 \(mean of 2\)/);
 
     expect((await run("alice", "back")).type).toBe("ExecutionCompleted");
     const state = await dspex.replay();

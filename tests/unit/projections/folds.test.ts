@@ -197,6 +197,33 @@ describe("sessions projection", () => {
   it("ignores results of executions it never saw start", () => {
     expect(project(sessionsProjection, [completed(9, 10)]).size).toBe(0);
   });
+
+  it("leaves out requests without a session (they run under their own request id)", () => {
+    const anonymous = started(5, "r5");
+    expect(project(sessionsProjection, [anonymous, completed(5, 10)]).size).toBe(0);
+  });
+
+  it("aggregates what a session's executions measured, and nothing of other executions", () => {
+    const quality = (execution: string, value: number) =>
+      MetricRecorded.create({
+        stream: "metrics-qa",
+        key: "qa",
+        data: { programId: "qa", name: "quality", value, executionId: execution },
+      });
+    const measured = project(sessionsProjection, [
+      started(1),
+      started(2),
+      started(3, "s2"),
+      quality("e1", 1),
+      quality("e2", 0.5),
+      quality("e3", 0),
+      quality("e9", 0),
+    ]);
+    expect((measured.get("session/s1") as SessionView).recorded).toEqual({
+      quality: { count: 2, sum: 1.5, min: 0.5, max: 1 },
+    });
+    expect((measured.get("session/s2") as SessionView).recorded.quality?.count).toBe(1);
+  });
 });
 
 describe("metrics projection", () => {
