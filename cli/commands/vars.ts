@@ -2,6 +2,7 @@ import { Command } from "commander";
 import type { DspexConfig } from "../../app/config.ts";
 import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { useDeployment } from "../../app/services.ts";
+import { breachesWith } from "../../processors/pipeline/planner.ts";
 import { commandAnswered } from "../../processors/registry/registry.ts";
 import { readRegistry } from "../../programs/register.ts";
 import { jsonEqual } from "../../programs/variables/index.ts";
@@ -106,12 +107,25 @@ varsCommand.addCommand(
       // The log options belong to `vars` (they may come before or after `set`).
       const options = command.optsWithGlobals<SetOptions>();
       await askRegistry(options, async (log, config) => {
-        const current = (await readRegistry(log)).variables.get(variableId);
+        const { programs, variables } = await readRegistry(log);
+        const current = variables.get(variableId);
         if (!current)
           throw new Error(`no variable ${variableId} in ${describeLog(config)}: \`dspex vars\` lists them`);
         const value = commandLineValue(text);
         if (jsonEqual(current.value, value)) {
           console.log(`${variableId}  v${current.version} = ${shown(value, 70)} already; nothing changed`);
+          return;
+        }
+        const program = current.programId === undefined ? undefined : programs.get(current.programId);
+        const values = Object.fromEntries(
+          [...variables].map(([id, v]) => [id, { value: v.value as JsonValue, version: v.version }]),
+        );
+        const broken = program ? breachesWith(program, values, { [variableId]: value }) : [];
+        if (broken.length > 0) {
+          console.error(
+            `${variableId}: not set: ${current.programId}'s constraints would break: ${broken.join("; ")}. Change the other variable first.`,
+          );
+          process.exitCode = 1;
           return;
         }
         const change = {

@@ -1,4 +1,3 @@
-import { breaches } from "../../programs/variables/constraints.ts";
 import { executionIdOf } from "../../streams/client.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import {
@@ -13,7 +12,7 @@ import type { LogRecord, Position } from "../../streams/log.ts";
 import { deadLetterContent, looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { type ExecutionInit, resultKeyOf } from "./coordinator.ts";
-import { configurationOf, stagesFor } from "./planner.ts";
+import { breachesWith, stagesFor } from "./planner.ts";
 import type { Registry } from "./registry.ts";
 import { checkFields } from "./signature-check.ts";
 
@@ -147,10 +146,7 @@ export const admitRequest = (registry: Registry, request: Request, ctx: IntakeCo
     const reason = `invalid outputs for ${programId}: ${wanted.reason}`;
     return { kind: "rejected", emit: [rejection(request, ctx, "invalid", reason)] };
   }
-  const broken = breaches(
-    entry.definition.constraints,
-    configurationOf(entry.definition, registry.variables, request.data.overrides),
-  );
+  const broken = breachesWith(entry.definition, registry.variables, request.data.overrides);
   if (broken.length > 0) {
     const reason = `the configuration of ${programId} breaks its constraints: ${broken.join("; ")}`;
     return { kind: "rejected", emit: [rejection(request, ctx, "invalid", reason)] };

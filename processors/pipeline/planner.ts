@@ -1,4 +1,4 @@
-import type { Lookup } from "../../programs/variables/constraints.ts";
+import { breaches, type Lookup } from "../../programs/variables/constraints.ts";
 import { variableSpace } from "../../programs/variables/space.ts";
 import type {
   JsonRecord,
@@ -223,6 +223,13 @@ export const configurationOf =
     const declaration = (stage?.variables ?? program.variables).find((d) => d.name === (second ?? first));
     return declaration && resolveOne(program, declaration, stage?.id, registry, overrides).value;
   };
+
+/** The constraints the program's configuration breaks once `changes` (values by variable id) replace the registry's. */
+export const breachesWith = (
+  program: ProgramDefinition,
+  registry: Readonly<Record<string, VariableValue>>,
+  changes: JsonRecord,
+): string[] => breaches(program.constraints, configurationOf(program, registry, changes));
 
 const dspyModules = ["Predict", "ChainOfThought", "ReAct"] as const;
 export type DspyModule = (typeof dspyModules)[number];

@@ -85,4 +85,41 @@ describe("dspex vars and replay", () => {
     expect(state.history).toMatchObject([{ version: 1, value: 0.3, actor: "cli", reason: "cooler" }]);
     expect(state.lastRejection).toMatchObject({ value: 9, actor: "ops" });
   });
+
+  it("vars set refuses a value that would break the program's constraints, and issues nothing", async () => {
+    const path = join(temporaryFolder("dspex-vars-constraint-"), "log.db");
+    const log = await openLog({ backend: "embedded", path });
+    const cool = program("cool")
+      .input("question: str")
+      .variable("model", v.model(["big", "small"]))
+      .stage("answer", dspy.predict("question -> answer"), { variables: { temperature: v.temperature(0.9) } })
+      .constraint("cool small model", {
+        when: { model: ["small"] },
+        require: { variable: "answer.temperature", op: "<=", than: 0.5 },
+      })
+      .build();
+    await registerProgram(log, cool);
+    await log.close();
+    printed();
+    const errors: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void errors.push(args.join(" ")));
+    const set = (variable: string, value: string) =>
+      varsCommand.parseAsync(["set", variable, value, "--log", path], { from: "user" });
+
+    await set("cool.model", '"small"');
+    expect(errors).toEqual([
+      "cool.model: not set: cool's constraints would break: cool small model: answer.temperature (0.9) must be <= 0.5. Change the other variable first.",
+    ]);
+    expect(process.exitCode).toBe(1);
+    process.exitCode = 0;
+    await set("cool.answer.temperature", "0.3");
+    await set("cool.model", '"small"');
+    expect(errors).toHaveLength(1);
+
+    const reopened = await openLog({ backend: "embedded", path });
+    const { variables } = await readRegistry(reopened);
+    await reopened.close();
+    expect(variables.get("cool.model")).toMatchObject({ value: "small", version: 1, rejections: 0 });
+    expect(variables.get("cool.answer.temperature")).toMatchObject({ value: 0.3, version: 1 });
+  });
 });
