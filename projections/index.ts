@@ -5,10 +5,12 @@ import type { EntityChange, ProjectionRunner } from "./runner.ts";
 export * from "./executions.ts";
 export * from "./hash.ts";
 export * from "./metrics.ts";
+export * from "./optimizations.ts";
 export * from "./projection.ts";
 export * from "./runner.ts";
 export * from "./sessions.ts";
 export * from "./snapshots.ts";
+export * from "./traces.ts";
 export * from "./variables.ts";
 
 export interface VariableUpdate {
