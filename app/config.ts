@@ -81,6 +81,14 @@ export const DspexConfig = z
       .default({ model: "dspex/offline" }),
     /** Continuous re-optimization, run by `dspex processors`: one policy per program. */
     reoptimize: z.array(ReoptimizePolicyConfig).default([]),
+    /**
+     * What the Python workers record of each LM call in the step's result: `full` (the messages and the
+     * completion, cut to size) or `usage` (model, tokens, latency and cost only).
+     */
+    trace: z
+      .object({ lmCalls: z.enum(["full", "usage"]).default("full") })
+      .strict()
+      .prefault({}),
     /** How long a session lives without a request before the pipeline expires it (0: for ever). */
     sessions: z
       .object({ ttlMs: z.number().int().nonnegative().default(defaultSessionTtlMs) })
@@ -109,6 +117,7 @@ const fromEnvironment = (env: NodeJS.ProcessEnv): Record<string, unknown> => {
   if (env.DSPEX_EVENTSTOREDB_URL) overrides.eventstoredb = { url: env.DSPEX_EVENTSTOREDB_URL };
   if (env.DSPEX_PYTHON) overrides.python = { executable: env.DSPEX_PYTHON };
   if (env.DSPEX_MODEL) overrides.lm = { model: env.DSPEX_MODEL };
+  if (env.DSPEX_TRACE_LM) overrides.trace = { lmCalls: env.DSPEX_TRACE_LM };
   if (env.DSPEX_SESSION_TTL_MS) overrides.sessions = { ttlMs: Number(env.DSPEX_SESSION_TTL_MS) };
   return overrides;
 };

@@ -31,15 +31,16 @@ export const pythonOf = (config: DspexConfig): string => {
 
 /**
  * The Python consumers' environment: each llama.cpp gets its share of the cores (more threads only
- * thrash), and the user's tool modules are named.
+ * thrash), the user's tool modules are named, and what LM calls record is said.
  */
 export const workerEnvironment = (
   workers: number,
   env: NodeJS.ProcessEnv = process.env,
-  toolModules: readonly string[] = [],
+  config?: Pick<DspexConfig, "python" | "trace">,
 ): NodeJS.ProcessEnv => ({
   ...env,
-  ...(toolModules.length > 0 ? { DSPEX_TOOL_MODULES: toolModules.join(",") } : {}),
+  ...(config?.python.tools.length ? { DSPEX_TOOL_MODULES: config.python.tools.join(",") } : {}),
+  ...(config ? { DSPEX_TRACE_LM: config.trace.lmCalls } : {}),
   LITELLM_LOCAL_MODEL_COST_MAP: "True",
   DSPEX_OFFLINE_THREADS:
     env.DSPEX_OFFLINE_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / workers))),
@@ -219,7 +220,7 @@ export type RunningProcessors = ReturnType<typeof startProcessors>;
  */
 export const startWorkers = ({ log, config }: ConfiguredLog, options: { workers?: number } = {}) => {
   const workers = options.workers ?? config.python.workers;
-  const env = workerEnvironment(workers, process.env, config.python.tools);
+  const env = workerEnvironment(workers, process.env, config);
   const pool = startWorkerPool({ python: pythonOf(config), workers, env });
   const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
   return {

@@ -157,6 +157,20 @@ const exampleData: Record<EventType, { stream: string; key: string; data: unknow
       trace: [
         { predictor: "answer", inputs: { question: "Capital of France?" }, outputs: { answer: "Paris" } },
       ],
+      lmCalls: [
+        {
+          model: "openai/gpt-4o-mini",
+          messages: [
+            { role: "system", content: "Your input fields are: `question` (str). ..." },
+            { role: "user", content: "[[ ## question ## ]]\nCapital of France? ..." },
+          ],
+          completion: "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]",
+          promptTokens: 120,
+          completionTokens: 3,
+          latencyMs: 38.7,
+          cost: 0.0000198,
+        },
+      ],
     },
   },
   StepFailed: {

@@ -102,7 +102,7 @@ export const workersCommand = withLogOptions(new Command("workers"))
       await log.close();
     }
     const count = options.count ?? config.python.workers;
-    const env = workerEnvironment(count, process.env, config.python.tools);
+    const env = workerEnvironment(count, process.env, config);
     let stopping = false;
     const steps = new Map<string, number>();
     const children = new Map<string, ChildProcess>();

@@ -8,6 +8,7 @@ import socket
 import sys
 from pathlib import Path
 
+from .executor.lm_calls import RECORD_MODES
 from .executor.run import ExecutorSettings
 from .executor.tools import ToolModuleError, load_tool_modules
 from .lms.test_lm import load_answers
@@ -36,7 +37,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--namespace", default=os.environ.get("DSPEX_KAFKA_NAMESPACE", ""), help="kafka: prefix of the topics and the group (as the TS log's namespace)")
     parser.add_argument("--max-step-ms", type=int, default=600_000, help="kafka: the longest step (poll interval)")
     parser.add_argument("--log-level", default=os.environ.get("DSPEX_LOG_LEVEL", "INFO"))
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--trace-lm",
+        default=os.environ.get("DSPEX_TRACE_LM") or "full",
+        help="what each LM call records in the step's result: full (messages and completion) or usage",
+    )
+    args = parser.parse_args(argv)
+    if args.trace_lm not in RECORD_MODES:
+        parser.error(f"--trace-lm (or DSPEX_TRACE_LM) must be one of {', '.join(RECORD_MODES)}, not {args.trace_lm!r}")
+    return args
 
 
 def load_corpus(path: str) -> list[str]:
@@ -53,7 +62,7 @@ def settings_from(args: argparse.Namespace) -> ExecutorSettings:
         name, _, path = entry.partition("=")
         corpora[name] = load_corpus(path)
     answers = load_answers(args.test_answers) if args.test_answers else []
-    return ExecutorSettings(test_answers=answers, corpora=corpora, tools=load_tool_modules(args.tools))
+    return ExecutorSettings(test_answers=answers, corpora=corpora, tools=load_tool_modules(args.tools), lm_calls=args.trace_lm)
 
 
 def main(argv: list[str] | None = None) -> int:

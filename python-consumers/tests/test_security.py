@@ -109,6 +109,51 @@ def test_a_provider_quoting_the_key_back_leaks_it_nowhere(provider, caplog):
     assert SECRET not in caplog.text
 
 
+class AnsweringProvider(BaseHTTPRequestHandler):
+    """An OpenAI-style endpoint that answers, quoting the key back in fields of its response besides the text."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        auth = self.headers.get("Authorization", "")
+        text = "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]"
+        body = json.dumps({
+            "id": f"chatcmpl-{auth}", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini", "system_fingerprint": auth,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59},
+        }).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_):
+        pass
+
+
+def test_the_lm_calls_of_an_answered_step_carry_no_key_from_the_environment_or_the_lm_config(monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    server = HTTPServer(("127.0.0.1", 0), AnsweringProvider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}/v1"
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_API_BASE", base)
+    monkeypatch.setenv("OPENAI_BASE_URL", base)
+    try:
+        step = {**DISPATCHED["data"], "lm": {"model": "openai/gpt-4o-mini", "temperature": 0, "apiKey": SECRET, "api_key": SECRET}}
+        outcome = execute_step(step)
+    finally:
+        server.shutdown()
+    assert outcome.ok, outcome.error
+    completed = result_event({**DISPATCHED, "data": step}, outcome, "w")
+    [call] = completed["data"]["lmCalls"]
+    assert call["completion"].startswith("[[ ## answer ## ]]\nParis") and call["promptTokens"] == 50
+    assert call["cost"] > 0  # LiteLLM knows gpt-4o-mini's price
+    written = json.dumps(completed)
+    assert SECRET not in written and SECRET[6:] not in written
+    assert SECRET not in caplog.text
+
+
 def test_security_settings_pass_through_to_confluent_kafka(monkeypatch):
     monkeypatch.setenv("DSPEX_TEST_KAFKA_PASSWORD", "hunter2-password")
     plain = KafkaOptions(brokers="b:9093")

@@ -47,6 +47,26 @@ export const TraceEntry = z.object({
 });
 export type TraceEntry = z.infer<typeof TraceEntry>;
 
+/** One message an LM was sent; a long one keeps its first and last 2,000 characters around a marker. */
+export const LmMessage = z.object({ role: z.string(), content: z.string() });
+export type LmMessage = z.infer<typeof LmMessage>;
+
+/**
+ * One LM call of a step, as the worker's LM recorded it. `messages` and `completion` are absent when the
+ * workers keep usage only (`trace.lmCalls: "usage"`) or the step's calls outgrew their budget
+ * (docs/decisions.md, "LM call records"); `cost` (USD) is there when LiteLLM knows the model's price.
+ */
+export const LmCall = z.object({
+  model: z.string(),
+  messages: z.array(LmMessage).optional(),
+  completion: z.string().optional(),
+  promptTokens: z.number().int().nonnegative().default(0),
+  completionTokens: z.number().int().nonnegative().default(0),
+  latencyMs: z.number().nonnegative(),
+  cost: z.number().nonnegative().optional(),
+});
+export type LmCall = z.infer<typeof LmCall>;
+
 export const StepCompleted = defineEvent("StepCompleted", {
   topic: Topics.stepResults,
   data: z.object({
@@ -55,12 +75,19 @@ export const StepCompleted = defineEvent("StepCompleted", {
     usage: Usage,
     latencyMs: z.number().nonnegative(),
     trace: z.array(TraceEntry).default([]),
+    lmCalls: z.array(LmCall).default([]),
   }),
 });
 
 export const StepFailed = defineEvent("StepFailed", {
   topic: Topics.stepResults,
-  data: z.object({ ...StepRef, error: StepError, latencyMs: z.number().nonnegative().default(0) }),
+  data: z.object({
+    ...StepRef,
+    error: StepError,
+    latencyMs: z.number().nonnegative().default(0),
+    /** The calls that returned before the step failed. */
+    lmCalls: z.array(LmCall).default([]),
+  }),
 });
 
 export const stepEvents = [StepDispatched, StepStarted, StepCompleted, StepFailed] as const;

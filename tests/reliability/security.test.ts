@@ -54,18 +54,49 @@ const captureOutput = () => {
   return { text: () => chunks.join(""), restore: () => spies.forEach((spy) => void spy.mockRestore()) };
 };
 
-/** A provider endpoint that refuses the key and quotes it back in its error, as real providers do. */
+/** The chat completion of an OpenAI-style provider, quoting the key back in fields besides the text. */
+const answerQuotingTheKey = (authorization: string | undefined) =>
+  JSON.stringify({
+    id: `chatcmpl-${authorization}`,
+    object: "chat.completion",
+    created: 1,
+    model: "gpt-4o",
+    system_fingerprint: authorization,
+    choices: [
+      {
+        index: 0,
+        finish_reason: "stop",
+        message: { role: "assistant", content: "[[ ## answer ## ]]\nParis\n\n[[ ## completed ## ]]" },
+      },
+    ],
+    usage: { prompt_tokens: 50, completion_tokens: 9, total_tokens: 59 },
+  });
+
+/**
+ * A provider endpoint that refuses the key and quotes it back in its error, as real providers do; asked
+ * for `gpt-4o`, it answers (quoting the key in the response's other fields).
+ */
 const startEchoingProvider = async (): Promise<{ server: Server; base: string }> => {
   const server = createServer((request, response) => {
-    request.resume();
-    const body = JSON.stringify({
-      error: {
-        message: `Incorrect API key provided: ${request.headers.authorization}`,
-        type: "invalid_request_error",
-        code: "invalid_api_key",
-      },
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const asked = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as { model?: string };
+      if (asked.model === "gpt-4o") {
+        response
+          .writeHead(200, { "content-type": "application/json" })
+          .end(answerQuotingTheKey(request.headers.authorization));
+        return;
+      }
+      const body = JSON.stringify({
+        error: {
+          message: `Incorrect API key provided: ${request.headers.authorization}`,
+          type: "invalid_request_error",
+          code: "invalid_api_key",
+        },
+      });
+      response.writeHead(401, { "content-type": "application/json" }).end(body);
     });
-    response.writeHead(401, { "content-type": "application/json" }).end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` };
@@ -114,6 +145,14 @@ describe.skipIf(!found.python)("secrets and tools, through the pipeline and Pyth
           .build(),
       );
       await client.register(
+        program("hosted-answered")
+          .input("question: str")
+          .variable("model", v.model(["openai/gpt-4o"]))
+          .stage("answer", dspy.predict("question -> answer"))
+          .output("answer", "answer.answer")
+          .build(),
+      );
+      await client.register(
         program("tooled")
           .input("question: str")
           .variable("model", v.model(["dspex/test"]))
@@ -125,6 +164,10 @@ describe.skipIf(!found.python)("secrets and tools, through the pipeline and Pyth
         { programId: "hosted", inputs: { question: "What is the capital of France?" } },
         { timeoutMs: 120_000 },
       );
+      const answered = await client.execute(
+        { programId: "hosted-answered", inputs: { question: "What is the capital of France?" } },
+        { timeoutMs: 120_000 },
+      );
       const tooled = await client.execute(
         { programId: "tooled", inputs: { question: "2+2?" }, policy: { maxRetries: 0 } },
         { timeoutMs: 120_000 },
@@ -133,6 +176,7 @@ describe.skipIf(!found.python)("secrets and tools, through the pipeline and Pyth
       expect(hosted.type).toBe("ExecutionFailed");
       const hostedText = JSON.stringify(hosted);
       expect(hostedText).toMatch(/Incorrect API key provided: Bearer \*\*\*/); // the provider was reached
+      expect(answered.type).toBe("ExecutionCompleted");
       expect(tooled.type).toBe("ExecutionFailed");
       expect(JSON.stringify(tooled)).toMatch(/unknown tool 'os\.system' \(known: calculator, search\)/);
 
@@ -144,6 +188,11 @@ describe.skipIf(!found.python)("secrets and tools, through the pipeline and Pyth
         .map((r) => `${r.key} ${JSON.stringify(r.headers)} ${r.value.toString("utf8")}`)
         .join("\n");
       expect(written).toContain("StepFailed");
+      // The answered call is recorded (prompt and completion) with the rest of the log.
+      expect(written).toMatch(
+        /"lmCalls":\[\{"model":"openai\/gpt-4o","messages":.*What is the capital of France\?/,
+      );
+      expect(written).toContain('"completion":"[[ ## answer ## ]]\\nParis');
       expect(leaks(written)).toBe(false);
       const logs = output.text();
       expect(logs).toMatch(/\[py-0-0\].*openai\._base_client DEBUG/); // the worker's HTTP client logs were read

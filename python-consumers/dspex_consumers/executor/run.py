@@ -15,6 +15,7 @@ from ..lms import lm_for
 from ..lms.test_lm import Rule
 from .errors import BadStep, InvalidOutput, StepError, StepTimeout, classify
 from .jsonsafe import to_json
+from .lm_calls import LmCallRecorder, recorded
 from .outputs import problems_in
 from .signature import build_signature, check_names
 from .tools import ToolContext, tools_for
@@ -30,6 +31,7 @@ class ExecutorSettings:
     test_answers: Sequence[Rule] = ()
     corpora: Mapping[str, Sequence[str]] = field(default_factory=dict)
     tools: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    lm_calls: str = "full"  # what each LM call records: "full" (prompt and completion) or "usage" (lm_calls.py)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class StepOutcome:
     usage: dict[str, int] = field(default_factory=lambda: {"calls": 0, "promptTokens": 0, "completionTokens": 0})
     trace: list[dict[str, Any]] = field(default_factory=list)
     error: StepError | None = None
+    lm_calls: list[dict[str, Any]] = field(default_factory=list)  # the wire's LmCall, each as recorded
 
     @property
     def ok(self) -> bool:
@@ -109,11 +112,17 @@ def execute_step(step: dict[str, Any], settings: ExecutorSettings = ExecutorSett
     step = _with_defaults(step)
     deterministic = float(step.get("lm", {}).get("temperature", 0)) == 0
     history: list[dict[str, Any]] = []
+    recorder = LmCallRecorder()
+
+    def outcome(**result: Any) -> StepOutcome:
+        calls = recorded(list(recorder.calls), settings.lm_calls)
+        return StepOutcome(_ms_since(started), usage=usage_of(history), lm_calls=calls, **result)
+
     try:
-        outputs, trace = _run_with_deadline(step, settings, history)
-        return StepOutcome(_ms_since(started), outputs=outputs, usage=usage_of(history), trace=trace)
+        outputs, trace = _run_with_deadline(step, settings, history, recorder)
+        return outcome(outputs=outputs, trace=trace)
     except Exception as error:
-        return StepOutcome(_ms_since(started), usage=usage_of(history), error=classify(error, deterministic))
+        return outcome(error=classify(error, deterministic))
 
 
 def _ms_since(started: float) -> float:
@@ -125,10 +134,10 @@ def _ms_since(started: float) -> float:
 _STEP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="step")
 
 
-def _run_with_deadline(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]]):
+def _run_with_deadline(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], recorder: LmCallRecorder):
     """The step runs on a thread of its own; past `timeoutMs` we report a timeout and leave the thread behind."""
     timeout_s = step["timeoutMs"] / 1000
-    future = _STEP_THREADS.submit(_run, step, settings, history, timeout_s)
+    future = _STEP_THREADS.submit(_run, step, settings, history, recorder, timeout_s)
     try:
         return future.result(timeout=timeout_s)
     except concurrent.futures.TimeoutError as error:
@@ -150,7 +159,7 @@ def _signature_of(spec: dict[str, Any]) -> type[dspy.Signature]:
         return _SIGNATURES[key]
 
 
-def _run(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], timeout_s: float):
+def _run(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], recorder: LmCallRecorder, timeout_s: float):
     check_names(step)
     try:
         signature = _signature_of(step["signature"])
@@ -160,7 +169,7 @@ def _run(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[st
     apply_demos(module, step["demos"], signature)
     inputs = _inputs_for(step, signature)
     choice = lm_for(step["lm"], settings.test_answers, timeout_s)
-    context: dict[str, Any] = {"lm": choice.lm, "trace": []}
+    context: dict[str, Any] = {"lm": choice.lm, "trace": [], "callbacks": [*dspy.settings.callbacks, recorder]}
     if choice.adapter is not None:
         context["adapter"] = choice.adapter
     try:

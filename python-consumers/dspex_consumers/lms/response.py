@@ -7,8 +7,10 @@ from typing import Any
 
 
 def chat_completion(model: str, text: str, prompt_tokens: int, completion_tokens: int) -> SimpleNamespace:
+    """`_hidden_params.response_cost` as LiteLLM sets it (DSPy records it): a local model costs nothing."""
     return SimpleNamespace(
         model=model,
+        _hidden_params={"response_cost": 0.0},
         choices=[SimpleNamespace(index=0, finish_reason="stop", message=SimpleNamespace(role="assistant", content=text))],
         usage={
             "prompt_tokens": prompt_tokens,

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../../app/config.ts";
 import { logConfigOf } from "../../../app/log.ts";
-import { reoptimizationPolicies } from "../../../app/services.ts";
+import { reoptimizationPolicies, workerEnvironment } from "../../../app/services.ts";
 import { temporaryFolder } from "../../support/backends.ts";
 
 const configFile = (content: string) => {
@@ -27,6 +27,18 @@ describe("the configuration", () => {
     expect(config.kafka.brokers).toEqual(["a:1", "b:2"]);
     expect(config.kafka.clientId).toBe("dspex");
     expect(config.python.workers).toBe(4);
+  });
+
+  it("records LM calls in full by default; the file or DSPEX_TRACE_LM keeps usage only, and the workers are told", () => {
+    expect(loadConfig("/nonexistent/dspex.config.json", {}).trace.lmCalls).toBe("full");
+    const usage = loadConfig(configFile(JSON.stringify({ trace: { lmCalls: "usage" } })), {});
+    expect(usage.trace.lmCalls).toBe("usage");
+    const fromEnv = loadConfig("/nonexistent/dspex.config.json", { DSPEX_TRACE_LM: "usage" });
+    expect(fromEnv.trace.lmCalls).toBe("usage");
+    expect(workerEnvironment(1, { DSPEX_TRACE_LM: "full" }, usage).DSPEX_TRACE_LM).toBe("usage");
+    expect(() => loadConfig("/nonexistent/dspex.config.json", { DSPEX_TRACE_LM: "prompts" })).toThrow(
+      /trace\.lmCalls/,
+    );
   });
 
   it("names the field and the problem for a bad value", () => {
