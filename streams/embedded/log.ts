@@ -176,6 +176,8 @@ export class EmbeddedLog implements EventLog {
   private readonly db: Database.Database;
   private readonly signal: EventEmitter;
   private readonly partitionCounts = new Map<string, number>();
+  /** Records this process appended, per topic (a waiter's "anything new?" check, with data_version). */
+  private readonly appendedHere = new Map<string, number>();
   private readonly options: Required<Omit<EmbeddedLogOptions, "path">>;
   private readonly consumers = new Set<Consumer>();
   private closed = false;
@@ -354,6 +356,7 @@ export class EmbeddedLog implements EventLog {
       const headers =
         record.headers && Object.keys(record.headers).length > 0 ? JSON.stringify(record.headers) : null;
       table.insert.run(offset, record.key, values[i], headers, now);
+      this.appendedHere.set(record.topic, (this.appendedHere.get(record.topic) ?? 0) + 1);
       return { topic: record.topic, partition, offset };
     });
   }
@@ -465,6 +468,20 @@ export class EmbeddedLog implements EventLog {
       .immediate();
   }
 
+  /**
+   * Changes whenever something may have been appended to `topics`: SQLite's data_version moves when another
+   * connection commits, and this process counts its own appends. A poller that found nothing skips the
+   * per-partition reads until it changes.
+   */
+  private changeStampOf(topics: readonly string[]): string {
+    let here = 0;
+    for (const topic of topics) here += this.appendedHere.get(topic) ?? 0;
+    this.dataVersion ??= this.db.prepare("PRAGMA data_version").pluck();
+    return `${this.dataVersion.get() as number}/${here}`;
+  }
+
+  private dataVersion: Database.Statement | undefined;
+
   private headOf(tp: TopicPartition): number {
     return (this.tableOf(tp, false)?.head.get() as number | undefined) ?? 0;
   }
@@ -522,6 +539,8 @@ export class EmbeddedLog implements EventLog {
       let mine: TopicPartition[] = [];
       let lastSync = 0;
       let idleMs = 1;
+      /** The change stamp and partitions of the last read that found nothing. */
+      let nothingNewAt: string | undefined;
       const resync = async () => {
         const previous = mine;
         mine = this.syncGroup(group, member, topics);
@@ -554,16 +573,16 @@ export class EmbeddedLog implements EventLog {
               continue;
             }
           }
-          const records = this.fetch(
-            mine.filter((tp) => !paused.has(partitionId(tp))),
-            positions,
-            maxBatch,
-          );
+          const readable = mine.filter((tp) => !paused.has(partitionId(tp)));
+          const stamp = `${this.changeStampOf(topics)}|${readable.map(partitionId).join(",")}`;
+          const records = stamp === nothingNewAt ? [] : this.fetch(readable, positions, maxBatch);
           if (records.length === 0) {
+            nothingNewAt = stamp;
             await this.waitForAppend(idleMs, abort.signal);
             idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
             continue;
           }
+          nothingNewAt = undefined;
           idleMs = 1;
           const offsets = nextPositions(records);
           let handled = false;
@@ -642,8 +661,16 @@ export class EmbeddedLog implements EventLog {
         positions.set(partitionId(tp), options.from === "end" ? this.headOf(tp) : 0);
       (async () => {
         let idleMs = 1;
+        let nothingNewAt: string | undefined;
         while (!abort.signal.aborted && !this.closed) {
-          this.partitionCounts.clear();
+          const stamp = this.changeStampOf(topics);
+          if (stamp === nothingNewAt) {
+            await this.waitForAppend(idleMs, abort.signal);
+            idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
+            continue;
+          }
+          // Another process may have added partitions: counted again whenever the file changed.
+          for (const topic of topics) this.partitionCounts.delete(topic);
           const partitions = partitionsNow();
           for (const tp of partitions) if (!positions.has(partitionId(tp))) positions.set(partitionId(tp), 0);
           const records = this.fetch(partitions, positions, 1000);
@@ -652,9 +679,13 @@ export class EmbeddedLog implements EventLog {
             subscriber.next(record);
           }
           if (records.length === 0) {
+            nothingNewAt = stamp;
             await this.waitForAppend(idleMs, abort.signal);
             idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
-          } else idleMs = 1;
+          } else {
+            nothingNewAt = undefined;
+            idleMs = 1;
+          }
         }
         subscriber.complete();
       })().catch((error) => subscriber.error(error));
