@@ -147,6 +147,10 @@ def test_predict_and_chain_of_thought_answer_with_one_of_the_options():
         assert outcome.ok, outcome.error
         assert outcome.outputs["category"] in CATEGORIES
         assert outcome.usage["calls"] == 1
+        [call] = outcome.lm_calls  # recorded as any LM's call: what the adapter sent, the JSON it got back
+        assert call["model"] == "dspex/offline" and call["cost"] == 0.0
+        assert call["messages"][-1]["role"] == "user" and f'"category": "{outcome.outputs["category"]}"' in call["completion"]
+        assert call["promptTokens"] == outcome.usage["promptTokens"] > 0
 
 
 @needs_model

@@ -2,6 +2,7 @@
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +71,13 @@ def _kind_of(error: BaseException, deterministic: bool) -> tuple[str, bool]:
     return "internal", False
 
 
-def redact(message: str) -> str:
-    """Removes the values of secret-looking environment variables and key-shaped strings."""
-    for name, value in os.environ.items():
-        if _SECRET_NAME.search(name) and len(value) >= 8:
-            message = message.replace(value, "***")
+def secret_values() -> list[str]:
+    """The values of this process's secret-looking environment variables."""
+    return [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8]
+
+
+def redact(message: str, secrets: Sequence[str] | None = None) -> str:
+    """Removes `secrets` (by default: secret_values()) and key-shaped strings."""
+    for value in secret_values() if secrets is None else secrets:
+        message = message.replace(value, "***")
     return _KEY_SHAPES.sub("***", message)

@@ -17,7 +17,7 @@ import dspy
 from dspy.utils.callback import BaseCallback
 
 from ..lms.prompt import text_of
-from .errors import redact
+from .errors import redact, secret_values
 
 RECORD_MODES = ("full", "usage")  # usage: no messages or completion, only the model, tokens, latency, cost
 TEXT_LIMIT = 4_000
@@ -26,8 +26,8 @@ TEXT_FIELDS = ("messages", "completion")
 
 
 class LmCallRecorder(BaseCallback):
-    """Collects the calls of the LMs it is a callback of (under dspy.context(callbacks=[...])), in order.
-    DSPy reports a dspy.LM's calls as LM calls and those of other BaseLMs (ours) as module calls."""
+    """Collects the calls of the LMs it is a callback of (`lm.callbacks`), in order. DSPy reports a
+    dspy.LM's calls as LM calls and those of other BaseLMs (ours) as module calls."""
 
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
@@ -91,7 +91,8 @@ def recorded(calls: Sequence[dict[str, Any]], mode: str = "full", budget: int = 
     """The calls as the step's result carries them: masked, cut to size, or usage only."""
     if mode == "usage":
         return [usage_only(call) for call in calls]
-    masked = [with_texts(call, redact) for call in calls]
+    secrets = secret_values()
+    masked = [with_texts(call, lambda text: redact(text, secrets)) for call in calls]
     for limit in (TEXT_LIMIT, TEXT_LIMIT // 4, TEXT_LIMIT // 16):
         cut = [with_texts(call, lambda text, limit=limit: truncated(text, limit)) for call in masked]
         if json_size(cut) <= budget:

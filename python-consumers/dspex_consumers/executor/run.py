@@ -169,7 +169,8 @@ def _run(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[st
     apply_demos(module, step["demos"], signature)
     inputs = _inputs_for(step, signature)
     choice = lm_for(step["lm"], settings.test_answers, timeout_s)
-    context: dict[str, Any] = {"lm": choice.lm, "trace": [], "callbacks": [*dspy.settings.callbacks, recorder]}
+    choice.lm.callbacks = [*getattr(choice.lm, "callbacks", []), recorder]  # the LM's own: its calls alone
+    context: dict[str, Any] = {"lm": choice.lm, "trace": []}
     if choice.adapter is not None:
         context["adapter"] = choice.adapter
     try:
