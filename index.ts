@@ -13,6 +13,13 @@ export {
 } from "./app/connect.ts";
 export { readExamples } from "./app/examples.ts";
 export type { LogOptions } from "./app/log.ts";
+export {
+  executionSpans,
+  type OtelExport,
+  type OtelExportOptions,
+  type SpanDraft,
+  startOtelExport,
+} from "./app/otel/index.ts";
 export { type Replayed, readModels, replay } from "./app/replay.ts";
 export {
   allProcessors,

@@ -5,6 +5,7 @@ import { doctorCommand } from "./commands/doctor.ts";
 import { evaluateCommand } from "./commands/evaluate.ts";
 import { lagCommand } from "./commands/lag.ts";
 import { optimizeCommand } from "./commands/optimize.ts";
+import { otelCommand } from "./commands/otel.ts";
 import { processorsCommand } from "./commands/processors.ts";
 import { publishCommand } from "./commands/publish.ts";
 import { replayCommand } from "./commands/replay.ts";
@@ -39,6 +40,7 @@ for (const command of [
   replayCommand,
   processorsCommand,
   workersCommand,
+  otelCommand,
   doctorCommand,
 ]) {
   program.addCommand(command);

@@ -1,0 +1,10 @@
+export {
+  describeEndpoint,
+  type ExportTotals,
+  type OtelExport,
+  type OtelExportOptions,
+  readableSpanOf,
+  startOtelExport,
+} from "./export.ts";
+export { type MetricPoint, metricPointOf } from "./metrics.ts";
+export { executionSpans, type SpanDraft, type SpanOptions, spanIdOf, traceIdOf } from "./spans.ts";
