@@ -16,7 +16,7 @@ import { type BackendUnderTest, embeddedBackend, skippedHere, temporaryFolder } 
 import { dspex as dspexCli, stopChild } from "../support/cli.ts";
 import { dspexHere } from "../support/dspex-here.ts";
 import { kafkaBackend } from "../support/kafka.ts";
-import { collectorBinary, type ReceivedSpan, startCollector } from "../support/otel-collector.ts";
+import { collectorBinary, freePort, type ReceivedSpan, startCollector } from "../support/otel-collector.ts";
 import { eventually } from "../support/waits.ts";
 
 const found = findPython();
@@ -153,3 +153,56 @@ describe.skipIf(!binary).each([embeddedBackend, kafkaBackend])(
     }, 240_000);
   },
 );
+
+describe.skipIf(!binary)("dspex otel through an outage of its endpoint, and a restart (embedded log)", () => {
+  const stops: (() => Promise<unknown>)[] = [];
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+
+  it("waits for the endpoint, exports when it is back, and a restarted exporter sends nothing twice", async () => {
+    const log = logOf(embeddedBackend);
+    const { dspex, stop } = await dspexHere({ log: log.options, processors: ["pipeline"] });
+    stops.push(stop);
+    const registered = await dspex.register(qa);
+    const execute = async (question: string) => {
+      const result = await dspex.execute({ program: registered, inputs: { question } });
+      return (result.data as { executionId: string }).executionId;
+    };
+    const first = await execute("is anyone there?");
+
+    const port = await freePort();
+    const endpoint = `http://127.0.0.1:${port}`;
+    const exporterArgs = ["otel", ...log.args, "--endpoint", endpoint, "--status-every", "200"];
+    const exporter = dspexCli(exporterArgs, process.env);
+    stops.push(() => stopChild(exporter.child));
+    await exporter.waitFor(new RegExp(`cannot export to ${endpoint}: .*; retrying`));
+
+    const collector = await startCollector(binary!, port);
+    stops.push(collector.stop);
+    await exporter.waitFor(new RegExp(`${endpoint} is back`));
+    const spansOf = (executionId: string) =>
+      collector.spans().filter((span) => span.traceId === traceIdOf(executionId));
+    const exported = await eventually(
+      async () => (spansOf(first).length > 0 ? spansOf(first) : undefined),
+      60_000,
+      "the first execution's spans",
+    );
+    expect(exported.filter((span) => span.parentSpanId === "")).toHaveLength(1);
+    expect(await stopChild(exporter.child)).toBe(0);
+    expect(exporter.lines.filter((line) => line.includes("cannot export"))).toHaveLength(1);
+
+    // The same group again: it resumes after what was committed, so only the new execution is sent.
+    const restarted = dspexCli(exporterArgs, process.env);
+    stops.push(() => stopChild(restarted.child));
+    await restarted.waitFor(/exporting .* as group dspex-otel/);
+    const second = await execute("and now?");
+    await eventually(
+      async () => (spansOf(second).some((span) => span.parentSpanId === "") ? true : undefined),
+      60_000,
+      "the second execution's spans",
+    );
+    await restarted.waitFor(/exported 1 executions/);
+    expect(spansOf(first)).toHaveLength(exported.length);
+  }, 240_000);
+});

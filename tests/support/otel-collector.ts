@@ -73,7 +73,8 @@ export const collectorBinary = (): string | undefined => {
   }
 };
 
-const freePort = () =>
+/** A TCP port nothing listens on now. */
+export const freePort = () =>
   new Promise<number>((resolve, reject) => {
     const server = createTcpServer();
     server.once("error", reject);
@@ -135,12 +136,15 @@ service:
       exporters: [otlphttp]
 `;
 
-/** The collector running, listening for OTLP/HTTP on `endpoint`; `stop()` ends it (also done after the file). */
-export const startCollector = async (binary: string) => {
+/**
+ * The collector running, listening for OTLP/HTTP on `endpoint` (on `port` when given); `stop()` ends it
+ * (also done after the file).
+ */
+export const startCollector = async (binary: string, port?: number) => {
   const sink = await startSink();
-  const port = await freePort();
+  const receiverPort = port ?? (await freePort());
   const config = join(temporaryFolder("otelcol-"), "config.yaml");
-  writeFileSync(config, collectorConfig(port, sink.port));
+  writeFileSync(config, collectorConfig(receiverPort, sink.port));
   const child = trackChild(spawn(binary, ["--config", config], { stdio: ["ignore", "ignore", "pipe"] }));
   const output: string[] = [];
   createInterface({ input: child.stderr! }).on("line", (line) => output.push(line));
@@ -152,7 +156,7 @@ export const startCollector = async (binary: string) => {
   await eventually(
     async () => {
       if (child.exitCode !== null) throw new Error(`the collector exited:\n${output.join("\n")}`);
-      return (await accepts(port)) || undefined;
+      return (await accepts(receiverPort)) || undefined;
     },
     30_000,
     "the collector's OTLP receiver",
@@ -210,7 +214,7 @@ export const startCollector = async (binary: string) => {
         ) ?? [],
     );
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `http://127.0.0.1:${receiverPort}`,
     spans,
     metrics,
     stop: async () => {
