@@ -11,7 +11,7 @@ import type { EventLog, LogRecord } from "../../streams/log.ts";
 import { Topics } from "../../streams/topics.ts";
 import { ATTR_SERVICE_NAME } from "./conventions.ts";
 import { metricPointOf } from "./metrics.ts";
-import { executionSpans, type SpanDraft, type SpanOptions } from "./spans.ts";
+import { executionSpans, type SpanDraft, type SpanOptions, withoutPayloads } from "./spans.ts";
 
 export interface OtelExportOptions extends SpanOptions {
   log: EventLog;
@@ -97,7 +97,13 @@ class ExecutionIndex {
   private readonly nextOffsets = new Map<string, number>();
   /** Where each execution's result is on dspex.results: once the group committed past it, its events can go. */
   private readonly results = new Map<string, { partition: number; offset: number }>();
+  /** The group's committed offsets on dspex.results, as last read. */
+  private committed: ReadonlyMap<number, number> = new Map();
+  /** Executions exported already (by any process): events of theirs that the tail reads late are not kept. */
+  private readonly forgotten = new Set<string>();
   lastProgressAt = Date.now();
+
+  constructor(private readonly options: SpanOptions) {}
 
   add(record: LogRecord) {
     this.nextOffsets.set(`${record.topic}/${record.partition}`, record.offset + 1);
@@ -105,10 +111,16 @@ class ExecutionIndex {
     const decoded = decodeRecord(record);
     if (!decoded.ok) return;
     const executionId = (decoded.event.data as { executionId?: unknown }).executionId;
-    if (typeof executionId !== "string") return;
-    if (record.topic === Topics.results)
+    if (typeof executionId !== "string" || this.forgotten.has(executionId)) return;
+    if (record.topic === Topics.results) {
       this.results.set(executionId, { partition: record.partition, offset: record.offset });
-    else this.events.set(executionId, [...(this.events.get(executionId) ?? []), decoded.event]);
+      if (record.offset < (this.committed.get(record.partition) ?? 0)) this.forget(executionId);
+      return;
+    }
+    const known = this.events.get(executionId);
+    const event = withoutPayloads(decoded.event, this.options);
+    if (known) known.push(event);
+    else this.events.set(executionId, [event]);
   }
 
   nextOffset(topic: string, partition: number) {
@@ -119,13 +131,17 @@ class ExecutionIndex {
     return this.events.get(executionId) ?? [];
   }
 
+  private forget(executionId: string) {
+    this.results.delete(executionId);
+    this.events.delete(executionId);
+    this.forgotten.add(executionId);
+  }
+
   /** Forgets the executions whose result the group has committed (this process or another exported them). */
   forgetCommitted(committed: ReadonlyMap<number, number>) {
-    for (const [executionId, { partition, offset }] of this.results) {
-      if (offset >= (committed.get(partition) ?? 0)) continue;
-      this.results.delete(executionId);
-      this.events.delete(executionId);
-    }
+    this.committed = committed;
+    for (const [executionId, { partition, offset }] of this.results)
+      if (offset < (committed.get(partition) ?? 0)) this.forget(executionId);
   }
 }
 
@@ -175,17 +191,24 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
     options.onStatus?.(ok ? `${where} is back` : `cannot export to ${where}: ${reason}; retrying`);
   };
 
-  const index = new ExecutionIndex();
+  const index = new ExecutionIndex(options);
   let tailFailure: unknown;
-  const tail: Subscription = log.tail([...executionTopics, Topics.results], { from: "beginning" }).subscribe({
-    next: (record) => index.add(record),
-    error: (error) => {
-      tailFailure = error;
-    },
+  const forgetCommitted = async () => index.forgetCommitted(await log.committed(group, Topics.results));
+  let tail: Subscription | undefined;
+  // What the group committed is known before the tail starts: those executions' events are not kept.
+  const following = forgetCommitted().then(() => {
+    if (stopping) return;
+    tail = log.tail([...executionTopics, Topics.results], { from: "beginning" }).subscribe({
+      next: (record) => index.add(record),
+      error: (error) => {
+        tailFailure = error;
+      },
+    });
   });
 
   /** Resolves once the tail has read every record the execution topics held when it was called. */
   const untilIndexed = async () => {
+    await following;
     const ends = await Promise.all(
       executionTopics.map(async (topic) => ({ topic, ends: await log.endOffsets(topic) })),
     );
@@ -225,7 +248,6 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
     }
   };
 
-  const forgetCommitted = async () => index.forgetCommitted(await log.committed(group, Topics.results));
   const pruning = setInterval(() => void forgetCommitted().catch(() => undefined), 10_000);
   pruning.unref();
 
@@ -270,7 +292,7 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
     if (!(error instanceof Stopped)) throw error;
   });
   return {
-    ready: consumer.joined,
+    ready: Promise.all([consumer.joined, following]).then(() => undefined),
     done,
     totals: () => ({ ...totals }),
     async stop() {
@@ -278,7 +300,8 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
       await consumer.stop().catch(() => undefined);
       await done.catch(() => undefined);
       clearInterval(pruning);
-      tail.unsubscribe();
+      await following.catch(() => undefined);
+      tail?.unsubscribe();
       await meterProvider.shutdown().catch(() => undefined);
       await traceExporter.shutdown();
     },

@@ -7,4 +7,11 @@ export {
   startOtelExport,
 } from "./export.ts";
 export { type MetricPoint, metricPointOf } from "./metrics.ts";
-export { executionSpans, type SpanDraft, type SpanOptions, spanIdOf, traceIdOf } from "./spans.ts";
+export {
+  executionSpans,
+  type SpanDraft,
+  type SpanOptions,
+  spanIdOf,
+  traceIdOf,
+  withoutPayloads,
+} from "./spans.ts";

@@ -245,6 +245,48 @@ const lmSpans = (
   });
 };
 
+/** An LM call without its text: what a span needs of it when content is not exported. */
+const usageOnly = (call: unknown) => {
+  if (typeof call !== "object" || call === null) return call;
+  const { messages: _messages, completion: _completion, ...usage } = call as LmCallRecord;
+  return usage;
+};
+
+/**
+ * An event with what no span uses taken out (inputs, outputs, demos, traces; LM call texts unless
+ * `content`): what an exporter keeps in memory while an execution runs. Its spans are the same.
+ */
+export const withoutPayloads = (event: DspexEvent, options: SpanOptions = {}): DspexEvent => {
+  const calls = (data: object) =>
+    options.content ? lmCallsOf(data) : (lmCallsOf(data).map(usageOnly) as LmCallRecord[]);
+  switch (event.type) {
+    case "ExecutionStarted":
+      return { ...event, data: { ...event.data, inputs: {} } };
+    case "StepDispatched":
+      return {
+        ...event,
+        data: {
+          ...event.data,
+          inputs: {},
+          demos: [],
+          signature: { instructions: "", inputs: [], outputs: [] },
+          variableVersions: {},
+        },
+      };
+    case "StepCompleted":
+      return {
+        ...event,
+        data: { ...event.data, outputs: {}, trace: [], lmCalls: calls(event.data) },
+      } as DspexEvent;
+    case "StepFailed":
+      return { ...event, data: { ...event.data, lmCalls: calls(event.data) } } as DspexEvent;
+    case "StageCompleted":
+      return { ...event, data: { ...event.data, outputs: {} } };
+    default:
+      return event;
+  }
+};
+
 /**
  * The spans of one finished execution, from its events (any order; those of other executions ignored):
  * the execution (root) → one span per stage attempt → one per LM call of its steps (or one per step when

@@ -6,6 +6,7 @@ import {
   type SpanDraft,
   spanIdOf,
   traceIdOf,
+  withoutPayloads,
 } from "../../../app/otel/index.ts";
 import {
   type DspexEvent,
@@ -231,6 +232,23 @@ describe("executionSpans", () => {
     expect(JSON.parse(String(withContent!.attributes["gen_ai.output.messages"]))).toEqual([
       { role: "assistant", parts: [{ type: "text", content: "a" }] },
     ]);
+  });
+
+  it("gives the same spans from events without their payloads (what the exporter keeps in memory)", () => {
+    const calls = [
+      { model: "m", messages: [{ role: "user", content: "q?" }], completion: "a", latencyMs: 5 },
+    ];
+    const events = retried.map((event) =>
+      event.type === "StepCompleted"
+        ? ({ ...event, data: { ...event.data, lmCalls: calls } } as DspexEvent)
+        : event,
+    );
+    for (const content of [false, true]) {
+      const slim = events.map((event) => withoutPayloads(event, { content }));
+      expect(executionSpans("e1", slim, { content })).toEqual(executionSpans("e1", events, { content }));
+    }
+    const completed = withoutPayloads(events.find((e) => e.type === "StepCompleted")!);
+    expect(JSON.stringify(completed)).not.toContain("q?");
   });
 
   it("marks a failed execution and its unfinished stage as errors", () => {
