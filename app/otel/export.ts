@@ -94,20 +94,21 @@ export const readableSpanOf = (draft: SpanDraft, resource: Resource): ReadableSp
 /** Every event of each execution on the execution topics, as a tail has read them so far. */
 class ExecutionIndex {
   private readonly events = new Map<string, DspexEvent[]>();
+  /** Per `topic/partition`: the next offset the tail will hand over, and when it last handed one. */
   private readonly nextOffsets = new Map<string, number>();
+  private readonly lastReadAt = new Map<string, number>();
   /** Where each execution's result is on dspex.results: once the group committed past it, its events can go. */
   private readonly results = new Map<string, { partition: number; offset: number }>();
   /** The group's committed offsets on dspex.results, as last read. */
   private committed: ReadonlyMap<number, number> = new Map();
   /** Executions exported already (by any process): events of theirs that the tail reads late are not kept. */
   private readonly forgotten = new Set<string>();
-  lastProgressAt = Date.now();
 
   constructor(private readonly options: SpanOptions) {}
 
   add(record: LogRecord) {
     this.nextOffsets.set(`${record.topic}/${record.partition}`, record.offset + 1);
-    this.lastProgressAt = Date.now();
+    this.lastReadAt.set(`${record.topic}/${record.partition}`, Date.now());
     const decoded = decodeRecord(record);
     if (!decoded.ok) return;
     const executionId = (decoded.event.data as { executionId?: unknown }).executionId;
@@ -125,6 +126,10 @@ class ExecutionIndex {
 
   nextOffset(topic: string, partition: number) {
     return this.nextOffsets.get(`${topic}/${partition}`) ?? 0;
+  }
+
+  lastRead(topic: string, partition: number) {
+    return this.lastReadAt.get(`${topic}/${partition}`) ?? 0;
   }
 
   eventsOf(executionId: string): readonly DspexEvent[] {
@@ -209,29 +214,43 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
   /** Resolves once the tail has read every record the execution topics held when it was called. */
   const untilIndexed = async () => {
     await following;
-    const ends = await Promise.all(
-      executionTopics.map(async (topic) => ({ topic, ends: await log.endOffsets(topic) })),
-    );
-    const deadline = Date.now() + 120_000;
-    for (;;) {
+    const since = Date.now();
+    const pending = (
+      await Promise.all(
+        executionTopics.map(async (topic) =>
+          [...(await log.endOffsets(topic))].map(([partition, end]) => ({
+            topic,
+            partition,
+            end,
+            checkedAt: 0,
+          })),
+        ),
+      )
+    ).flat();
+    const deadline = since + 120_000;
+    while (pending.length > 0) {
       if (tailFailure) throw tailFailure;
-      const behind = ends.flatMap(({ topic, ends }) =>
-        [...ends]
-          .filter(([partition, end]) => index.nextOffset(topic, partition) < end)
-          .map(([partition]) => ({ topic, partition })),
-      );
-      if (behind.length === 0) return;
-      if (Date.now() - index.lastProgressAt > 500) {
-        // On Kafka, transaction markers take offsets that no record has: what is left may be no record.
-        const left = await Promise.all(
-          behind.map(({ topic, partition }) =>
-            log.read(topic, { partition, fromOffset: index.nextOffset(topic, partition), limit: 1 }),
-          ),
-        );
-        if (left.every((records) => records.length === 0)) return;
+      for (let i = pending.length - 1; i >= 0; i--) {
+        const partitionEnd = pending[i]!;
+        const { topic, partition, end } = partitionEnd;
+        const next = index.nextOffset(topic, partition);
+        let done = next >= end;
+        // On Kafka, transaction markers take offsets that no record has: a partition whose tail stalled
+        // short of its end may have no record left there.
+        if (
+          !done &&
+          Date.now() - Math.max(since, index.lastRead(topic, partition), partitionEnd.checkedAt) > 300
+        ) {
+          partitionEnd.checkedAt = Date.now();
+          done = (await log.read(topic, { partition, fromOffset: next, limit: 1 })).length === 0;
+        }
+        if (done) pending.splice(i, 1);
       }
+      if (pending.length === 0) return;
       if (Date.now() > deadline)
-        throw new Error("the tail of the execution topics made no progress for 2 min");
+        throw new Error(
+          `the tail of ${pending.map((p) => `${p.topic}[${p.partition}]`).join(", ")} fell 2 min behind`,
+        );
       await sleep(20);
     }
   };
