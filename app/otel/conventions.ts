@@ -3,7 +3,11 @@
  * @opentelemetry/semantic-conventions, whose authors ask libraries to copy them rather than import the
  * unstable entry point (they may change in a minor release); the stable ones come from the package.
  */
-export { ATTR_ERROR_TYPE, ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+export {
+  ATTR_ERROR_TYPE,
+  ATTR_SERVICE_INSTANCE_ID,
+  ATTR_SERVICE_NAME,
+} from "@opentelemetry/semantic-conventions";
 
 export const ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name";
 export const ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name";

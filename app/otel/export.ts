@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { type Histogram, SpanKind, SpanStatusCode, TraceFlags } from "@opentelemetry/api";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
@@ -9,7 +10,7 @@ import { decodeRecord } from "../../streams/codec.ts";
 import type { DspexEvent } from "../../streams/events/index.ts";
 import type { EventLog, LogRecord } from "../../streams/log.ts";
 import { Topics } from "../../streams/topics.ts";
-import { ATTR_SERVICE_NAME } from "./conventions.ts";
+import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from "./conventions.ts";
 import { metricPointOf } from "./metrics.ts";
 import { executionSpans, type SpanDraft, type SpanOptions, withoutPayloads } from "./spans.ts";
 
@@ -167,6 +168,8 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
   const group = options.group ?? "dspex-otel";
   const resource = resourceFromAttributes({
     [ATTR_SERVICE_NAME]: options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? "dspex",
+    // Each exporter's histograms are cumulative from its start: one series per process, not one shared.
+    [ATTR_SERVICE_INSTANCE_ID]: randomUUID(),
   });
   const traceExporter = new OTLPTraceExporter({ url: signalUrl(options.endpoint, "traces") });
   const meterProvider = new MeterProvider({

@@ -80,16 +80,23 @@ describe.skipIf(!binary).each([embeddedBackend, kafkaBackend])(
         expect(result.type).toBe("ExecutionCompleted");
         return (result.data as { executionId: string }).executionId;
       };
-      // One execution before the exporter starts (history), one while it runs (live, with a session:
-      // its events and its result are on partitions of different keys).
+      // One execution before the exporters start (history), three while they run (live, with sessions:
+      // an execution's events and its result are on partitions of different keys). Two exporters of one
+      // group share the results' partitions (on Kafka; the embedded log here has one partition).
       const before = await execute("what is a span?");
-      const exporter = dspexCli(
-        ["otel", ...log.args, "--endpoint", collector.endpoint, "--status-every", "200"],
-        process.env,
+      const exporters = [1, 2].map(() =>
+        dspexCli(
+          ["otel", ...log.args, "--endpoint", collector.endpoint, "--status-every", "200"],
+          process.env,
+        ),
       );
-      stops.push(() => stopChild(exporter.child));
-      await exporter.waitFor(/exporting .* as group dspex-otel/);
-      const live = await execute("what is a trace?", "otel-session");
+      for (const exporter of exporters) {
+        stops.push(() => stopChild(exporter.child));
+        await exporter.waitFor(/exporting .* as group dspex-otel/);
+      }
+      const live = await Promise.all(
+        ["trace", "span id", "stage"].map((word, i) => execute(`what is a ${word}?`, `otel-session-${i}`)),
+      );
 
       const stepResults = async (executionId: string) =>
         (await readEvents(dspex.log, Topics.stepResults)).flatMap((r) =>
@@ -97,7 +104,7 @@ describe.skipIf(!binary).each([embeddedBackend, kafkaBackend])(
             ? [r.event]
             : [],
         );
-      for (const executionId of [before, live]) {
+      for (const executionId of [before, ...live]) {
         const spans = await traceOf(executionId);
         const roots = spans.filter((span) => span.parentSpanId === "");
         expect(roots).toHaveLength(1);
@@ -138,18 +145,23 @@ describe.skipIf(!binary).each([embeddedBackend, kafkaBackend])(
           expect(completed.data.usage.promptTokens).toBeGreaterThan(0);
         }
         expect(BigInt(root.endTimeUnixNano)).toBeGreaterThan(BigInt(root.startTimeUnixNano));
-        if (executionId === live) expect(root.attributes["session.id"]).toBe("otel-session");
+        if (executionId !== before) expect(root.attributes["session.id"]).toMatch(/^otel-session-/);
       }
 
-      const durations = await eventually(
+      // Each exporter's histograms are cumulative from its start, one series per process (service.instance.id):
+      // their latest counts add up to every execution.
+      await eventually(
         async () => {
-          // Cumulative histograms: a later export counts both executions.
-          return collector.metrics().find((m) => m.name === "dspex.execution.duration_ms" && m.count >= 2);
+          const latest = new Map<unknown, number>();
+          for (const metric of collector.metrics())
+            if (metric.name === "dspex.execution.duration_ms" && metric.unit === "ms")
+              latest.set(metric.resource["service.instance.id"], metric.count);
+          const counted = [...latest.values()].reduce((sum, count) => sum + count, 0);
+          return counted === 4 ? true : undefined;
         },
         60_000,
-        "the execution.duration_ms histogram of both executions at the collector",
+        "the execution.duration_ms histograms of the four executions at the collector",
       );
-      expect(durations.unit).toBe("ms");
     }, 240_000);
   },
 );

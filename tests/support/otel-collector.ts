@@ -35,6 +35,7 @@ export interface ReceivedMetric {
   unit: string;
   /** Sum of the counts of its histogram points. */
   count: number;
+  resource: Attributes;
 }
 
 interface OtlpValue {
@@ -191,6 +192,7 @@ export const startCollector = async (binary: string, port?: number) => {
         (
           body as {
             resourceMetrics?: {
+              resource?: { attributes?: OtlpAttributes };
               scopeMetrics?: {
                 metrics?: {
                   name: string;
@@ -205,6 +207,7 @@ export const startCollector = async (binary: string, port?: number) => {
             (sm.metrics ?? []).map((metric) => ({
               name: metric.name,
               unit: metric.unit ?? "",
+              resource: attributesOf(rm.resource?.attributes),
               count: (metric.histogram?.dataPoints ?? []).reduce(
                 (sum, point) => sum + Number(point.count ?? 0),
                 0,
