@@ -139,10 +139,15 @@ export const startUi = async (options: UiOptions): Promise<RunningUi> => {
   const { log } = options;
   const runner = projectionRunner({ name: "ui", log, projections: uiModels, decode: "trusted" });
   await runner.start();
+  const live = new Set<ServerResponse>();
   const following = runner.follow();
+  // A tail from the end misses what is appended while it joins (a Kafka consumer takes seconds): while a
+  // page is open, it is never more than this behind.
+  const sweep = setInterval(() => {
+    if (live.size > 0) void runner.catchUp().catch(() => undefined);
+  }, 2_000);
   const assets = await bundle();
   const state = <T>(name: string) => runner.state<T>(name);
-  const live = new Set<ServerResponse>();
   const changes = runner.changes$
     .pipe(
       bufferTime(250),
@@ -294,6 +299,7 @@ export const startUi = async (options: UiOptions): Promise<RunningUi> => {
   return {
     url: `http://${shown}:${port}/`,
     close: async () => {
+      clearInterval(sweep);
       changes.unsubscribe();
       following.unsubscribe();
       for (const client of live) client.end();

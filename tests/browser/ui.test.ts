@@ -3,7 +3,7 @@
  * deployment in this process (embedded log, pipeline, evaluation and registry processors, a Python worker
  * with the test LM): the page loads, a new execution appears without a reload, its stage timeline and
  * LM output show, an optimization's plots have one point per trial, and markup injected through an LM
- * output and a dead letter stays text. DSPEX_UI_SCREENSHOTS=<folder> saves a screenshot of each view.
+ * output and a dead letter stays text. On Kafka too: what the log holds and what is appended show live. DSPEX_UI_SCREENSHOTS=<folder> saves a screenshot of each view.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,10 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startUi } from "../../app/ui/server.ts";
 import { dspy, program, v } from "../../index.ts";
 import { findPython } from "../../processors/workers/python.ts";
-import { Topics } from "../../streams/topics.ts";
+import { ExecutionCompleted, ExecutionStarted, StageCompleted } from "../../streams/events/index.ts";
+import { openLog } from "../../streams/open.ts";
+import { appendEvents } from "../../streams/store.ts";
+import { allTopics, Topics } from "../../streams/topics.ts";
 import { findChromium } from "../support/browser.ts";
 import { temporaryFolder } from "../support/cleanup.ts";
 import { dspexHere } from "../support/dspex-here.ts";
+import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
 import { testLmRule } from "../support/test-lm.ts";
 
 const browserFound = findChromium();
@@ -162,5 +166,82 @@ describe.skipIf(skipReason !== undefined)("dspex ui in a browser", () => {
     await expect(startUi({ log: dspex.log, host: "0.0.0.0", port: 0 })).rejects.toThrow(
       /loopback address only.*--allow-remote/,
     );
+  });
+});
+
+const kafkaFound = kafkaForTests();
+const kafkaSkip =
+  "reason" in browserFound
+    ? browserFound.reason
+    : "skipReason" in kafkaFound
+      ? kafkaFound.skipReason
+      : undefined;
+if (kafkaSkip) console.warn(`skipping the UI browser test on Kafka: ${kafkaSkip}`);
+
+describe.skipIf(kafkaSkip !== undefined)("dspex ui in a browser, on Kafka", () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+
+  it("shows what the Kafka log holds, and what is appended to it, live", async () => {
+    const log = await openLog(freshKafkaConfig());
+    stops.push(() => log.close());
+    await log.ensureTopics(allTopics.map((topic) => ({ topic })));
+    const run = (n: number, at: number) => {
+      const executionId = `kafka-ui-e${n}`;
+      const on = { stream: `execution-${executionId}`, key: `session-${n}` };
+      return [
+        ExecutionStarted.create({
+          ...on,
+          occurredAt: new Date(at).toISOString(),
+          data: {
+            executionId,
+            requestId: `kafka-ui-r${n}`,
+            programId: "kafka-echo",
+            programVersion: 1,
+            sessionId: `session-${n}`,
+            inputs: { text: `hello ${n}` },
+            levels: [["shout"]],
+          },
+        }),
+        StageCompleted.create({
+          ...on,
+          occurredAt: new Date(at + 5).toISOString(),
+          data: { executionId, stageId: "shout", attempt: 0, outputs: { loud: `HELLO ${n}` }, durationMs: 5 },
+        }),
+        ExecutionCompleted.create({
+          ...on,
+          occurredAt: new Date(at + 6).toISOString(),
+          data: {
+            requestId: `kafka-ui-r${n}`,
+            executionId,
+            programId: "kafka-echo",
+            outputs: { loud: `HELLO ${n}` },
+            stages: { shout: { outputs: { loud: `HELLO ${n}` }, durationMs: 5, attempts: 1 } },
+            durationMs: 6,
+            usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+          },
+        }),
+      ];
+    };
+    await appendEvents(log, run(1, Date.now()));
+    const ui = await startUi({ log, port: 0 });
+    stops.push(ui.close);
+    const browser = await chromium.launch({
+      executablePath: (browserFound as { path: string }).path,
+      headless: true,
+      args: ["--no-sandbox"],
+    });
+    stops.push(() => browser.close());
+    const page = await browser.newPage();
+    await page.goto(`${ui.url}#/executions`);
+    await page.waitForSelector('[data-execution="kafka-ui-e1"]');
+    await appendEvents(log, run(2, Date.now()));
+    await page.waitForSelector('[data-execution="kafka-ui-e2"]', { timeout: 30_000 });
+    await page.click('[data-execution="kafka-ui-e2"] a');
+    await page.locator(".columns").getByText('"loud": "HELLO 2"').waitFor();
+    expect(await page.locator("[data-testid=timeline] .bar.completed").count()).toBe(1);
+    expect(await page.locator("[data-testid=overview]").textContent()).toContain("kafka log");
   });
 });
