@@ -7,7 +7,7 @@ import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import type { Subscription } from "rxjs";
 import { decodeRecord } from "../../streams/codec.ts";
-import type { DspexEvent } from "../../streams/events/index.ts";
+import type { DspexEvent, EventOf } from "../../streams/events/index.ts";
 import type { EventLog, LogRecord } from "../../streams/log.ts";
 import { Topics } from "../../streams/topics.ts";
 import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from "./conventions.ts";
@@ -92,6 +92,8 @@ export const readableSpanOf = (draft: SpanDraft, resource: Resource): ReadableSp
   };
 };
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
 /** Every event of each execution on the execution topics, as a tail has read them so far. */
 class ExecutionIndex {
   private readonly events = new Map<string, DspexEvent[]>();
@@ -104,6 +106,8 @@ class ExecutionIndex {
   private committed: ReadonlyMap<number, number> = new Map();
   /** Executions exported already (by any process): events of theirs that the tail reads late are not kept. */
   private readonly forgotten = new Set<string>();
+  /** Why the tail stopped, if it failed. */
+  tailFailure: unknown;
 
   constructor(private readonly options: SpanOptions) {}
 
@@ -149,9 +153,50 @@ class ExecutionIndex {
     for (const [executionId, { partition, offset }] of this.results)
       if (offset < (committed.get(partition) ?? 0)) this.forget(executionId);
   }
-}
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+  /** Resolves once the tail has handed over every record the execution topics held when it was called. */
+  async untilCaughtUp(log: EventLog) {
+    const since = Date.now();
+    const pending = (
+      await Promise.all(
+        executionTopics.map(async (topic) =>
+          [...(await log.endOffsets(topic))].map(([partition, end]) => ({
+            topic,
+            partition,
+            end,
+            checkedAt: 0,
+          })),
+        ),
+      )
+    ).flat();
+    const deadline = since + 120_000;
+    while (pending.length > 0) {
+      if (this.tailFailure) throw this.tailFailure;
+      for (let i = pending.length - 1; i >= 0; i--) {
+        const partitionEnd = pending[i]!;
+        const { topic, partition, end } = partitionEnd;
+        const next = this.nextOffset(topic, partition);
+        let done = next >= end;
+        // On Kafka, transaction markers take offsets that no record has: a partition whose tail stalled
+        // short of its end may have no record left there.
+        if (
+          !done &&
+          Date.now() - Math.max(since, this.lastRead(topic, partition), partitionEnd.checkedAt) > 300
+        ) {
+          partitionEnd.checkedAt = Date.now();
+          done = (await log.read(topic, { partition, fromOffset: next, limit: 1 })).length === 0;
+        }
+        if (done) pending.splice(i, 1);
+      }
+      if (pending.length === 0) return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `the tail of ${pending.map((p) => `${p.topic}[${p.partition}]`).join(", ")} fell 2 min behind`,
+        );
+      await sleep(20);
+    }
+  }
+}
 
 class Stopped extends Error {}
 
@@ -200,7 +245,6 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
   };
 
   const index = new ExecutionIndex(options);
-  let tailFailure: unknown;
   const forgetCommitted = async () => index.forgetCommitted(await log.committed(group, Topics.results));
   let tail: Subscription | undefined;
   // What the group committed is known before the tail starts: those executions' events are not kept.
@@ -209,54 +253,10 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
     tail = log.tail([...executionTopics, Topics.results], { from: "beginning" }).subscribe({
       next: (record) => index.add(record),
       error: (error) => {
-        tailFailure = error;
+        index.tailFailure = error;
       },
     });
   });
-
-  /** Resolves once the tail has read every record the execution topics held when it was called. */
-  const untilIndexed = async () => {
-    await following;
-    const since = Date.now();
-    const pending = (
-      await Promise.all(
-        executionTopics.map(async (topic) =>
-          [...(await log.endOffsets(topic))].map(([partition, end]) => ({
-            topic,
-            partition,
-            end,
-            checkedAt: 0,
-          })),
-        ),
-      )
-    ).flat();
-    const deadline = since + 120_000;
-    while (pending.length > 0) {
-      if (tailFailure) throw tailFailure;
-      for (let i = pending.length - 1; i >= 0; i--) {
-        const partitionEnd = pending[i]!;
-        const { topic, partition, end } = partitionEnd;
-        const next = index.nextOffset(topic, partition);
-        let done = next >= end;
-        // On Kafka, transaction markers take offsets that no record has: a partition whose tail stalled
-        // short of its end may have no record left there.
-        if (
-          !done &&
-          Date.now() - Math.max(since, index.lastRead(topic, partition), partitionEnd.checkedAt) > 300
-        ) {
-          partitionEnd.checkedAt = Date.now();
-          done = (await log.read(topic, { partition, fromOffset: next, limit: 1 })).length === 0;
-        }
-        if (done) pending.splice(i, 1);
-      }
-      if (pending.length === 0) return;
-      if (Date.now() > deadline)
-        throw new Error(
-          `the tail of ${pending.map((p) => `${p.topic}[${p.partition}]`).join(", ")} fell 2 min behind`,
-        );
-      await sleep(20);
-    }
-  };
 
   const exportSpans = async (spans: ReadableSpan[]) => {
     for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
@@ -281,7 +281,8 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
         return decoded.ok ? [decoded.event] : []; // an invalid record: the topic's own consumers dead-letter it
       });
       const results = events.filter(
-        (event) => event.type === "ExecutionCompleted" || event.type === "ExecutionFailed",
+        (event): event is EventOf<"ExecutionCompleted"> | EventOf<"ExecutionFailed"> =>
+          event.type === "ExecutionCompleted" || event.type === "ExecutionFailed",
       );
       let points = 0;
       for (const event of events) {
@@ -291,18 +292,25 @@ export const startOtelExport = (options: OtelExportOptions): OtelExport => {
         points++;
       }
       if (results.length > 0) {
-        await untilIndexed();
-        const drafts = results.flatMap((result) => {
-          const executionId = (result.data as { executionId: string }).executionId;
-          return executionSpans(executionId, [...index.eventsOf(executionId), result], options);
-        });
+        await following;
+        await index.untilCaughtUp(log);
+        const drafts = results.flatMap((result) =>
+          executionSpans(
+            result.data.executionId,
+            [...index.eventsOf(result.data.executionId), result],
+            options,
+          ),
+        );
         await exportSpans(drafts.map((draft) => readableSpanOf(draft, resource)));
         totals.executions += results.length;
         totals.spans += drafts.length;
       }
       if (points > 0) {
         // Histograms are cumulative: a flush that fails is carried by the next one.
-        await meterProvider.forceFlush().catch((error: Error) => reachable(false, error.message));
+        await meterProvider.forceFlush().then(
+          () => reachable(true),
+          (error: Error) => reachable(false, error.message),
+        );
         totals.metricPoints += points;
       }
       if (results.length + points > 0) options.onExported?.({ ...totals });
