@@ -13,6 +13,7 @@ import { runCommand } from "./commands/run.ts";
 import { sessionsCommand } from "./commands/sessions.ts";
 import { statusCommand } from "./commands/status.ts";
 import { tailCommand } from "./commands/tail.ts";
+import { uiCommand } from "./commands/ui.ts";
 import { varsCommand } from "./commands/vars.ts";
 import { workersCommand } from "./commands/workers.ts";
 
@@ -42,6 +43,7 @@ for (const command of [
   workersCommand,
   otelCommand,
   doctorCommand,
+  uiCommand,
 ]) {
   program.addCommand(command);
 }
