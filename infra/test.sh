@@ -12,6 +12,7 @@ section() { printf '\n== %s ==\n' "$*"; }
 section "install"
 bash infra/node.sh
 bash infra/chromium.sh
+bash infra/otel/collector.sh >/dev/null
 if [[ -x infra/python/setup.sh || -f infra/python/setup.sh ]]; then
   DSPEX_PYTHON=$(bash infra/python/setup.sh --offline-model)
   export DSPEX_PYTHON
@@ -33,7 +34,7 @@ if [[ -n ${DSPEX_PYTHON:-} ]]; then (cd python-consumers && "$DSPEX_PYTHON" -m r
 
 section "vitest"
 # A missing broker or Python environment fails the run rather than skipping what needs it.
-DSPEX_REQUIRE=kafka,python,browser npx vitest run
+DSPEX_REQUIRE=kafka,python,browser,otel npx vitest run
 
 if [[ -n ${DSPEX_PYTHON:-} ]]; then
   section "pytest"

@@ -3,9 +3,10 @@ import { findPython } from "../processors/workers/python.ts";
 import { findChromium } from "./support/browser.ts";
 import { kafkaForTests, setupKafka } from "./support/kafka.ts";
 import { findLeftovers, markTestRun, removeLeftovers } from "./support/leftovers.ts";
+import { collectorBinary } from "./support/otel-collector.ts";
 
 /**
- * DSPEX_REQUIRE=kafka,python,browser (the test command sets it): a service the suites need that is missing fails
+ * DSPEX_REQUIRE=kafka,python,browser,otel (the test command sets it): a service the suites need that is missing fails
  * the run at once instead of letting its tests skip — only a backend that cannot run here (EventStoreDB
  * without Docker) may skip.
  */
@@ -17,6 +18,8 @@ const requireServices = (required = (process.env.DSPEX_REQUIRE ?? "").split(",")
   if (required.includes("python") && !python.python) missing.push(`Python: ${python.reason}`);
   const chromium = findChromium();
   if (required.includes("browser") && "reason" in chromium) missing.push(`browser: ${chromium.reason}`);
+  if (required.includes("otel") && !collectorBinary())
+    missing.push("OpenTelemetry Collector: `bash infra/otel/collector.sh` could not build it (it needs Go)");
   if (missing.length > 0) throw new Error(`DSPEX_REQUIRE=${required.join(",")}, but ${missing.join("; ")}`);
 };
 
