@@ -1,4 +1,4 @@
-import type { DspexEvent, JsonRecord, StepError, Usage } from "../streams/events/index.ts";
+import type { DspexEvent, JsonRecord, LmCall, StepError, Usage } from "../streams/events/index.ts";
 import type { Projection } from "./projection.ts";
 
 export type AttemptStatus = "scheduled" | "dispatched" | "running" | "completed" | "failed";
@@ -25,8 +25,8 @@ export interface AttemptView {
   outputs?: JsonRecord;
   usage?: Usage;
   latencyMs?: number;
-  /** What the model saw and said, per call, when the workers record it. */
-  lmCalls?: unknown[];
+  /** What the model saw and said, per call (the workers record it since issue 20). */
+  lmCalls?: LmCall[];
   error?: StepError;
   willRetry?: boolean;
   reroutedTo?: string;
@@ -66,11 +66,9 @@ const withAttempt = (
   return { ...view, attempts: { ...view.attempts, [key]: { ...known, ...change, status } } };
 };
 
-/** The calls recorded by the workers (a field of newer StepCompleted events), if any. */
-const lmCallsOf = (data: object): unknown[] | undefined => {
-  const calls = (data as { lmCalls?: unknown }).lmCalls;
-  return Array.isArray(calls) && calls.length > 0 ? calls : undefined;
-};
+/** The calls a step result recorded, if any (trusted decoding leaves older events without the field). */
+const lmCallsOf = (data: { lmCalls?: LmCall[] }): LmCall[] | undefined =>
+  data.lmCalls && data.lmCalls.length > 0 ? data.lmCalls : undefined;
 
 /** Per execution: each stage attempt's timeline and content (inputs, demos, LM config, outputs, LM calls, errors). */
 export const tracesProjection: Projection<TraceView> = {
@@ -138,7 +136,14 @@ export const tracesProjection: Projection<TraceView> = {
       }
       case "StepFailed": {
         const { stageId, attempt, error, latencyMs, worker } = event.data;
-        return withAttempt(view, stageId, attempt, { status: "running", error, latencyMs, worker });
+        const lmCalls = lmCallsOf(event.data);
+        return withAttempt(view, stageId, attempt, {
+          status: "running",
+          error,
+          latencyMs,
+          worker,
+          ...(lmCalls ? { lmCalls } : {}),
+        });
       }
       case "StepRerouted": {
         const current = Object.values(view.attempts)

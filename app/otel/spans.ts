@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { DspexEvent, EventOf, StepError } from "../../streams/events/index.ts";
+import type { DspexEvent, EventOf, LmCall, StepError } from "../../streams/events/index.ts";
 import {
   ATTR_ERROR_TYPE,
   ATTR_GEN_AI_INPUT_MESSAGES,
@@ -58,23 +58,8 @@ const timeOf = (event: { occurredAt: string }) => Date.parse(event.occurredAt);
 
 const describeError = (error: StepError) => `${error.kind}: ${error.message}`;
 
-/** One LM call as the workers record it (`StepCompleted.lmCalls`), read loosely: older events have none. */
-interface LmCallRecord {
-  model?: string;
-  messages?: { role: string; content: string }[];
-  completion?: string;
-  promptTokens?: number;
-  completionTokens?: number;
-  latencyMs?: number;
-  cost?: number;
-}
-
-const lmCallsOf = (data: object): LmCallRecord[] => {
-  const calls = (data as { lmCalls?: unknown }).lmCalls;
-  return Array.isArray(calls)
-    ? calls.filter((c): c is LmCallRecord => typeof c === "object" && c !== null)
-    : [];
-};
+/** The LM calls a step result recorded (trusted decoding leaves older events without the field). */
+const lmCallsOf = (data: { lmCalls?: LmCall[] }): LmCall[] => data.lmCalls ?? [];
 
 const asNumber = (value: unknown): number | undefined =>
   typeof value === "number" && Number.isFinite(value) ? value : undefined;
@@ -246,19 +231,14 @@ const lmSpans = (
 };
 
 /** An LM call without its text: what a span needs of it when content is not exported. */
-const usageOnly = (call: unknown) => {
-  if (typeof call !== "object" || call === null) return call;
-  const { messages: _messages, completion: _completion, ...usage } = call as LmCallRecord;
-  return usage;
-};
+const usageOnly = ({ messages: _messages, completion: _completion, ...usage }: LmCall): LmCall => usage;
 
 /**
  * An event with what no span uses taken out (inputs, outputs, demos, traces; LM call texts unless
  * `content`): what an exporter keeps in memory while an execution runs. Its spans are the same.
  */
 export const withoutPayloads = (event: DspexEvent, options: SpanOptions = {}): DspexEvent => {
-  const calls = (data: object) =>
-    options.content ? lmCallsOf(data) : (lmCallsOf(data).map(usageOnly) as LmCallRecord[]);
+  const calls = (data: object) => (options.content ? lmCallsOf(data) : lmCallsOf(data).map(usageOnly));
   switch (event.type) {
     case "ExecutionStarted":
       return { ...event, data: { ...event.data, inputs: {} } };

@@ -1,4 +1,5 @@
 import type { AttemptView, ExecutionView, TraceView } from "../../../projections/index.ts";
+import type { LmCall } from "../../../streams/events/index.ts";
 import { duration, short, shown, time } from "./format.ts";
 import { html } from "./html.ts";
 import { useLive } from "./live.ts";
@@ -60,22 +61,13 @@ const bars = (attempts: AttemptView[]) => {
 const Block = ({ title, value }: { title: string; value: unknown }) =>
   value === undefined ? null : html`<div class="block"><h4>${title}</h4><pre>${shown(value)}</pre></div>`;
 
-interface LmCallLike {
-  model?: string;
-  messages?: { role?: string; content?: unknown }[];
-  completion?: unknown;
-  promptTokens?: number;
-  completionTokens?: number;
-  latencyMs?: number;
-}
-
-const LmCalls = ({ calls }: { calls: unknown[] }) => html`<div class="block lm-calls">
+const LmCalls = ({ calls }: { calls: LmCall[] }) => html`<div class="block lm-calls">
   <h4>LM calls (${calls.length})</h4>
-  ${(calls as LmCallLike[]).map(
+  ${calls.map(
     (call, i) => html`<div class="lm-call" key=${i}>
-      <div class="meta">${call.model ?? ""} · ${call.promptTokens ?? "?"} → ${call.completionTokens ?? "?"} tokens · ${duration(call.latencyMs)}</div>
-      ${(call.messages ?? []).map((m, j) => html`<div class="message" key=${j}><b>${m.role ?? "?"}</b><pre>${shown(m.content)}</pre></div>`)}
-      <div class="message completion"><b>completion</b><pre>${shown(call.completion ?? "")}</pre></div>
+      <div class="meta">${call.model} · ${call.promptTokens} → ${call.completionTokens} tokens · ${duration(call.latencyMs)}${call.cost ? ` · $${call.cost.toFixed(5)}` : ""}</div>
+      ${(call.messages ?? []).map((m, j) => html`<div class="message" key=${j}><b>${m.role}</b><pre>${m.content}</pre></div>`)}
+      ${call.completion === undefined ? html`<div class="meta">(usage only: the workers keep no text)</div>` : html`<div class="message completion"><b>completion</b><pre>${call.completion}</pre></div>`}
     </div>`,
   )}
 </div>`;
