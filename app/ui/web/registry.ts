@@ -1,31 +1,11 @@
+import type { VariableState } from "../../../programs/registry.ts";
 import type { DeadLetterView } from "../../../projections/index.ts";
 import { short, shown, time } from "./format.ts";
 import { html } from "./html.ts";
 import { useLive } from "./live.ts";
 
-interface Change {
-  version: number;
-  value: unknown;
-  actor: string;
-  reason: string;
-  at: string;
-  optimizationId?: string;
-}
-
-interface Variable {
-  variableId: string;
-  declaration: { name: string; spec: { kind: string } };
-  value: unknown;
-  version: number;
-  history: Change[];
-  rejections: number;
-  lastRejection?: { value: unknown; actor: string; reason: string; at: string };
-  lease: { holder: string } | null;
-  queue: unknown[];
-}
-
 export const VariablesPage = () => {
-  const variables = useLive<Variable[]>("/api/variables", ["variables"]);
+  const variables = useLive<VariableState[]>("/api/variables", ["variables"]);
   if (variables === undefined) return html`<p>loading…</p>`;
   if (!variables || variables.length === 0)
     return html`<p class="empty">no variables yet: register a program</p>`;
