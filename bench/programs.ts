@@ -142,6 +142,26 @@ const parseAndFoldCeiling = async (log: EventLog, sample: number) => {
   report("programs", "replay.ceiling.parse+fold_in_memory", Math.max(...best), "events/s");
 };
 
+/**
+ * The other bound: reading every record of the replayed topics from the log, parsing nothing (what the
+ * storage costs). A replay lies between this floor and the ceiling above.
+ */
+const readOnlyFloor = async (log: EventLog) => {
+  const start = process.hrtime.bigint();
+  let records = 0;
+  for (const topic of [Topics.variables, Topics.executions]) {
+    for (let partition = 0; partition < (await log.partitions(topic)); partition++) {
+      for (let offset = 0; ; ) {
+        const batch = await log.read(topic, { partition, fromOffset: offset, limit: 5000 });
+        records += batch.length;
+        if (batch.length < 5000) break;
+        offset = batch.at(-1)!.offset + 1;
+      }
+    }
+  }
+  report("programs", "replay.floor.read_only", records / seconds(start), "records/s");
+};
+
 const replayThroughput = async () => {
   const folder = mkdtempSync(join(tmpdir(), "dspex-bench-programs-"));
   const log = openEmbeddedLog({ path: join(folder, "log.db") });
@@ -170,6 +190,7 @@ const replayThroughput = async () => {
         "events/cpu-s",
       );
     }
+    await readOnlyFloor(log);
     await parseAndFoldCeiling(log, Math.min(REPLAY_EVENTS, 200_000));
   } finally {
     await log.close();
