@@ -315,7 +315,9 @@ def test_the_kafka_consumer_dead_letters_garbage_and_keeps_serving():
     suffix = uuid.uuid4().hex[:8]
     steps, results, dlq = f"test.steps.{suffix}", f"test.step-results.{suffix}", f"test.dlq.{suffix}"
     create_topics(steps, results, dlq)
-    producer = Producer({"bootstrap.servers": BROKERS, "message.max.bytes": 2 * MAX_EVENT_BYTES})
+    # Idempotent: the records land in the order produced even when a batch is retried (the test reads the
+    # letters' offsets in that order; without it a retried batch once landed after the next one).
+    producer = Producer({"bootstrap.servers": BROKERS, "message.max.bytes": 2 * MAX_EVENT_BYTES, "enable.idempotence": True})
     bad = [(name, raw, reason) for name, raw, reason in HAND_WRITTEN] + [(f"generated {i}", raw, "") for i, raw in enumerate(generated(30))]
     good = []
     for i, (_, raw, _) in enumerate(bad):
