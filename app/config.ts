@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { defaultTrendRule } from "../processors/adaptation/trends.ts";
 import { defaultSessionTtlMs } from "../processors/pipeline/sessions.ts";
 import { describeIssues } from "../streams/events/index.ts";
 import { defaultEventStoreDbUrl } from "../streams/eventstoredb/log.ts";
@@ -8,13 +9,16 @@ import { defaultKafkaBrokers, KafkaLogConfig } from "../streams/kafka/config.ts"
 
 /**
  * When to re-optimize a program, and how: its quality (the success rate of its executions, or the mean of
- * a recorded metric) falls below `threshold` over `minExecutions` → an optimization on the trainset, judged
- * on the devset, adopted only if it beats the current configuration by `margin`.
+ * a recorded metric) falls below `threshold` over `minExecutions`, or (`trigger: "alert"`) an alert rises
+ * on that quality series → an optimization on the trainset, judged on the devset, adopted only if it
+ * beats the current configuration by `margin`.
  */
 export const ReoptimizePolicyConfig = z
   .object({
     programId: z.string().min(1),
-    threshold: z.number().min(0).max(1),
+    trigger: z.enum(["threshold", "alert"]).default("threshold"),
+    /** Required with the threshold trigger. */
+    threshold: z.number().min(0).max(1).optional(),
     minExecutions: z.number().int().positive().default(20),
     margin: z.number().min(0).default(0.05),
     /** A MetricRecorded name carrying a per-execution quality score (default: the success rate). */
@@ -30,8 +34,30 @@ export const ReoptimizePolicyConfig = z
     seed: z.number().int().default(0),
     params: z.record(z.string(), z.json()).default({}),
   })
-  .strict();
+  .strict()
+  .refine((policy) => policy.trigger === "alert" || policy.threshold !== undefined, {
+    path: ["threshold"],
+    message:
+      'a threshold (0 to 1) is needed, or `"trigger": "alert"` to answer the alerts on the quality series',
+  });
 export type ReoptimizePolicyConfig = z.infer<typeof ReoptimizePolicyConfig>;
+
+/**
+ * A series of a program's metrics to watch for change (`processors/adaptation/trends.ts`): the alerts
+ * processor raises AlertRaised when its recent average moves `threshold` from its baseline the bad way.
+ */
+export const AlertRuleConfig = z
+  .object({
+    programId: z.string().min(1).optional(),
+    metric: z.string().min(1),
+    direction: z.enum(["down", "up"]).default(defaultTrendRule.direction),
+    threshold: z.number().positive(),
+    relative: z.boolean().default(defaultTrendRule.relative),
+    alpha: z.number().gt(0).max(1).default(defaultTrendRule.alpha),
+    baselineAlpha: z.number().min(0).max(1).default(defaultTrendRule.baselineAlpha),
+    warmup: z.number().int().positive().default(defaultTrendRule.warmup),
+  })
+  .strict();
 
 /**
  * The kafka section is the Kafka log's own configuration (streams/kafka/config.ts: one schema, one set of
@@ -81,6 +107,15 @@ export const DspexConfig = z
       .default({ model: "dspex/offline" }),
     /** Continuous re-optimization, run by `dspex processors`: one policy per program. */
     reoptimize: z.array(ReoptimizePolicyConfig).default([]),
+    /** Trends watched by the alerts processor of `dspex processors` (none by default). */
+    alerts: z
+      .array(AlertRuleConfig)
+      .default([])
+      .refine(
+        (rules) =>
+          new Set(rules.map((r) => `${r.programId ?? "*"}/${r.metric}/${r.direction}`)).size === rules.length,
+        "two alert rules watch the same program, metric and direction: merge them",
+      ),
     /**
      * What the Python workers record of each LM call in the step's result: `full` (the messages and the
      * completion, cut to size) or `usage` (model, tokens, latency and cost only).

@@ -1,5 +1,7 @@
 import type { VariableState } from "../programs/registry.ts";
 import {
+  type AlertView,
+  alertsProjection,
   type ExecutionView,
   executionsProjection,
   type MetricsEntity,
@@ -12,7 +14,13 @@ import {
 import type { EventLog } from "../streams/log.ts";
 
 /** The read models every dspex process folds, in one replay. */
-export const readModels = [variablesProjection, executionsProjection, sessionsProjection, metricsProjection];
+export const readModels = [
+  variablesProjection,
+  executionsProjection,
+  sessionsProjection,
+  metricsProjection,
+  alertsProjection,
+];
 
 /** Every read model, rebuilt from the whole log: the state any process would reach. */
 export interface Replayed {
@@ -27,6 +35,8 @@ export interface Replayed {
   sessions: ReadonlyMap<string, SessionEntity>;
   /** Per program, stage and configuration (`metricsOf` summarizes them). */
   metrics: ReadonlyMap<string, MetricsEntity>;
+  /** Every alert by id (`alertsOf` lists them, open ones first). */
+  alerts: ReadonlyMap<string, AlertView>;
 }
 
 /**
@@ -52,5 +62,6 @@ export const replay = async (
     executions: runner.state<ExecutionView>(executionsProjection.name),
     sessions: runner.state<SessionEntity>(sessionsProjection.name),
     metrics: runner.state<MetricsEntity>(metricsProjection.name),
+    alerts: runner.state<AlertView>(alertsProjection.name),
   };
 };

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { alertsProcessor } from "../processors/adaptation/alerts.ts";
 import { type Metric, type MetricRegistry, metricRegistry } from "../processors/evaluation/metrics.ts";
 import type { Transform } from "../processors/native/index.ts";
 import type { Progress } from "../processors/optimizers/driver.ts";
@@ -91,6 +92,7 @@ export const processorGroups = {
   registry: "dspex-registry",
   optimizer: "dspex-optimizer",
   reoptimizer: "dspex-reoptimizer",
+  alerts: "dspex-alerts",
 } as const;
 export type ProcessorName = keyof typeof processorGroups;
 export const allProcessors = Object.keys(processorGroups) as ProcessorName[];
@@ -105,6 +107,7 @@ export const groupInputs: Readonly<Record<string, readonly string[]>> = {
   [processorGroups.registry]: [Topics.variables],
   [processorGroups.optimizer]: [Topics.requests],
   [processorGroups.reoptimizer]: [Topics.metrics],
+  [processorGroups.alerts]: [Topics.metrics],
   ...Object.fromEntries(workerGroups.map((group) => [group, [Topics.steps]])),
 };
 
@@ -112,7 +115,8 @@ export const groupInputs: Readonly<Record<string, readonly string[]>> = {
 export const reoptimizationPolicies = (config: DspexConfig): ReoptimizationPolicy[] =>
   config.reoptimize.map((policy: ReoptimizePolicyConfig) => ({
     programId: policy.programId,
-    threshold: policy.threshold,
+    trigger: policy.trigger,
+    threshold: policy.threshold ?? 0,
     minExecutions: policy.minExecutions,
     margin: policy.margin,
     metric: policy.qualityMetric,
@@ -164,6 +168,8 @@ const startOne = (
       });
     case "reoptimizer":
       return runProcessor(log, reoptimizationProcessor(reoptimizationPolicies(config)), runtime);
+    case "alerts":
+      return runProcessor(log, alertsProcessor(config.alerts), runtime);
   }
 };
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env -S npx tsx --max-semi-space-size=64
 import { Command } from "commander";
+import { alertsCommand } from "./commands/alerts.ts";
 import { demoCommand } from "./commands/demo.ts";
 import { doctorCommand } from "./commands/doctor.ts";
 import { evaluateCommand } from "./commands/evaluate.ts";
@@ -34,6 +35,7 @@ for (const command of [
   tailCommand,
   statusCommand,
   sessionsCommand,
+  alertsCommand,
   lagCommand,
   evaluateCommand,
   optimizeCommand,

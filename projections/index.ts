@@ -2,6 +2,7 @@ import { filter, map, type Observable } from "rxjs";
 import type { VariableState } from "../programs/registry.ts";
 import type { EntityChange, ProjectionRunner } from "./runner.ts";
 
+export * from "./alerts.ts";
 export * from "./executions.ts";
 export * from "./hash.ts";
 export * from "./metrics.ts";

@@ -26,6 +26,8 @@ export const untilSignal = (): Promise<NodeJS.Signals> =>
  * processor share its work, partition by partition. With `dspex workers` on Kafka this is scale-out mode.
  * Status lines say when they consume and, every few seconds while requests finish, how many did.
  */
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
 export const processorsCommand = withLogOptions(new Command("processors"))
   .description(
     "run the pipeline, evaluation, registry, optimizer and re-optimizer until SIGINT/SIGTERM (run it on as many machines as you like)",
@@ -66,6 +68,7 @@ export const processorsCommand = withLogOptions(new Command("processors"))
       },
     );
     const policies = config.reoptimize.length;
+    const rules = config.alerts.length;
     const workers = options.stdioWorkers
       ? startWorkers({ log, config }, { workers: options.stdioWorkers })
       : undefined;
@@ -92,7 +95,8 @@ export const processorsCommand = withLogOptions(new Command("processors"))
       await processors.guard(Promise.all([processors.ready(), workers?.ready()]));
       say(
         `processors ready in ${((Date.now() - started) / 1000).toFixed(1)} s on ${describeLog(config)}: ` +
-          `pipeline, evaluation, registry, optimizer, re-optimizer (${policies} ${policies === 1 ? "policy" : "policies"}${policies === 0 ? ": add `reoptimize` to dspex.config.json" : ""})` +
+          `pipeline, evaluation, registry, optimizer, re-optimizer (${plural(policies, "policy", "policies")}${policies === 0 ? ": add `reoptimize` to dspex.config.json" : ""}), ` +
+          `alerts (${plural(rules, "rule", "rules")}${rules === 0 ? ": add `alerts` to dspex.config.json" : ""})` +
           (workers ? `, ${options.stdioWorkers} Python stdio workers` : "; steps go to `dspex workers`"),
       );
       const signal = await processors.guard(untilSignal());

@@ -9,7 +9,12 @@ type RequestData = EventOf<"OptimizationRequested">["data"];
 /** When to re-optimize a program, and with what. */
 export interface ReoptimizationPolicy {
   programId: string;
-  /** Quality below this starts an optimization: the mean of `metric` if it was recorded, else the success rate. */
+  /**
+   * What starts an optimization: quality below `threshold` over a window (the mean of `metric` if it was
+   * recorded, else the success rate), or an AlertRaised on the program's quality series (`metric`, else
+   * `execution.failure_rate`) from the alerts processor, which watches its trend.
+   */
+  trigger?: "threshold" | "alert";
   threshold: number;
   /** MetricRecorded name that carries a quality score per execution (e.g. an online judge). */
   metric?: string;
@@ -49,6 +54,11 @@ export const qualityOf = (watch: Watch, policy: ReoptimizationPolicy): number | 
     : watch.succeeded / watch.executions;
 };
 
+const keep = (state: ReoptimizationState, programId: string, watch: Watch): Output<ReoptimizationState> => ({
+  state: { watches: { ...state.watches, [programId]: watch } },
+  emit: [],
+});
+
 const maybeStart = (
   state: ReoptimizationState,
   watch: Watch,
@@ -57,8 +67,37 @@ const maybeStart = (
   ctx: ProcessorContext,
 ): Output<ReoptimizationState> => {
   const quality = qualityOf(watch, policy);
-  if (watch.running || quality === undefined || quality >= policy.threshold)
-    return { state: { watches: { ...state.watches, [policy.programId]: watch } }, emit: [] };
+  if (policy.trigger === "alert" || watch.running || quality === undefined || quality >= policy.threshold)
+    return keep(state, policy.programId, watch);
+  return start(state, watch, policy, cause, ctx, { triggeredAtQuality: quality });
+};
+
+/** The series whose alert starts the policy's optimization. */
+export const qualitySeries = (policy: ReoptimizationPolicy): string => policy.metric ?? failureRateMetric;
+
+const answerAlert = (
+  state: ReoptimizationState,
+  watch: Watch,
+  policy: ReoptimizationPolicy,
+  alert: EventOf<"AlertRaised">,
+  ctx: ProcessorContext,
+): Output<ReoptimizationState> => {
+  if (policy.trigger !== "alert" || watch.running || alert.data.metric !== qualitySeries(policy))
+    return { state, emit: [] };
+  return start(state, watch, policy, alert, ctx, {
+    triggeredByAlert: alert.data.alertId,
+    triggeredAtQuality: alert.data.current,
+  });
+};
+
+const start = (
+  state: ReoptimizationState,
+  watch: Watch,
+  policy: ReoptimizationPolicy,
+  cause: DspexEvent,
+  ctx: ProcessorContext,
+  why: Record<string, string | number>,
+): Output<ReoptimizationState> => {
   const optimizationId = derivedId(`reoptimize/${policy.programId}`, `generation/${watch.generation}`);
   const request = OptimizationRequested.create({
     id: derivedId(optimizationId, "requested"),
@@ -70,7 +109,7 @@ const maybeStart = (
       ...policy.request,
       optimizationId,
       programId: policy.programId,
-      params: { ...policy.request.params, margin: policy.margin, triggeredAtQuality: quality },
+      params: { ...policy.request.params, margin: policy.margin, ...why },
     },
   });
   return {
@@ -81,14 +120,17 @@ const maybeStart = (
 
 /** What the pipeline records once per execution (its labels say how it ended and where it came from). */
 export const executionMetric = "execution.duration_ms";
+/** The series the alerts processor derives from `executionMetric`: 1 per failed execution, 0 per completed one. */
+export const failureRateMetric = "execution.failure_rate";
 /** What an optimization records when it completes (its labels name it). */
 export const optimizationMetric = "optimization.completed";
 
 /**
  * Continuous re-optimization: folds executions and recorded scores per program; when quality falls
- * below the policy's threshold it requests an optimization (one at a time per program), whose winner
- * is adopted only if it beats the current configuration by the margin. A finished optimization opens
- * a fresh window. Everything it reads is a `MetricRecorded` on dspex.metrics, keyed by program: a
+ * below the policy's threshold, or an alert on its quality series rises, it requests an optimization (one
+ * at a time per program, caused by what triggered it), whose winner is adopted only if it beats the
+ * current configuration by the margin. A finished optimization opens a fresh window. Everything it reads
+ * is a `MetricRecorded` or an `AlertRaised` on dspex.metrics, keyed by program: a
  * program's state lives in one task, whatever the number of instances.
  */
 export const reoptimizationProcessor = (
@@ -102,10 +144,11 @@ export const reoptimizationProcessor = (
     initialState: { watches: {} },
     handle(state, event, ctx) {
       const none = { state, emit: [] };
-      if (event.type !== "MetricRecorded") return none;
+      if (event.type !== "MetricRecorded" && event.type !== "AlertRaised") return none;
       const policy = byProgram.get(event.data.programId);
       if (!policy) return none;
       const watch = state.watches[policy.programId] ?? fresh(0);
+      if (event.type === "AlertRaised") return answerAlert(state, watch, policy, event, ctx);
       const { name: metric, labels, value } = event.data;
       if (metric === executionMetric) {
         // Evaluations of optimizations are not production traffic.

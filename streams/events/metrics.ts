@@ -15,4 +15,34 @@ export const MetricRecorded = defineEvent("MetricRecorded", {
   }),
 });
 
-export const metricEvents = [MetricRecorded] as const;
+/** Which series of a program's metrics an alert is about, and what its detector saw. */
+const AlertFigures = z.object({
+  /** The id of the AlertRaised that opened the alert (on AlertRaised: its own id). */
+  alertId: Id,
+  programId: Id,
+  /** The watched series: a MetricRecorded name, or `execution.failure_rate` (derived from the executions). */
+  metric: z.string().min(1),
+  /** The labels that split the series (stage, model), as recorded. */
+  labels: z.record(z.string(), z.string()).default({}),
+  method: z.enum(["ewma"]),
+  direction: z.enum(["down", "up"]),
+  /** What the series was expected to be (its slow average before the change). */
+  baseline: z.number(),
+  /** What it is now (its fast average). */
+  current: z.number(),
+  /** How far from the baseline raises the alert (half of it clears it). */
+  threshold: z.number().nonnegative(),
+  /** Observations of the series so far. */
+  observations: z.number().int().positive(),
+});
+
+/** A watched series moved away from its baseline; caused by the MetricRecorded that crossed the threshold. */
+export const AlertRaised = defineEvent("AlertRaised", { topic: Topics.metrics, data: AlertFigures });
+
+/** The series came back; caused by the MetricRecorded that crossed back (`alertId` names its AlertRaised). */
+export const AlertCleared = defineEvent("AlertCleared", {
+  topic: Topics.metrics,
+  data: AlertFigures.extend({ raisedAt: z.iso.datetime({ offset: true }) }),
+});
+
+export const metricEvents = [MetricRecorded, AlertRaised, AlertCleared] as const;

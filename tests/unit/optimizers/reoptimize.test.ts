@@ -5,7 +5,7 @@ import {
   reoptimizationProcessor,
 } from "../../../processors/optimizers/reoptimize.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
-import { type DspexEvent, MetricRecorded } from "../../../streams/events/index.ts";
+import { AlertRaised, type DspexEvent, MetricRecorded } from "../../../streams/events/index.ts";
 
 const ctx = {
   now: 0,
@@ -38,23 +38,19 @@ const completedOptimization = (optimizationId: string) =>
     data: { programId: "qa", name: optimizationMetric, value: 0, unit: "score", labels: { optimizationId } },
   });
 
+const request = {
+  optimizer: "bootstrap" as const,
+  variables: [],
+  trainset: [{ id: "t", inputs: { q: "a" }, expected: { a: "b" } }],
+  devset: [{ id: "d", inputs: { q: "a" }, expected: { a: "b" } }],
+  metric: { name: "exact_match", params: {} },
+  budget: { maxCalls: 100 },
+  seed: 0,
+  params: {},
+};
+
 const processor = reoptimizationProcessor([
-  {
-    programId: "qa",
-    threshold: 0.8,
-    minExecutions: 5,
-    margin: 0.05,
-    request: {
-      optimizer: "bootstrap",
-      variables: [],
-      trainset: [{ id: "t", inputs: { q: "a" }, expected: { a: "b" } }],
-      devset: [{ id: "d", inputs: { q: "a" }, expected: { a: "b" } }],
-      metric: { name: "exact_match", params: {} },
-      budget: { maxCalls: 100 },
-      seed: 0,
-      params: {},
-    },
-  },
+  { programId: "qa", threshold: 0.8, minExecutions: 5, margin: 0.05, request },
 ]);
 
 const drive = (events: Envelope[]) => {
@@ -93,5 +89,68 @@ describe("continuous re-optimization", () => {
     const after = drive([bad(), bad(), bad(), bad(), bad(), done, bad(), bad(), bad(), bad(), bad()]);
     expect(after).toHaveLength(2);
     expect((after[1]!.data as { optimizationId: string }).optimizationId).not.toBe(id);
+  });
+});
+
+describe("continuous re-optimization answering alerts", () => {
+  const onAlert = reoptimizationProcessor([
+    {
+      programId: "qa",
+      trigger: "alert",
+      threshold: 0,
+      metric: "judge",
+      minExecutions: 1,
+      margin: 0.05,
+      request,
+    },
+  ]);
+  const alert = (metric: string, programId = "qa") =>
+    AlertRaised.create({
+      stream: `alerts-${programId}`,
+      key: programId,
+      correlationId: "c1",
+      data: {
+        alertId: `alert-${++n}`,
+        programId,
+        metric,
+        labels: {},
+        method: "ewma",
+        direction: "down",
+        baseline: 0.9,
+        current: 0.4,
+        threshold: 0.3,
+        observations: 20,
+      },
+    });
+  const run = (events: Envelope[]) => {
+    let state = onAlert.initialState;
+    const emitted: Envelope[] = [];
+    for (const event of events) {
+      const out = onAlert.handle(state, event as DspexEvent, ctx);
+      state = out.state;
+      emitted.push(...out.emit);
+    }
+    return emitted;
+  };
+
+  it("requests an optimization caused by the alert on its quality series, naming it", () => {
+    const raised = alert("judge");
+    const [request, ...rest] = run([raised]);
+    expect(rest).toEqual([]);
+    expect(request).toMatchObject({
+      type: "OptimizationRequested",
+      causationId: raised.id,
+      correlationId: "c1",
+      data: { programId: "qa", params: { triggeredByAlert: raised.data.alertId, triggeredAtQuality: 0.4 } },
+    });
+  });
+
+  it("ignores alerts on other series or programs, low quality without an alert, and a second alert while one runs", () => {
+    expect(run([alert("execution.duration_ms"), alert("judge", "other")])).toEqual([]);
+    expect(run([bad(), bad(), bad(), bad(), bad(), bad()])).toEqual([]);
+    const first = run([alert("judge"), alert("judge")]);
+    expect(first).toHaveLength(1);
+    const id = (first[0]!.data as { optimizationId: string }).optimizationId;
+    expect(run([alert("judge"), completedOptimization(id), alert("judge")])).toHaveLength(2);
   });
 });
