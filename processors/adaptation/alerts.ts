@@ -33,6 +33,7 @@ const alertOf = (
   crossing: Exclude<Crossing, undefined>,
   rule: TrendRule,
   trend: Omit<Trend, "open">,
+  baseline: number,
   open: Trend["open"],
   cause: EventOf<"MetricRecorded">,
   labels: Record<string, string>,
@@ -53,9 +54,9 @@ const alertOf = (
     labels,
     method: "ewma" as const,
     direction: rule.direction,
-    baseline: trend.baseline,
+    baseline,
     current: trend.current,
-    threshold: rule.threshold * (rule.relative ? Math.abs(trend.baseline) : 1),
+    threshold: rule.threshold * (rule.relative ? Math.abs(baseline) : 1),
     observations: trend.observations,
   };
   return crossing === "raised"
@@ -92,10 +93,10 @@ export const alertsProcessor = (
       const labels = seriesLabels(event.data.labels);
       const key = seriesKey(event.data.programId, rule, labels);
       const before = trends[key];
-      const { trend, crossing } = observe(rule, before, value);
+      const { trend, crossing, judgedAgainst } = observe(rule, before, value);
       let open = before?.open;
       if (crossing) {
-        const alert = alertOf(crossing, rule, trend, open, event, labels, ctx);
+        const alert = alertOf(crossing, rule, trend, judgedAgainst, open, event, labels, ctx);
         emit.push(alert);
         open = crossing === "raised" ? { alertId: alert.id, raisedAt: alert.occurredAt } : undefined;
       }

@@ -55,7 +55,7 @@ export const observe = (
   rule: TrendRule,
   before: Trend | undefined,
   value: number,
-): { trend: Omit<Trend, "open">; crossing: Crossing } => {
+): { trend: Omit<Trend, "open">; crossing: Crossing; judgedAgainst: number } => {
   const observations = (before?.observations ?? 0) + 1;
   const current = before ? before.current + rule.alpha * (value - before.current) : value;
   const previous = before?.baseline ?? value;
@@ -63,6 +63,7 @@ export const observe = (
     return {
       trend: { observations, current, baseline: previous + (value - previous) / observations },
       crossing: undefined,
+      judgedAgainst: previous,
     };
   const { gap, limit } = gapOf(rule, { observations, current, baseline: previous });
   const crossing = before?.open
@@ -74,5 +75,5 @@ export const observe = (
       : undefined;
   const frozen = crossing === "raised" || (before?.open && crossing !== "cleared");
   const baseline = frozen ? previous : previous + rule.baselineAlpha * (value - previous);
-  return { trend: { observations, current, baseline }, crossing };
+  return { trend: { observations, current, baseline }, crossing, judgedAgainst: previous };
 };

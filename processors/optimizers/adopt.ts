@@ -3,7 +3,7 @@ import { jsonEqual } from "../../programs/variables/types.ts";
 import type { JsonRecord } from "../../streams/events/index.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { commandAnswered } from "../registry/registry.ts";
-import type { OptimizationResult } from "./driver.ts";
+import { type OptimizationResult, optimizationEventId } from "./driver.ts";
 import { leaseOf } from "./leases.ts";
 import { constraintBreaches, type OptimizationSetup } from "./setup.ts";
 
@@ -35,15 +35,16 @@ export const adoptionOrder = (
 
 /**
  * Proposes an accepted winner's values under the optimization's leases, with provenance, and waits for the
- * registry's answers; a value the variable already has is not proposed again (a resumed run). Throws when
- * the registry refused one (a lease lost meanwhile), naming why.
+ * registry's answers; a value the variable already has is not proposed again (a resumed run). The proposals
+ * are caused by the OptimizationCompleted (in the request's correlation). Throws when the registry refused
+ * one (a lease lost meanwhile), naming why.
  */
 export const adoptWinner = async (
   log: EventLog,
   setup: OptimizationSetup,
   result: OptimizationResult,
   registry: ReadonlyMap<string, VariableState>,
-  timeoutMs = 30_000,
+  options: { correlationId?: string; timeoutMs?: number } = {},
 ): Promise<RegistryEvent[]> => {
   if (!result.accepted) return [];
   const { leaseId, holder } = leaseOf(setup.optimizationId);
@@ -74,7 +75,11 @@ export const adoptWinner = async (
           reason: `${setup.optimizer} optimization: dev score ${result.baselineScore.toFixed(3)} → ${result.bestScore.toFixed(3)}`,
           provenance,
         },
-        timeoutMs,
+        options.timeoutMs,
+        {
+          causationId: optimizationEventId(setup.optimizationId, "completed"),
+          correlationId: options.correlationId,
+        },
       ),
     );
   }

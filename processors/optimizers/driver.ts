@@ -59,6 +59,10 @@ export interface RunOptions<S> {
   causationId?: string;
 }
 
+/** The id of an optimization's own event ("started", "completed", ...): derived, so a resumed run writes the same. */
+export const optimizationEventId = (optimizationId: string, discriminator: string): string =>
+  derivedId(`optimization/${optimizationId}`, discriminator);
+
 export interface OptimizationResult {
   optimizationId: string;
   baselineScore: number;
@@ -139,7 +143,7 @@ export const runOptimization = async <S>(
     ? { plannedTrials: history.started.plannedTrials, plannedCalls: history.started.plannedCalls }
     : announcedBudget(setup, plan);
   const header = (discriminator: string) => ({
-    id: derivedId(`optimization/${id}`, discriminator),
+    id: optimizationEventId(id, discriminator),
     stream: `optimization-${id}`,
     key: id,
     correlationId: options.correlationId ?? `optimization-${id}`,

@@ -19,7 +19,7 @@ import {
 import { appendEvents, consumeEvents, looseId, looseObject } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { commitIfOwned, createOffsetTracker } from "../workers/step-runner.ts";
-import type { OptimizationResult, Progress } from "./driver.ts";
+import { type OptimizationResult, optimizationEventId, type Progress } from "./driver.ts";
 import { type LogOptimizationOptions, optimizeOnLog } from "./stream.ts";
 
 export interface OptimizerOptions extends Omit<LogOptimizationOptions, "onProgress" | "signal"> {
@@ -87,6 +87,7 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
           () =>
             optimizeOnLog(log, request.data, {
               ...options,
+              cause: request,
               signal,
               onProgress: (progress) => options.onProgress?.(id, progress),
             }),
@@ -202,7 +203,7 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
 /** The answer to a request whose optimization could not run or finish (its id derives from the optimization's). */
 const optimizationFailed = (request: Request, reason: string) =>
   OptimizationFailed.create({
-    id: derivedId(`optimization/${request.data.optimizationId}`, "failed"),
+    id: optimizationEventId(request.data.optimizationId, "failed"),
     stream: `optimization-${request.data.optimizationId}`,
     key: request.data.optimizationId,
     ...causedBy(request),
@@ -220,7 +221,7 @@ const refuseUnreadable = (record: LogRecord, reason: string) => {
   if (!optimizationId || envelope?.type !== "OptimizationRequested") return [];
   return [
     OptimizationFailed.create({
-      id: derivedId(`optimization/${optimizationId}`, "failed"),
+      id: optimizationEventId(optimizationId, "failed"),
       stream: `optimization-${optimizationId}`,
       key: optimizationId,
       correlationId: looseId(envelope, "correlationId") ?? `optimization-${optimizationId}`,

@@ -86,6 +86,8 @@ export interface LogOptimizationOptions {
   leaseTtlMs?: number;
   evaluationTimeoutMs?: number;
   concurrency?: number;
+  /** The request that asked for it: its events and the adoption are caused by it, in its correlation. */
+  cause?: { id: string; correlationId: string };
 }
 
 /** An AbortSignal that aborts when any of `signals` does. */
@@ -138,8 +140,12 @@ export const optimizeOnLog = async (
         await appendEvents(log, events);
       },
       onProgress: options.onProgress,
+      correlationId: options.cause?.correlationId,
+      causationId: options.cause?.id,
     });
-    await adoptWinner(log, setup, result, (await readRegistry(log)).variables);
+    await adoptWinner(log, setup, result, (await readRegistry(log)).variables, {
+      correlationId: options.cause?.correlationId,
+    });
     await leases.end();
     return result;
   } catch (error) {

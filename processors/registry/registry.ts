@@ -289,6 +289,7 @@ export const commandAnswered = async (
   log: EventLog,
   command: VariableCommand,
   timeoutMs = 30_000,
+  cause: { correlationId?: string; causationId?: string } = {},
 ): Promise<RegistryEvent> => {
   const id = newId();
   // Subscribed before the command is appended, from the end: the answer can't be missed.
@@ -301,6 +302,6 @@ export const commandAnswered = async (
     ),
   );
   answer.catch(() => undefined);
-  await issueCommand(log, command, { id });
+  await issueCommand(log, command, { id, ...cause });
   return answer;
 };

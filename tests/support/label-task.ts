@@ -26,12 +26,12 @@ export const temperatureVariable = `${labelProgramId}.${labelStage}.temperature`
 /** The test LM the label task runs on (the rules come from the workers' `--test-answers`). */
 export const labelTaskModel = "dspex/test?mode=demo_gated";
 
-/** The test LM's rules for the label task: the label's section in the prompt → its code. */
-export const labelTaskRules = (labels: readonly string[] = LABELS): JsonRecord[] =>
+/** The test LM's rules for the label task: the label's section in the prompt → its code (`code` renames them all). */
+export const labelTaskRules = (labels: readonly string[] = LABELS, code = codeOf): JsonRecord[] =>
   labels.map((label) => ({
     when: `[[ ## label ## ]]\n${label}\n\n[[ ## question ## ]]`,
     // biome-ignore lint/suspicious/noThenProperty: the test LM's rule format ({when, then}), never awaited
-    then: { answer: codeOf(label) },
+    then: { answer: code(label) },
   }));
 
 export const labelProgram = (maxDemos = 8): ProgramDefinition => ({
@@ -75,13 +75,18 @@ export const labelProgram = (maxDemos = 8): ProgramDefinition => ({
 });
 
 /** `count` examples, labels in turn, ids prefixed (so train and dev sets don't share ids). */
-export const labelExamples = (prefix: string, count: number, labels: readonly string[] = LABELS): Example[] =>
+export const labelExamples = (
+  prefix: string,
+  count: number,
+  labels: readonly string[] = LABELS,
+  code = codeOf,
+): Example[] =>
   Array.from({ length: count }, (_, i) => {
     const label = labels[i % labels.length]!;
     return {
       id: `${prefix}-${i}`,
       inputs: { label, question: `What is the code of ${label} #${i}?` },
-      expected: { answer: codeOf(label) },
+      expected: { answer: code(label) },
     };
   });
 
