@@ -20,19 +20,19 @@ export const alertsCommand = withLogOptions(new Command("alerts"))
   .action(async (options) => {
     const { log, config } = await openConfiguredLog(options);
     try {
-      const alerts = alertsOf((await replay(log, { decode: "trusted" })).alerts).filter(
-        (alert) => !options.open || alert.clearedAt === undefined,
-      );
+      const all = alertsOf((await replay(log, { decode: "trusted" })).alerts);
+      const open = all.filter((alert) => alert.clearedAt === undefined);
+      const alerts = options.open ? open : all;
       if (options.json) return console.log(JSON.stringify(alerts, null, 2));
-      if (alerts.length === 0) {
+      if (all.length === 0) {
         const hint =
           config.alerts.length === 0
             ? " (no alert rules: add `alerts` to dspex.config.json, see docs/configuration.md, and run `dspex processors`)"
             : "";
         return console.log(`no alerts on this log${hint}`);
       }
-      const open = alerts.filter((alert) => alert.clearedAt === undefined).length;
-      console.log(`${alerts.length} alerts, ${open} open`);
+      if (alerts.length === 0) return console.log(`no open alerts (${all.length} cleared)`);
+      console.log(`${all.length} alerts, ${open.length} open`);
       for (const alert of alerts) console.log(describeAlert(alert));
     } finally {
       await log.close();

@@ -30,6 +30,7 @@ import { openLog } from "../../streams/open.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
+import { dspex } from "../support/cli.ts";
 import {
   codeOf,
   demosVariable,
@@ -115,7 +116,8 @@ describe.skipIf(!found.python)(
   () => {
     it("raises, answers and clears the alert, each event caused by the one before, and a replay gives the same", async () => {
       const folder = temporaryFolder("dspex-adapt-");
-      const log = await openLog({ backend: "embedded", path: join(folder, "log.db") });
+      const logPath = join(folder, "log.db");
+      const log = await openLog({ backend: "embedded", path: logPath });
       cleanups.push(() => log.close());
       const workers = (code: (label: string) => string, name: string) => {
         const rules = join(folder, `${name}.json`);
@@ -254,6 +256,17 @@ describe.skipIf(!found.python)(
       );
       const { alerts } = await replay(log);
       expect([...alerts.values()]).toEqual([...project(alertsProjection, [raised!, cleared!]).values()]);
+      const listed = dspex(["alerts", "--log", logPath, "--json"], process.env);
+      expect(await listed.exited).toBe(0);
+      expect(JSON.parse(listed.lines.join("\n"))).toEqual([...alerts.values()]);
+      const table = dspex(["alerts", "--log", logPath], process.env);
+      expect(await table.exited).toBe(0);
+      expect(table.lines.join("\n")).toMatch(
+        /1 alerts, 0 open\n\s+label-qa\s+judge\s+fell to 0\.490 from 0\.980 .* cleared /,
+      );
+      const none = dspex(["alerts", "--log", logPath, "--open"], process.env);
+      expect(await none.exited).toBe(0);
+      expect(none.lines).toEqual(["no open alerts (1 cleared)"]);
       console.log(
         `adaptation: judge 1.000 on ${scoresBefore.length} answers; after the switch ${scoresAfter.length} answers ` +
           `(${scoresAfter.join("")}): alert raised at ${raised!.data.current.toFixed(3)} (baseline ${raised!.data.baseline.toFixed(3)}), ` +

@@ -5,7 +5,9 @@
  * on). The outputs must be the same: the evaluation's results, the optimization's trials and winner,
  * the registry, one result per request. Real Python workers (the deterministic test LM) take the steps;
  * the topics have 3 partitions. Requests of three sessions run too: each session expires exactly once
- * (SessionExpired, the same ids), whichever instance owns it. On the embedded log and on Kafka.
+ * (SessionExpired, the same ids), whichever instance owns it. A judge's scores of three programs come in
+ * two halves, before and after the kill: the alerts processor raises and clears the same alerts. On the
+ * embedded log and on Kafka.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +17,12 @@ import { startWorkerPool } from "../../processors/workers/pool.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import { startStepRunner } from "../../processors/workers/step-runner.ts";
 import { readRegistry, registerProgram } from "../../programs/register.ts";
-import { type DspexEvent, EvaluationRequested, ExecutionRequested } from "../../streams/events/index.ts";
+import {
+  type DspexEvent,
+  EvaluationRequested,
+  ExecutionRequested,
+  MetricRecorded,
+} from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import { caughtUp } from "../../streams/lag.ts";
 import type { EventLog } from "../../streams/log.ts";
@@ -35,6 +42,24 @@ const PARTITIONS = 3;
 const evaluationId = "many-processes-evaluation";
 const sessionIds = ["session-a", "session-b", "session-c"];
 const optimizationId = "many-processes-optimization";
+const judgedPrograms = ["watched-a", "watched-b", "watched-c"];
+/** The alert rule of every instance (`dspex processors --config`). */
+const alertRules = [{ metric: "judge", threshold: 0.35, warmup: 4 }];
+
+/** A judge's scores of each watched program, ids fixed: the scores of `half` 1 drop, those of 2 recover then drop. */
+const judged = (half: 1 | 2) => {
+  const scores = half === 1 ? [1, 1, 1, 1, 1, 1, 0, 0, 0] : [1, 1, 1, 1, 1, 1, 0, 0, 0, 0];
+  return judgedPrograms.flatMap((programId) =>
+    scores.map((value, i) =>
+      MetricRecorded.create({
+        id: derivedId("many-processes", `judge/${programId}/${half}/${i}`),
+        stream: `metrics-${programId}`,
+        key: programId,
+        data: { programId, name: "judge", value },
+      }),
+    ),
+  );
+};
 
 const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
   (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
@@ -64,6 +89,7 @@ const inputsOf = {
   "dspex-evaluation": [Topics.requests, Topics.results],
   "dspex-registry": [Topics.variables],
   "dspex-optimizer": [Topics.requests],
+  "dspex-alerts": [Topics.metrics],
   "dspex-python-stdio": [Topics.steps],
 };
 
@@ -86,6 +112,7 @@ interface Outputs {
   trials: unknown[];
   variables: Record<string, unknown>;
   results: Record<string, unknown>;
+  alerts: unknown[];
 }
 
 /**
@@ -114,13 +141,15 @@ const scenario = async (
   });
 
   const env = { ...envOf(config), ...sessionTtl };
+  const configFile = join(temporaryFolder("dspex-many-config-"), "dspex.config.json");
+  writeFileSync(configFile, JSON.stringify({ alerts: alertRules }));
   const processes: DspexChild[] = [];
   printed = () =>
     processes
       .map((p, i) => `--- instance ${i + 1}:\n${[...p.lines, ...p.errors].slice(-30).join("\n")}`)
       .join("\n");
   const start = () => {
-    const child = dspex(["processors", "--status-every", "1000"], env);
+    const child = dspex(["processors", "--config", configFile, "--status-every", "1000"], env);
     processes.push(child);
     cleanups.push(() => stopChild(child.child));
     return child.waitFor(/processors ready/);
@@ -160,6 +189,7 @@ const scenario = async (
         },
       }),
     ),
+    ...judged(1),
   ]);
 
   let killed: string | undefined;
@@ -179,6 +209,7 @@ const scenario = async (
     runnerOf.child.kill("SIGKILL");
     killed = `instance ${processes.indexOf(runnerOf) + 1} of ${processes.length}`;
   }
+  await appendEvents(log, judged(2));
 
   await until("the evaluation and the optimization to complete", async () => {
     const results = await eventsOn(log, Topics.results);
@@ -196,6 +227,17 @@ const scenario = async (
     new Set((await expiries()).map((e) => e.data.sessionId)).size === sessionIds.length ? true : undefined,
   );
   await until("every group to commit its inputs", () => quiescent(log, inputsOf));
+  // Once per alert (a redelivery writes the same id), without the times of the log's own clock.
+  const alerts = [
+    ...new Map(
+      (await eventsOn(log, Topics.metrics))
+        .filter((e) => e.type === "AlertRaised" || e.type === "AlertCleared")
+        .map((e) => {
+          const { raisedAt: _, ...data } = e.data as { raisedAt?: string };
+          return [e.id, { id: e.id, type: e.type, causationId: e.causationId, data }];
+        }),
+    ).values(),
+  ].sort((a, b) => a.id.localeCompare(b.id));
 
   const results = await eventsOn(log, Topics.results);
   const optimizations = await eventsOn(log, Topics.optimizations);
@@ -234,6 +276,7 @@ const scenario = async (
         [...variables].map(([id, v]) => [id, { value: v.value, version: v.version, lease: v.lease }]),
       ),
       results: byRequest,
+      alerts,
     },
   };
 };
@@ -262,10 +305,15 @@ describe.skipIf(!found.python).each([embeddedBackend, kafkaBackend])(
       expect(many.outputs.results).toEqual(one.outputs.results);
       expect(one.outputs.sessions).toHaveLength(sessionIds.length);
       expect(many.outputs.sessions).toEqual(one.outputs.sessions);
+      // Per program: raised by the first half's drop, cleared and raised again by the second half.
+      expect(one.outputs.alerts.map((a) => (a as { type: string }).type).sort()).toEqual(
+        [...Array(6).fill("AlertRaised"), ...Array(3).fill("AlertCleared")].sort(),
+      );
+      expect(many.outputs.alerts).toEqual(one.outputs.alerts);
       const optimization = one.outputs.optimization as { data: { trials: number; accepted: boolean } };
       console.log(
         `[many-processes ${backend.name}] ${Object.keys(one.outputs.results).length} requests, ${optimization.data.trials} trials ` +
-          `(adopted: ${optimization.data.accepted}); with 3 instances and ${many.killed} killed -9: the same outputs`,
+          `(adopted: ${optimization.data.accepted}), ${one.outputs.alerts.length} alerts; with 3 instances and ${many.killed} killed -9: the same outputs`,
       );
     }, 900_000);
   },
