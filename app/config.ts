@@ -98,9 +98,13 @@ export const DspexConfig = z
         workers: z.number().int().positive().max(64).default(2),
         /** Python modules whose `TOOLS` (name → function) ReAct steps may name, importable by the workers. */
         tools: z.array(z.string().regex(/^[A-Za-z_][\w.]*$/, "a dotted Python module name")).default([]),
+        /** Passages the workers load (name → a JSON list or one passage per line), for Retrieve steps and `search:NAME`. */
+        corpora: z
+          .record(z.string().regex(/^[\w.-]+$/, "a corpus name: letters, digits, _ . -"), z.string().min(1))
+          .default({}),
       })
       .strict()
-      .default({ workers: 2, tools: [] }),
+      .default({ workers: 2, tools: [], corpora: {} }),
     lm: z
       .object({ model: z.string().min(1).default("dspex/offline") })
       .strict()

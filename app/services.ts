@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
+import { delimiter, resolve } from "node:path";
 import { alertsProcessor } from "../processors/adaptation/alerts.ts";
 import { type Metric, type MetricRegistry, metricRegistry } from "../processors/evaluation/metrics.ts";
 import type { Transform } from "../processors/native/index.ts";
@@ -32,7 +33,7 @@ export const pythonOf = (config: DspexConfig): string => {
 
 /**
  * The Python consumers' environment: each llama.cpp gets its share of the cores (more threads only
- * thrash), the user's tool modules are named, and what LM calls record is said.
+ * thrash), the user's tool modules and corpora are named, and what LM calls record is said.
  */
 export const workerEnvironment = (
   workers: number,
@@ -41,6 +42,13 @@ export const workerEnvironment = (
 ): NodeJS.ProcessEnv => ({
   ...env,
   ...(config?.python.tools.length ? { DSPEX_TOOL_MODULES: config.python.tools.join(",") } : {}),
+  ...(config && Object.keys(config.python.corpora).length > 0
+    ? {
+        DSPEX_CORPORA: Object.entries(config.python.corpora)
+          .map(([name, file]) => `${name}=${resolve(file)}`)
+          .join(delimiter),
+      }
+    : {}),
   ...(config ? { DSPEX_TRACE_LM: config.trace.lmCalls } : {}),
   LITELLM_LOCAL_MODEL_COST_MAP: "True",
   DSPEX_OFFLINE_THREADS:

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { FieldSpec, SignatureSpec } from "../streams/events/common.ts";
+import { retrieveConfigOf } from "../streams/events/steps.ts";
 import {
   ProgramDefinition,
   type ProgramDefinition as ProgramDefinitionType,
@@ -67,6 +68,12 @@ export const dspy = {
   chainOfThought: op("dspy", "ChainOfThought"),
   /** `config.tools`: tool names from the consumer's registry; `config.maxIters`. */
   react: op("dspy", "ReAct"),
+  /**
+   * Embedding retrieval in the Python consumer: `"query -> passages: list[str]"` with `config.passages` (or
+   * `config.corpus`, registered with the consumer), `config.embedder` (`dspex/test`, `dspex/offline` or a
+   * LiteLLM embedding model) and `config.k`.
+   */
+  retrieve: op("dspy", "Retrieve"),
 };
 
 export const native = {
@@ -280,6 +287,10 @@ export class ProgramBuilder<
           this.fail(
             `stage "${stage.id}" input ${input.name} is bound to nothing: no program input or upstream output has that name`,
           );
+      }
+      if (stage.runtime === "dspy" && stage.module === "Retrieve") {
+        const retrieve = retrieveConfigOf(stage.config);
+        if (!("embedder" in retrieve)) this.fail(`stage "${stage.id}": ${retrieve.error}`);
       }
       try {
         variableSpace(stage.variables);

@@ -11,6 +11,7 @@ import {
   type JsonRecord,
   MetricRecorded,
   type ProgramDefinition,
+  retrieveConfigOf,
   StageCompleted,
   type StageDefinition,
   StageFailed,
@@ -475,6 +476,15 @@ const dispatch = (
   }
   const inputs = stageInputs(stage, exec.inputs, completedOutputs(exec));
   const next = draft.setStage(exec, stage.id, { ...running, model } as StageState);
+  const retrieve = settings.module === "Retrieve" ? retrieveConfigOf(stage.config) : undefined;
+  if (retrieve && !("embedder" in retrieve)) {
+    const error = {
+      kind: "bad_request" as const,
+      message: `stage ${stage.id}: ${retrieve.error}`,
+      retryable: false,
+    };
+    return failAttempt(draft, next, stage.id, error, attempt);
+  }
   draft.emit.push(
     StepDispatched.create({
       ...draft.header(next, `dispatched/${stage.id}/${attempt}`, exec.sessionKey),
@@ -494,6 +504,7 @@ const dispatch = (
         lm: { ...settings.lm, model },
         tools: Array.isArray(stage.config.tools) ? stage.config.tools.map(String) : [],
         maxIters: typeof stage.config.maxIters === "number" ? stage.config.maxIters : 5,
+        ...(retrieve ? { retrieve } : {}),
         variableVersions: settings.variableVersions,
         sessionKey: exec.sessionKey,
         timeoutMs: exec.policy.stepTimeoutMs,

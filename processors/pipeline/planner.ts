@@ -231,7 +231,7 @@ export const breachesWith = (
   changes: JsonRecord,
 ): string[] => breaches(program.constraints, configurationOf(program, registry, changes));
 
-const dspyModules = ["Predict", "ChainOfThought", "ReAct"] as const;
+const dspyModules = ["Predict", "ChainOfThought", "ReAct", "Retrieve"] as const;
 export type DspyModule = (typeof dspyModules)[number];
 
 const asModule = (value: unknown): DspyModule | undefined => dspyModules.find((m) => m === value);

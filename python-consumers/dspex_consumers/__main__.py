@@ -20,7 +20,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transport", choices=["stdio", "kafka"], required=True)
     parser.add_argument("--worker", default=f"python-{socket.gethostname()}-{os.getpid()}", help="name in results")
     parser.add_argument("--test-answers", default=os.environ.get("DSPEX_TEST_LM_ANSWERS"), help="rules for dspex/test (JSON)")
-    parser.add_argument("--corpus", action="append", default=[], metavar="NAME=FILE", help="a corpus for search:NAME")
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        default=[c for c in os.environ.get("DSPEX_CORPORA", "").split(os.pathsep) if c],
+        metavar="NAME=FILE",
+        help="a corpus for the search:NAME tool and Retrieve steps (DSPEX_CORPORA: several, os.pathsep between)",
+    )
     parser.add_argument(
         "--tools",
         action="append",

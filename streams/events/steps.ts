@@ -1,9 +1,37 @@
 import { z } from "zod";
 import { Topics } from "../topics.ts";
 import { Demo, Id, JsonRecord, LmConfig, SignatureSpec, StepError, Usage } from "./common.ts";
-import { defineEvent } from "./define.ts";
+import { defineEvent, describeIssues } from "./define.ts";
 
 /** A command for a Python consumer: run one DSPy module once. */
+/**
+ * What a Retrieve step searches and with which embeddings: `passages` given inline, or `corpus`, the name of
+ * one the consumer registered (`--corpus NAME=FILE`); `embedder` is `dspex/test` (deterministic),
+ * `dspex/offline` (the offline model's llama.cpp embeddings) or a LiteLLM embedding model id.
+ */
+export const RetrieveConfig = z
+  .object({
+    passages: z.array(z.string()).min(1).optional(),
+    corpus: z.string().min(1).optional(),
+    embedder: z.string().min(1),
+    k: z.number().int().positive().default(3),
+  })
+  .refine((r) => (r.passages === undefined) !== (r.corpus === undefined), "give either passages or corpus");
+export type RetrieveConfig = z.infer<typeof RetrieveConfig>;
+
+/** A Retrieve stage's search from its stage config, or why the config has none. */
+export const retrieveConfigOf = (
+  config: Readonly<Record<string, unknown>>,
+): RetrieveConfig | { error: string } => {
+  const { passages, corpus, embedder, k } = config;
+  const parsed = RetrieveConfig.safeParse({ passages, corpus, embedder, k });
+  return parsed.success
+    ? parsed.data
+    : {
+        error: `a Retrieve stage needs config {passages | corpus, embedder, k?}: ${describeIssues(parsed.error)}`,
+      };
+};
+
 export const StepDispatched = defineEvent("StepDispatched", {
   topic: Topics.steps,
   data: z.object({
@@ -12,7 +40,7 @@ export const StepDispatched = defineEvent("StepDispatched", {
     stageId: z.string(),
     attempt: z.number().int().nonnegative(),
     programId: Id,
-    module: z.enum(["Predict", "ChainOfThought", "ReAct"]),
+    module: z.enum(["Predict", "ChainOfThought", "ReAct", "Retrieve"]),
     signature: SignatureSpec,
     inputs: JsonRecord,
     demos: z.array(Demo).default([]),
@@ -20,6 +48,8 @@ export const StepDispatched = defineEvent("StepDispatched", {
     /** ReAct only: tool names from the consumer's registry, never code. */
     tools: z.array(z.string()).default([]),
     maxIters: z.number().int().positive().default(5),
+    /** Retrieve only: the passages (or a corpus the consumer registered), the embedding model and k. */
+    retrieve: RetrieveConfig.optional(),
     /** The registry version of every variable this step used (reproducibility). */
     variableVersions: z.record(z.string(), z.number().int().nonnegative()).default({}),
     sessionKey: z.string().min(1),

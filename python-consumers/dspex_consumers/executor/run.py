@@ -17,6 +17,7 @@ from .errors import BadStep, InvalidOutput, StepError, StepTimeout, classify
 from .jsonsafe import to_json
 from .lm_calls import LmCallRecorder, recorded
 from .outputs import problems_in
+from .retrieve import Retrieve
 from .signature import build_signature, check_names
 from .tools import ToolContext, tools_for
 
@@ -57,6 +58,10 @@ def build_module(step: dict[str, Any], signature: type[dspy.Signature], settings
         case "ReAct":
             tools = tools_for(step["tools"], ToolContext(step["inputs"], settings.corpora), settings.tools)
             return dspy.ReAct(signature, tools=tools, max_iters=step["maxIters"])
+        case "Retrieve":
+            if "retrieve" not in step:
+                raise BadStep("a Retrieve step needs its `retrieve` settings (passages or corpus, embedder, k)")
+            return Retrieve(signature, step["retrieve"], settings.corpora)
     raise BadStep(f"unknown module {step['module']!r}")
 
 

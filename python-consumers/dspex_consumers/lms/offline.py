@@ -59,7 +59,7 @@ def model_path() -> Path:
     return assemble(Path(sys.prefix) / "share" / "dspex" / MODEL_FILE)
 
 
-def _load(path: str, context: int) -> Any:
+def load_llama(path: str, context: int, embedding: bool = False) -> Any:
     try:
         from llama_cpp import Llama
     except ImportError as error:
@@ -69,7 +69,10 @@ def _load(path: str, context: int) -> Any:
     threads = int(os.environ.get("DSPEX_OFFLINE_THREADS", os.cpu_count() or 1))
     # Prompts are evaluated with n_threads_batch (llama-cpp-python's default: every core), not n_threads:
     # two workers with a thread per core each spin against each other and evaluate ~10× slower (measured).
-    return Llama(model_path=path, n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0)
+    pooling = {"embedding": True, "pooling_type": 1} if embedding else {}  # 1: LLAMA_POOLING_TYPE_MEAN
+    return Llama(
+        model_path=path, n_ctx=context, n_threads=threads, n_threads_batch=threads, verbose=False, seed=0, **pooling
+    )
 
 
 # Prompts are evaluated in batches that start at multiples of CHUNK tokens (see Engine.evaluate).
@@ -147,7 +150,7 @@ _LOCK = threading.Lock()  # one llama context per model file: calls take turns
 
 def engine_for(path: str, context: int) -> Engine:
     if (path, context) not in _ENGINES:
-        _ENGINES[(path, context)] = Engine(_load(path, context))
+        _ENGINES[(path, context)] = Engine(load_llama(path, context))
     return _ENGINES[(path, context)]
 
 

@@ -126,6 +126,27 @@ describe("program builder", () => {
           .stage("a", dspy.predict("q -> x"), { variables: { b: v.composite(["ghost"], "sum") } }),
       'program p: stage "a": b depends on unknown variable "ghost"',
     ],
+    [
+      () =>
+        program("p")
+          .input("q")
+          .stage("a", dspy.retrieve("q -> passages: list[str]", { corpus: "faq" })),
+      'program p: stage "a": a Retrieve stage needs config {passages | corpus, embedder, k?}: embedder:',
+    ],
+    [
+      () =>
+        program("p")
+          .input("q")
+          .stage(
+            "a",
+            dspy.retrieve("q -> passages: list[str]", {
+              corpus: "faq",
+              passages: ["x"],
+              embedder: "dspex/test",
+            }),
+          ),
+      "give either passages or corpus",
+    ],
   ])("refuses a bad program (%#)", (make, message) => {
     expect(() => make().build()).toThrow(message);
   });
