@@ -5,8 +5,8 @@ import pytest
 from conftest import qa_step
 
 from dspex_consumers.executor import execute_step
+from dspex_consumers.executor.retrieve import hashed_words, search
 from dspex_consumers.executor.run import ExecutorSettings
-from dspex_consumers.executor.retrieve import search, hashed_words
 
 PASSAGES = [
     "Reset your password from the login page.",
