@@ -23,7 +23,8 @@ export const ReoptimizePolicyConfig = z
     margin: z.number().min(0).default(0.05),
     /** A MetricRecorded name carrying a per-execution quality score (default: the success rate). */
     qualityMetric: z.string().min(1).optional(),
-    optimizer: z.enum(["bootstrap", "simba", "bayes", "random"]).default("bootstrap"),
+    /** Default: the program's hint (`.hint({ optimizer })`), else bootstrap. */
+    optimizer: z.enum(["bootstrap", "simba", "bayes", "random"]).optional(),
     /** JSONL files of `{id?, inputs, expected}`, relative to the working directory. */
     trainset: z.string().min(1),
     devset: z.string().min(1),

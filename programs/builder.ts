@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import type { FieldSpec, SignatureSpec } from "../streams/events/common.ts";
+import { type FieldSpec, OptimizationHints, type SignatureSpec } from "../streams/events/common.ts";
 import { retrieveConfigOf } from "../streams/events/steps.ts";
 import {
   ProgramDefinition,
@@ -170,6 +170,7 @@ export class ProgramBuilder<
   private readonly outputs: Record<string, string> = {};
   private readonly variables: Record<string, VariableDraft> = {};
   private readonly constraints: VariableConstraintInput[] = [];
+  private hints: OptimizationHints | undefined;
   private descriptionText = "";
   private versionNumber = 1;
 
@@ -213,6 +214,15 @@ export class ProgramBuilder<
       variables: declarations(options.variables ?? {}),
     });
     return this as never;
+  }
+
+  /**
+   * How this program prefers to be optimized: `.hint({ optimizer: "simba", budget: { maxCalls: 800 },
+   * priority: 1 })`. `dspex optimize` and the re-optimizer use them where they name none.
+   */
+  hint(hints: OptimizationHints): this {
+    this.hints = OptimizationHints.parse({ ...this.hints, ...hints });
+    return this;
   }
 
   /**
@@ -328,6 +338,7 @@ export class ProgramBuilder<
       stages,
       variables,
       constraints,
+      ...(this.hints ? { hints: this.hints } : {}),
     });
   }
 

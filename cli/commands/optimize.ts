@@ -5,6 +5,7 @@ import { type ProcessorName, useDeployment } from "../../app/services.ts";
 import { optimizers } from "../../processors/optimizers/index.ts";
 import { followOptimization, optimizationRequested } from "../../processors/optimizers/runner.ts";
 import { readRegistry } from "../../programs/register.ts";
+import type { OptimizationHints } from "../../streams/events/index.ts";
 import { newId } from "../../streams/ids.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { jsonObject, positiveInteger } from "../arguments.ts";
@@ -17,13 +18,30 @@ const note = (text: string) => process.stderr.write(`${text}\n`);
 /** What an optimization needs running: its evaluations run through the pipeline, its leases the registry. */
 const optimizationNeeds: ProcessorName[] = ["pipeline", "evaluation", "registry", "optimizer"];
 
+/** What the request leaves to the program's hints, as "name value" (shown before it runs). */
+const hintsUsed = (
+  hints: OptimizationHints | undefined,
+  options: { optimizer?: string; maxTrials?: number; maxCalls?: number; priority?: number },
+): string[] => [
+  ...(options.optimizer === undefined && hints?.optimizer ? [`optimizer ${hints.optimizer}`] : []),
+  ...(options.maxTrials === undefined && hints?.budget?.maxTrials
+    ? [`max trials ${hints.budget.maxTrials}`]
+    : []),
+  ...(options.maxCalls === undefined && hints?.budget?.maxCalls
+    ? [`max calls ${hints.budget.maxCalls}`]
+    : []),
+  ...(options.priority === undefined && hints?.priority !== undefined ? [`priority ${hints.priority}`] : []),
+];
+
 export const optimizeCommand = withLogOptions(new Command("optimize"))
   .description(
     "optimize a program's variables on a trainset, judged on a devset; the winner lands as VariableChanged",
   )
   .argument("<programId>", "the registered program")
   .addOption(
-    new Option("--optimizer <name>", "the algorithm").choices(Object.keys(optimizers)).default("bootstrap"),
+    new Option("--optimizer <name>", "the algorithm (default: the program's hint, else bootstrap)").choices(
+      Object.keys(optimizers),
+    ),
   )
   .requiredOption("--trainset <file>", "training examples (JSONL: {id?, inputs, expected})", readExamples)
   .requiredOption("--devset <file>", "dev examples (JSONL)", readExamples)
@@ -32,6 +50,11 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
   .option("--variables <ids...>", "variables to optimize (default: all of the program's)")
   .option("--max-trials <n>", "budget: search trials at most", positiveInteger)
   .option("--max-calls <n>", "budget: LM calls at most", positiveInteger)
+  .option(
+    "--priority <n>",
+    "among the requests an optimizer holds, higher first (default: the program's hint)",
+    Number,
+  )
   .option("--seed <n>", "random seed (a run is reproducible from it)", Number, 0)
   .option("--params <json>", "optimizer parameters, e.g. '{\"maxBootstrappedDemos\":4}'", jsonObject, {})
   .option("--id <optimizationId>", "resume this optimization (default: a new id)")
@@ -54,6 +77,8 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
       if (deployment.started.length > 0)
         note(`dspex optimize: started here: ${deployment.started.join(", ")}`);
       if (deployment.used.length > 0) note(`dspex optimize: using the running ${deployment.used.join(", ")}`);
+      const hinted = hintsUsed(program.hints, options);
+      if (hinted.length > 0) note(`dspex optimize: from the program's hints: ${hinted.join(", ")}`);
       const optimizationId = options.id ?? newId();
       const followed = followOptimization(log, optimizationId, (p) =>
         progress.update(
@@ -72,6 +97,7 @@ export const optimizeCommand = withLogOptions(new Command("optimize"))
           budget: { maxTrials: options.maxTrials, maxCalls: options.maxCalls },
           seed: options.seed,
           params: options.params,
+          priority: options.priority,
         }),
       ]);
       const result = await deployment.guard(followed);

@@ -1,17 +1,17 @@
-import type { JsonRecord } from "../../streams/events/index.ts";
+import type { JsonRecord, OptimizerName } from "../../streams/events/index.ts";
 import { bayesianSearch, randomSearch } from "./bayes.ts";
 import { bootstrapCandidates, bootstrapFewShot } from "./bootstrap.ts";
 import { simba } from "./simba.ts";
 import type { Strategy } from "./strategy.ts";
+
+export type { OptimizerName };
 
 export const optimizers = {
   bootstrap: bootstrapFewShot,
   simba,
   bayes: bayesianSearch,
   random: randomSearch,
-} as const;
-
-export type OptimizerName = keyof typeof optimizers;
+} as const satisfies Record<OptimizerName, unknown>;
 
 /** The strategy a request names; the bootstrap with `params.candidates` above 1 keeps the best of several on dev. */
 export const strategyFor = (name: OptimizerName, params: JsonRecord = {}): Strategy<unknown> =>

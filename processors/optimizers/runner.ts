@@ -20,7 +20,7 @@ import { appendEvents, consumeEvents, looseId, looseObject } from "../../streams
 import { Topics } from "../../streams/topics.ts";
 import { commitIfOwned, createOffsetTracker } from "../workers/step-runner.ts";
 import { type OptimizationResult, optimizationEventId, type Progress } from "./driver.ts";
-import { type LogOptimizationOptions, optimizeOnLog } from "./stream.ts";
+import { type LogOptimizationOptions, optimizeOnLog, readRegistry } from "./stream.ts";
 
 export interface OptimizerOptions extends Omit<LogOptimizationOptions, "onProgress" | "signal"> {
   /** The consumer group (one runner of a group takes each request). */
@@ -62,8 +62,8 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
     string,
     { task: Promise<void>; position: Position; partition: TopicPartition; abort: AbortController }
   >();
-  /** Requests taken while full, oldest first. */
-  const waiting: { position: Position; request: Request }[] = [];
+  /** Requests taken while full, oldest first, with their priority. */
+  const waiting: { position: Position; request: Request; priority: number }[] = [];
   let held: TopicPartition[] = [];
   let pausedNow = false;
 
@@ -117,7 +117,9 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
 
   const startWaiting = () => {
     while (waiting.length > 0 && running.size < maxConcurrent && !stopping.signal.aborted) {
-      const next = waiting.shift()!;
+      // Higher priority first; among equals, the oldest.
+      const top = waiting.reduce((best, w, i) => (w.priority > waiting[best]!.priority ? i : best), 0);
+      const next = waiting.splice(top, 1)[0]!;
       void run(next.position, next.request);
     }
   };
@@ -179,8 +181,9 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
           if (at && !stopping.signal.aborted) passed.set(`${at.topic}/${at.partition}`, at);
           continue;
         }
-        waiting.push({ position: record, request: event });
+        waiting.push({ position: record, request: event, priority: 0 });
       }
+      if (waiting.length > 1) await prioritize(waiting, log);
       startWaiting();
       fullness();
       if (passed.size > 0)
@@ -198,6 +201,13 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
       await Promise.allSettled([...running.values()].map((r) => r.task));
     },
   };
+};
+
+/** Each waiting request's priority: its own, else its program's hint, else 0. */
+const prioritize = async (waiting: { request: Request; priority: number }[], log: EventLog) => {
+  const { programs } = await readRegistry(log);
+  for (const w of waiting)
+    w.priority = w.request.data.priority ?? programs.get(w.request.data.programId)?.hints?.priority ?? 0;
 };
 
 /** The answer to a request whose optimization could not run or finish (its id derives from the optimization's). */

@@ -6,6 +6,7 @@ import type {
   Example,
   JsonRecord,
   MetricRef,
+  OptimizerName,
   ProgramDefinition,
   VariableConstraint,
   VariableDeclaration,
@@ -36,7 +37,7 @@ export interface Predictor {
 export interface OptimizationSetup {
   optimizationId: string;
   programId: string;
-  optimizer: string;
+  optimizer: OptimizerName;
   seed: number;
   params: JsonRecord;
   trainset: readonly Example[];
@@ -140,7 +141,7 @@ export const setupOf = (
   return {
     optimizationId: request.optimizationId,
     programId: request.programId,
-    optimizer: request.optimizer,
+    optimizer: request.optimizer ?? program.hints?.optimizer ?? "bootstrap",
     seed: request.seed,
     params: request.params,
     trainset: request.trainset,
@@ -148,7 +149,10 @@ export const setupOf = (
     metric: request.metric,
     failureScore: options.failureScore ?? 0,
     concurrency: options.concurrency ?? 4,
-    budget: request.budget,
+    budget: {
+      maxTrials: request.budget.maxTrials ?? program.hints?.budget?.maxTrials,
+      maxCalls: request.budget.maxCalls ?? program.hints?.budget?.maxCalls,
+    },
     outputs: request.outputs,
     variables,
     predictors,

@@ -22,7 +22,7 @@ import { type RuntimeOptions, runProcessor } from "../runtime/index.ts";
 import { adoptWinner } from "./adopt.ts";
 import { type OptimizationResult, type Progress, runOptimization } from "./driver.ts";
 import { historyOf, outcomeOf } from "./history.ts";
-import { type OptimizerName, strategyFor } from "./index.ts";
+import { strategyFor } from "./index.ts";
 import { holdLeases, leaseOf } from "./leases.ts";
 import { streamReflector } from "./reflect.ts";
 import { setupOf } from "./setup.ts";
@@ -131,7 +131,7 @@ export const optimizeOnLog = async (
   await leases.held;
   try {
     const result = await runOptimization(setup, {
-      strategy: strategyFor(request.optimizer as OptimizerName, request.params),
+      strategy: strategyFor(setup.optimizer, request.params),
       evaluator: streamEvaluator(log, { timeoutMs: options.evaluationTimeoutMs }),
       reflector: options.reflector ?? streamReflector(log, { model: reflectionModelOf(setup, program) }),
       history: await own(),

@@ -82,3 +82,26 @@ export const StepError = z.object({
   retryable: z.boolean(),
 });
 export type StepError = z.infer<typeof StepError>;
+
+/** The optimizers dspex runs (processors/optimizers). */
+export const OptimizerName = z.enum(["bootstrap", "simba", "bayes", "random"]);
+export type OptimizerName = z.infer<typeof OptimizerName>;
+
+/** An optimization's budget: at most this many search trials, at most this many LM calls. */
+export const Budget = z.object({
+  maxTrials: z.number().int().positive().optional(),
+  maxCalls: z.number().int().positive().optional(),
+});
+
+/**
+ * How a program prefers to be optimized: the optimizer and budget an optimization request that names
+ * none uses (`dspex optimize`, the re-optimizer), and its priority among the requests an optimizer holds.
+ */
+export const OptimizationHints = z
+  .object({
+    optimizer: OptimizerName.optional(),
+    budget: Budget.optional(),
+    priority: z.number().int().optional(),
+  })
+  .strict();
+export type OptimizationHints = z.infer<typeof OptimizationHints>;

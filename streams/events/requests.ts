@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Topics } from "../topics.ts";
-import { Id, JsonRecord } from "./common.ts";
+import { Budget, Id, JsonRecord, OptimizerName } from "./common.ts";
 import { defineEvent } from "./define.ts";
 
 /** How an execution treats failures; every field may be left to the program's or the default policy. */
@@ -79,15 +79,16 @@ export const OptimizationRequested = defineEvent("OptimizationRequested", {
   data: z.object({
     optimizationId: Id,
     programId: Id,
-    optimizer: z.enum(["bootstrap", "simba", "bayes", "random"]),
+    /** Default: the program's hint (`.hint({ optimizer })`), else bootstrap. */
+    optimizer: OptimizerName.optional(),
     variables: z.array(z.string().min(1)).default([]),
     trainset: z.array(Example).min(1),
     devset: z.array(Example).min(1),
     metric: MetricRef,
-    budget: z.object({
-      maxTrials: z.number().int().positive().optional(),
-      maxCalls: z.number().int().positive().optional(),
-    }),
+    /** What it leaves out: the program's hint. */
+    budget: Budget,
+    /** Among the requests one optimizer holds, higher first (default: the program's hint, else 0). */
+    priority: z.number().int().optional(),
     seed: z.number().int().default(0),
     params: JsonRecord.default({}),
     /** Only these program outputs are computed in its evaluations (see ExecutionRequested). */

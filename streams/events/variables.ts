@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Topics } from "../topics.ts";
-import { FieldSpec, Id, SignatureSpec } from "./common.ts";
+import { FieldSpec, Id, OptimizationHints, SignatureSpec } from "./common.ts";
 import { defineEvent } from "./define.ts";
 
 /** How a variable may vary: the wire form of a variable type (programs/ gives it behaviour). */
@@ -81,6 +81,7 @@ export const ProgramDefinition = z.object({
   stages: z.array(StageDefinition).min(1),
   variables: z.array(VariableDeclaration).default([]),
   constraints: z.array(VariableConstraint).default([]),
+  hints: OptimizationHints.optional(),
 });
 export type ProgramDefinition = z.infer<typeof ProgramDefinition>;
 

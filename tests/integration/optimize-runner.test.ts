@@ -13,6 +13,7 @@ import {
 import { setupOf } from "../../processors/optimizers/setup.ts";
 import { readRegistry } from "../../processors/optimizers/stream.ts";
 import { runProcessor } from "../../processors/runtime/index.ts";
+import { registerProgram } from "../../programs/register.ts";
 import { createClient } from "../../streams/client.ts";
 import { type EventOf, MetricRecorded } from "../../streams/events/index.ts";
 import { appendEvents } from "../../streams/store.ts";
@@ -56,7 +57,7 @@ const completedOf = async (log: Awaited<ReturnType<typeof system>>, id: string) 
 /** The same optimization in-process (no log): what the stream run must end with. */
 const inProcess = (data: RequestData) =>
   runOptimization(setupOf(data, labelProgram()), {
-    strategy: strategyFor(data.optimizer),
+    strategy: strategyFor(data.optimizer ?? "bootstrap"),
     evaluator: programEvaluator(labelTaskRun, metricRegistry()),
     record: async () => undefined,
   });
@@ -116,6 +117,26 @@ describe("the optimizer consuming OptimizationRequested (embedded log, test exec
     const requests = (await eventsOn(log, Topics.requests)).filter((e) => e.type === "OptimizationRequested");
     expect(requests.map((e) => e.key)).toEqual(["cli-1"]);
   }, 60_000);
+
+  it("runs the requests it holds by priority: the request's own, else its program's hint", async () => {
+    const log = await system();
+    await registerProgram(log, { ...labelProgram(), programId: "label-qa-urgent", hints: { priority: 5 } });
+    const optimizer = startOptimizer(log, { maxConcurrent: 1 });
+    cleanups.push(() => optimizer.stop());
+    // One append: the runner takes all three in one batch and starts one at a time.
+    await appendEvents(log, [
+      optimizationRequested(request("by-order")),
+      optimizationRequested(request("by-hint", { programId: "label-qa-urgent" })),
+      optimizationRequested(request("by-request", { priority: 9 })),
+    ]);
+    const started = await eventually(async () => {
+      const events = (await eventsOn(log, Topics.optimizations)).filter(
+        (e) => e.type === "OptimizationStarted",
+      );
+      return events.length === 3 ? events.map((e) => e.key) : undefined;
+    }, 90_000);
+    expect(started).toEqual(["by-request", "by-hint", "by-order"]);
+  }, 120_000);
 
   it("closes the loop: low quality → the re-optimizer's request → trials → adopted only when it beats the current by the margin", async () => {
     const log = await system();
