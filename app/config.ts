@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { defaultAdapterSelection } from "../processors/adaptation/adapters.ts";
 import { defaultTrendRule } from "../processors/adaptation/trends.ts";
 import { defaultSessionTtlMs } from "../processors/pipeline/sessions.ts";
 import { describeIssues } from "../streams/events/index.ts";
@@ -112,6 +113,19 @@ export const DspexConfig = z
       .default({ model: "dspex/offline" }),
     /** Continuous re-optimization, run by `dspex processors`: one policy per program. */
     reoptimize: z.array(ReoptimizePolicyConfig).default([]),
+    /**
+     * When the adapter selector of `dspex processors` switches a stage's `adapter` variable: every adapter
+     * ran `minSteps` steps, and the other's parse-failure rate is `failureMargin` lower (or, as reliable,
+     * it is `latencyMargin` faster).
+     */
+    adapters: z
+      .object({
+        minSteps: z.number().int().positive().default(defaultAdapterSelection.minSteps),
+        failureMargin: z.number().min(0).max(1).default(defaultAdapterSelection.failureMargin),
+        latencyMargin: z.number().min(0).max(1).default(defaultAdapterSelection.latencyMargin),
+      })
+      .strict()
+      .prefault({}),
     /** Trends watched by the alerts processor of `dspex processors` (none by default). */
     alerts: z
       .array(AlertRuleConfig)

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { delimiter, resolve } from "node:path";
+import { adapterSelector } from "../processors/adaptation/adapters.ts";
 import { alertsProcessor } from "../processors/adaptation/alerts.ts";
 import { type Metric, type MetricRegistry, metricRegistry } from "../processors/evaluation/metrics.ts";
 import type { Transform } from "../processors/native/index.ts";
@@ -101,6 +102,7 @@ export const processorGroups = {
   optimizer: "dspex-optimizer",
   reoptimizer: "dspex-reoptimizer",
   alerts: "dspex-alerts",
+  adapters: "dspex-adapters",
 } as const;
 export type ProcessorName = keyof typeof processorGroups;
 export const allProcessors = Object.keys(processorGroups) as ProcessorName[];
@@ -116,6 +118,7 @@ export const groupInputs: Readonly<Record<string, readonly string[]>> = {
   [processorGroups.optimizer]: [Topics.requests],
   [processorGroups.reoptimizer]: [Topics.metrics],
   [processorGroups.alerts]: [Topics.metrics],
+  [processorGroups.adapters]: [Topics.metrics],
   ...Object.fromEntries(workerGroups.map((group) => [group, [Topics.steps]])),
 };
 
@@ -178,6 +181,8 @@ const startOne = (
       return runProcessor(log, reoptimizationProcessor(reoptimizationPolicies(config)), runtime);
     case "alerts":
       return runProcessor(log, alertsProcessor(config.alerts), runtime);
+    case "adapters":
+      return runProcessor(log, adapterSelector(config.adapters), runtime);
   }
 };
 

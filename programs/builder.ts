@@ -119,6 +119,15 @@ export const v = {
     spec: { kind: "demos", maxItems },
     initial,
   }),
+  /**
+   * DSPy's adapter for the stage's LM calls (`chat`, `json`): a share of executions tries the other choices
+   * (stage config `adapterExploration`, default 0.1) and the adapter selector of `dspex processors` switches
+   * to the one with fewer parse failures (or as few and faster).
+   */
+  adapter: (choices: ("chat" | "json")[] = ["chat", "json"], initial = choices[0]!): VariableDraft => ({
+    spec: { kind: "choice", choices, allowCustom: false },
+    initial,
+  }),
   composite: (dependsOn: string[], compute: string): VariableDraft => ({
     spec: { kind: "composite", dependsOn, compute },
     initial: null,

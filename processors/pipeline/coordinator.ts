@@ -37,6 +37,7 @@ import {
 } from "../adaptation/circuit.ts";
 import { runNativeStage, type Transform } from "../native/index.ts";
 import {
+  adapterOf,
   programOutputs,
   resolveVariables,
   stageInputs,
@@ -59,6 +60,9 @@ export type StageState =
       timeoutSent?: boolean;
       /** Models whose call failed in an earlier attempt of this stage: the next attempts try others first. */
       failedModels?: readonly string[];
+      /** The adapter this attempt asked for, and whether it was an exploration of another than the variable's. */
+      adapter?: string;
+      explored?: boolean;
     }
   | {
       status: "retrying";
@@ -294,6 +298,16 @@ const finishIfDone = (draft: Draft, executionId: string) => {
 
 // ── stage outcomes ───────────────────────────────────────────────────────────
 
+/** What a stage's last attempt ran with, as metric labels: the model, the adapter and whether it was explored. */
+const attemptLabels = (stage: StageState): Record<string, string> =>
+  stage.status !== "running"
+    ? {}
+    : {
+        model: stage.model,
+        ...(stage.adapter ? { adapter: stage.adapter } : {}),
+        ...(stage.explored ? { explored: "true" } : {}),
+      };
+
 const completeStage = (
   draft: Draft,
   exec: Execution,
@@ -317,6 +331,7 @@ const completeStage = (
     }),
   );
   draft.metric(next, `stage/${stageId}`, "stage.duration_ms", durationMs, {
+    ...attemptLabels(stage),
     stage: stageId,
     status: "completed",
   });
@@ -343,8 +358,10 @@ const failStageFinally = (
   const next = { ...failed, firstFailure: failed.firstFailure ?? { stageId, error } };
   draft.executions.set(exec.executionId, next);
   draft.metric(next, `stage/${stageId}`, "stage.duration_ms", durationMs, {
+    ...attemptLabels(stage),
     stage: stageId,
     status: "failed",
+    error: error.kind,
   });
   if (next.policy.onError === "fail-fast") finishIfDone(draft, exec.executionId);
   else advance(draft, exec.executionId);
@@ -439,6 +456,7 @@ const dispatch = (
   const chain = [settings.lm.model, ...settings.fallbacks];
   // Models this stage has not failed on come first; the failed ones stay as a last resort.
   const model = route(draft, [...chain.filter((m) => !failedModels.includes(m)), ...failedModels], stepId);
+  const { adapter, explored } = adapterOf(settings, exec.executionId, stage.id);
   const running = {
     status: "running",
     attempt,
@@ -446,6 +464,7 @@ const dispatch = (
     startedAt,
     deadline: now + exec.policy.stepTimeoutMs,
     ...(failedModels.length > 0 ? { failedModels } : {}),
+    ...(adapter ? { adapter, ...(explored ? { explored } : {}) } : {}),
   };
   if (!model) {
     const next = draft.setStage(exec, stage.id, { ...running, model: settings.lm.model } as StageState);
@@ -501,7 +520,7 @@ const dispatch = (
         },
         inputs,
         demos: settings.demos,
-        lm: { ...settings.lm, model },
+        lm: { ...settings.lm, model, ...(adapter ? { adapter } : {}) },
         tools: Array.isArray(stage.config.tools) ? stage.config.tools.map(String) : [],
         maxIters: typeof stage.config.maxIters === "number" ? stage.config.maxIters : 5,
         ...(retrieve ? { retrieve } : {}),

@@ -1,11 +1,12 @@
 import { breaches, type Lookup } from "../../programs/variables/constraints.ts";
 import { variableSpace } from "../../programs/variables/space.ts";
-import type {
-  JsonRecord,
-  LmConfig,
-  ProgramDefinition,
-  StageDefinition,
-  VariableDeclaration,
+import {
+  AdapterName,
+  type JsonRecord,
+  type LmConfig,
+  type ProgramDefinition,
+  type StageDefinition,
+  type VariableDeclaration,
 } from "../../streams/events/index.ts";
 
 export class PlanError extends Error {
@@ -236,12 +237,46 @@ export type DspyModule = (typeof dspyModules)[number];
 
 const asModule = (value: unknown): DspyModule | undefined => dspyModules.find((m) => m === value);
 
+const asAdapter = (value: unknown): AdapterName | undefined => AdapterName.safeParse(value).data;
+
+/** The share of executions whose step tries another adapter than the variable's, when it allows several. */
+export const defaultAdapterExploration = 0.1;
+
+/** A number in [0, 1) from a text (FNV-1a): the same execution always draws the same. */
+const draw = (text: string): number => {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) / 2 ** 32;
+};
+
+/**
+ * The adapter a stage's step uses in this execution: the variable's, except in a deterministic share
+ * (`exploration`) of executions that try another of its choices, so that every choice keeps being measured.
+ */
+export const adapterOf = (
+  settings: Pick<StepSettings, "lm" | "adapters">,
+  executionId: string,
+  stageId: string,
+): { adapter?: AdapterName; explored: boolean } => {
+  const current = settings.lm.adapter;
+  const others = settings.adapters.choices.filter((c) => c !== current);
+  const roll = draw(`${executionId}/${stageId}`);
+  if (others.length === 0 || roll >= settings.adapters.exploration)
+    return { adapter: current, explored: false };
+  return {
+    adapter: others[Math.floor((roll / settings.adapters.exploration) * others.length)]!,
+    explored: true,
+  };
+};
+
 const asNumber = (value: unknown): number | undefined => (typeof value === "number" ? value : undefined);
 
 /** What a DSPy step runs with, after variables: module, LM config, instructions, demos. */
 export interface StepSettings {
   module: DspyModule;
   lm: LmConfig;
+  /** The adapters an `adapter` choice variable allows, and the share of executions that try another one. */
+  adapters: { choices: readonly AdapterName[]; exploration: number };
   instructions: string | undefined;
   demos: JsonRecord[];
   /** Models to try, in order, when the chosen model's circuit is open. */
@@ -267,12 +302,22 @@ export const stepSettings = (
         : [];
   const demos = value("demos");
   const instructions = value("instructions");
+  const adapter = asAdapter(value("adapter")) ?? asAdapter(config.adapter);
+  const adapterSpec = variables.adapter?.declaration.spec;
+  const choices =
+    adapterSpec?.kind === "choice" ? adapterSpec.choices.flatMap((c) => asAdapter(c) ?? []) : [];
   return {
     module: asModule(value("module")) ?? asModule(stage.module) ?? "Predict",
     lm: {
       model,
       temperature: asNumber(value("temperature")) ?? asNumber(config.temperature) ?? 0,
       maxTokens: asNumber(value("maxTokens") ?? value("max_tokens")) ?? asNumber(config.maxTokens) ?? 512,
+      ...(adapter ? { adapter } : {}),
+    },
+    adapters: {
+      choices,
+      exploration:
+        choices.length > 1 ? (asNumber(config.adapterExploration) ?? defaultAdapterExploration) : 0,
     },
     instructions: typeof instructions === "string" ? instructions : undefined,
     demos: Array.isArray(demos)

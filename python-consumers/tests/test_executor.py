@@ -285,3 +285,13 @@ def test_results_are_valid_events(dispatched):
         assert validate_event(event) == event
         assert event["causationId"] == dispatched["id"] and event["key"] == dispatched["key"]
     assert completed["type"] == "StepCompleted" and failed["type"] == "StepFailed"
+
+
+def test_the_step_names_dspys_adapter_and_a_model_that_answers_in_chat_format_fails_json_parsing():
+    lm = {**qa_step()["lm"], "model": "dspex/test?format=chat"}
+    on_json = execute_step(qa_step(lm={**lm, "adapter": "json"}))
+    assert on_json.error is not None and on_json.error.kind == "parse", on_json
+    assert "JSONAdapter failed to parse" in on_json.error.message
+    on_chat = execute_step(qa_step(lm={**lm, "adapter": "chat"}))
+    assert on_chat.ok, on_chat.error
+    assert on_chat.outputs is not None and on_chat.outputs["answer"]

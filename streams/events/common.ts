@@ -46,10 +46,15 @@ export const SignatureSpec = z.object({
 });
 export type SignatureSpec = z.infer<typeof SignatureSpec>;
 
+/** How DSPy formats the prompt and parses the answer (default: the model's own, DSPy's ChatAdapter mostly). */
+export const AdapterName = z.enum(["chat", "json"]);
+export type AdapterName = z.infer<typeof AdapterName>;
+
 export const LmConfig = z.object({
   model: z.string().min(1),
   temperature: z.number().min(0).max(2).default(0),
   maxTokens: z.number().int().positive().default(512),
+  adapter: AdapterName.optional(),
 });
 export type LmConfig = z.infer<typeof LmConfig>;
 

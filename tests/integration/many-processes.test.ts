@@ -46,19 +46,45 @@ const judgedPrograms = ["watched-a", "watched-b", "watched-c"];
 /** The alert rule of every instance (`dspex processors --config`). */
 const alertRules = [{ metric: "judge", threshold: 0.35, warmup: 4 }];
 
-/** A judge's scores of each watched program, ids fixed: the scores of `half` 1 drop, those of 2 recover then drop. */
+/** The adapter selection of every instance: decide after 4 steps of each adapter. */
+const adapterSelection = { minSteps: 4 };
+
+/**
+ * A judge's scores of each watched program, ids fixed: the scores of `half` 1 drop, those of 2 recover then
+ * drop. With them, stage metrics of two adapters: json fails to parse, chat (explored) parses; half 2
+ * finishes the tally, which switches the adapter.
+ */
 const judged = (half: 1 | 2) => {
   const scores = half === 1 ? [1, 1, 1, 1, 1, 1, 0, 0, 0] : [1, 1, 1, 1, 1, 1, 0, 0, 0, 0];
-  return judgedPrograms.flatMap((programId) =>
-    scores.map((value, i) =>
-      MetricRecorded.create({
-        id: derivedId("many-processes", `judge/${programId}/${half}/${i}`),
-        stream: `metrics-${programId}`,
-        key: programId,
-        data: { programId, name: "judge", value },
-      }),
+  const metric = (
+    programId: string,
+    i: number,
+    data: { name: string; value: number; labels?: Record<string, string> },
+  ) =>
+    MetricRecorded.create({
+      id: derivedId("many-processes", `${data.name}/${programId}/${half}/${i}`),
+      stream: `metrics-${programId}`,
+      key: programId,
+      data: { programId, ...data },
+    });
+  const step = (adapter: "chat" | "json") => ({
+    name: "stage.duration_ms",
+    value: 10,
+    labels: {
+      stage: "answer",
+      model: "m",
+      adapter,
+      ...(adapter === "json"
+        ? { status: "failed", error: "parse" }
+        : { status: "completed", explored: "true" }),
+    },
+  });
+  return judgedPrograms.flatMap((programId) => [
+    ...scores.map((value, i) => metric(programId, i, { name: "judge", value })),
+    ...(["json", "chat"] as const).flatMap((adapter, a) =>
+      [0, 1].map((i) => metric(programId, 100 * a + i, step(adapter))),
     ),
-  );
+  ]);
 };
 
 const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
@@ -90,6 +116,7 @@ const inputsOf = {
   "dspex-registry": [Topics.variables],
   "dspex-optimizer": [Topics.requests],
   "dspex-alerts": [Topics.metrics],
+  "dspex-adapters": [Topics.metrics],
   "dspex-python-stdio": [Topics.steps],
 };
 
@@ -113,6 +140,7 @@ interface Outputs {
   variables: Record<string, unknown>;
   results: Record<string, unknown>;
   alerts: unknown[];
+  adapterSwitches: unknown[];
 }
 
 /**
@@ -142,7 +170,7 @@ const scenario = async (
 
   const env = { ...envOf(config), ...sessionTtl };
   const configFile = join(temporaryFolder("dspex-many-config-"), "dspex.config.json");
-  writeFileSync(configFile, JSON.stringify({ alerts: alertRules }));
+  writeFileSync(configFile, JSON.stringify({ alerts: alertRules, adapters: adapterSelection }));
   const processes: DspexChild[] = [];
   printed = () =>
     processes
@@ -238,6 +266,15 @@ const scenario = async (
         }),
     ).values(),
   ].sort((a, b) => a.id.localeCompare(b.id));
+  const adapterSwitches = [
+    ...new Map(
+      (await eventsOn(log, Topics.variables))
+        .filter(
+          (e) => e.type === "VariableCommandIssued" && "actor" in e.data && e.data.actor === "dspex-adapters",
+        )
+        .map((e) => [e.id, { id: e.id, causationId: e.causationId, data: e.data }]),
+    ).values(),
+  ].sort((a, b) => a.id.localeCompare(b.id));
 
   const results = await eventsOn(log, Topics.results);
   const optimizations = await eventsOn(log, Topics.optimizations);
@@ -277,6 +314,7 @@ const scenario = async (
       ),
       results: byRequest,
       alerts,
+      adapterSwitches,
     },
   };
 };
@@ -310,6 +348,11 @@ describe.skipIf(!found.python).each([embeddedBackend, kafkaBackend])(
         [...Array(6).fill("AlertRaised"), ...Array(3).fill("AlertCleared")].sort(),
       );
       expect(many.outputs.alerts).toEqual(one.outputs.alerts);
+      // Per program: one switch to chat, decided by the last chat step of the second half.
+      expect(one.outputs.adapterSwitches.map((c) => (c as { data: { value: string } }).data.value)).toEqual(
+        judgedPrograms.map(() => "chat"),
+      );
+      expect(many.outputs.adapterSwitches).toEqual(one.outputs.adapterSwitches);
       const optimization = one.outputs.optimization as { data: { trials: number; accepted: boolean } };
       console.log(
         `[many-processes ${backend.name}] ${Object.keys(one.outputs.results).length} requests, ${optimization.data.trials} trials ` +

@@ -21,6 +21,17 @@ class LmChoice:
 
 
 def lm_for(config: dict[str, Any], test_answers: Sequence[Rule] = (), timeout_s: float | None = None) -> LmChoice:
+    """The step's LM, with the adapter its config names (`chat`, `json`) instead of the model's default."""
+    choice = _model_of(config, test_answers, timeout_s)
+    match config.get("adapter"):
+        case "chat":
+            return LmChoice(choice.lm, dspy.ChatAdapter(use_json_adapter_fallback=False))
+        case "json":
+            return LmChoice(choice.lm, dspy.JSONAdapter())
+    return choice
+
+
+def _model_of(config: dict[str, Any], test_answers: Sequence[Rule], timeout_s: float | None) -> LmChoice:
     model = config["model"]
     temperature = float(config.get("temperature", 0))
     max_tokens = int(config.get("maxTokens", 512))

@@ -22,6 +22,9 @@ first expected value>."
   common over all words, first of the best); without demos it is a hash-derived option. Demos then matter
   as they do for a small real model: which ones, and how many (the main job's quick run shows learning).
 
+`format=chat` answers in `[[ ## field ## ]]` blocks even when the prompt asks for JSON, as a model that
+ignores JSON instructions does: DSPy's JSONAdapter then fails to parse it (adapter selection tests).
+
 `latency_ms` sleeps that long on every call (benchmarks). `unavailable=1` fails every call the way a
 provider that is down does (LiteLLM's ServiceUnavailableError: a retryable `lm_error`), for fallback tests.
 """
@@ -85,6 +88,7 @@ class TestLM(dspy.BaseLM):
         temperature: float = 0.0,
         max_tokens: int = 512,
         unavailable: bool = False,
+        answer_format: str = "asked",
     ):
         if mode not in MODES:
             raise ValueError(f"dspex/test mode must be one of {MODES}, not {mode!r}")
@@ -93,6 +97,7 @@ class TestLM(dspy.BaseLM):
         self.mode = mode
         self.latency_ms = latency_ms
         self.unavailable = unavailable
+        self.answer_format = answer_format  # "asked": as the adapter asks; "chat": field blocks whatever is asked
 
     def forward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None, **kwargs: Any):
         messages = messages or [{"role": "user", "content": prompt or ""}]
@@ -105,7 +110,8 @@ class TestLM(dspy.BaseLM):
         view = read_prompt(messages)
         temperature = kwargs.get("temperature", self.kwargs.get("temperature", 0))
         values = self.answer(view, float(temperature or 0))
-        text = render(values, as_json=view.wants_json or "response_format" in kwargs)
+        asked_json = view.wants_json or "response_format" in kwargs
+        text = render(values, as_json=asked_json and self.answer_format != "chat")
         return chat_completion(self.model, text, rough_tokens(messages), len(text) // 4 + 1)
 
     async def aforward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None, **kwargs: Any):
@@ -274,6 +280,7 @@ def from_model_string(model: str, answers: Sequence[Rule] | None, temperature: f
         latency_ms=float(options.get("latency_ms", 0)),
         model=model,
         unavailable=options.get("unavailable") == "1",
+        answer_format=options.get("format", "asked"),
         temperature=temperature,
         max_tokens=max_tokens,
     )
