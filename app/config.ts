@@ -100,6 +100,8 @@ export const DspexConfig = z
         workers: z.number().int().positive().max(64).default(2),
         /** Python modules whose `TOOLS` (name → function) ReAct steps may name, importable by the workers. */
         tools: z.array(z.string().regex(/^[A-Za-z_][\w.]*$/, "a dotted Python module name")).default([]),
+        /** Resident memory (MB) past which a stdio worker takes no new step and is restarted once idle. */
+        maxWorkerMemoryMb: z.number().int().positive().optional(),
         /** Passages the workers load (name → a JSON list or one passage per line), for Retrieve steps and `search:NAME`. */
         corpora: z
           .record(z.string().regex(/^[\w.-]+$/, "a corpus name: letters, digits, _ . -"), z.string().min(1))

@@ -240,7 +240,12 @@ export type RunningProcessors = ReturnType<typeof startProcessors>;
 export const startWorkers = ({ log, config }: ConfiguredLog, options: { workers?: number } = {}) => {
   const workers = options.workers ?? config.python.workers;
   const env = workerEnvironment(workers, process.env, config);
-  const pool = startWorkerPool({ python: pythonOf(config), workers, env });
+  const pool = startWorkerPool({
+    python: pythonOf(config),
+    workers,
+    env,
+    maxWorkerMemoryMb: config.python.maxWorkerMemoryMb,
+  });
   const runner = startStepRunner(log, pool, { maxInFlight: workers * 2 });
   return {
     pool,

@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { describeLog, type LogOptions, openConfiguredLog } from "../../app/log.ts";
 import { startProcessors, startWorkers } from "../../app/services.ts";
+import type { WorkerPool } from "../../processors/workers/pool.ts";
 import { Headers } from "../../streams/codec.ts";
 import { Topics } from "../../streams/topics.ts";
 import { positiveInteger } from "../arguments.ts";
@@ -26,6 +27,15 @@ export const untilSignal = (): Promise<NodeJS.Signals> =>
  * processor share its work, partition by partition. With `dspex workers` on Kafka this is scale-out mode.
  * Status lines say when they consume and, every few seconds while requests finish, how many did.
  */
+/** Each stdio worker: busy or idle, the models it has loaded, its memory. */
+const describeWorkers = (stats: ReturnType<WorkerPool["stats"]>): string =>
+  stats.workers
+    .map(
+      (w) =>
+        `${w.name} ${w.busy ? "busy" : "idle"} [${w.models.join(", ") || "no model yet"}] ${w.memoryMb} MB`,
+    )
+    .join(", ") + (stats.recycled > 0 ? ` (${stats.recycled} restarted past the memory limit)` : "");
+
 const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
 export const processorsCommand = withLogOptions(new Command("processors"))
@@ -75,7 +85,9 @@ export const processorsCommand = withLogOptions(new Command("processors"))
     const finished = { completed: 0, failed: 0, rejected: 0, evaluations: 0 };
     let shown = "";
     const status = setInterval(() => {
-      const line = `finished: ${finished.completed} completed, ${finished.failed} failed, ${finished.rejected} rejected executions; ${finished.evaluations} evaluations`;
+      const line =
+        `finished: ${finished.completed} completed, ${finished.failed} failed, ${finished.rejected} rejected executions; ${finished.evaluations} evaluations` +
+        (workers ? `; workers: ${describeWorkers(workers.pool.stats())}` : "");
       if (line !== shown) say(line);
       shown = line;
     }, options.statusEvery);

@@ -22,6 +22,11 @@ export interface WorkerPoolOptions {
   idleSessionTtlMs?: number;
   /** How often a step may lose its worker to a crash before it fails. */
   maxCrashesPerStep?: number;
+  /**
+   * Resident memory (MB) past which a worker takes no new step: once idle it is restarted (and its memory
+   * given back) while the others go on. Default: no limit.
+   */
+  maxWorkerMemoryMb?: number;
   /** Extra arguments for the worker (e.g. `--test-answers file.json`). */
   args?: string[];
   env?: NodeJS.ProcessEnv;
@@ -50,6 +55,8 @@ interface Task {
   request: number;
   dispatched: Envelope;
   sessionKey: string;
+  /** The model the step loads (a Retrieve step: its embedder). */
+  model: string;
   crashes: number;
   started?: Envelope;
   resolve: (run: StepRun) => void;
@@ -64,28 +71,65 @@ interface Worker {
   lastPongAt: number;
   pingSentAt?: number;
   exited: boolean;
+  /** What the worker last said it has loaded, and its resident memory. */
+  models: ReadonlySet<string>;
+  memoryMb: number;
+  /** Over its memory limit: finishing, to be restarted. */
+  recycling?: boolean;
+  /** Steps it answered since it started. */
+  ran: number;
 }
 
-type Message = { type: string; id?: number; event?: Envelope; reason?: string };
+interface Capacity {
+  models: string[];
+  rssMb: number;
+}
 
-/** Which queued task an idle worker takes: its own sessions first, then any whose worker is busy or unknown. */
+type Message = { type: string; id?: number; event?: Envelope; reason?: string; capacity?: Capacity };
+
+const noModels: ReadonlySet<string> = new Set();
+
+/**
+ * Which queued task an idle worker takes: its own sessions first; then, of the tasks whose session's worker
+ * is busy or unknown, one whose model it has loaded; else one whose model no other idle worker has loaded
+ * (that worker takes it) — unless another idle worker has fewer models loaded, which takes the new model.
+ */
 export const pickTask = (
-  queue: readonly { sessionKey: string }[],
+  queue: readonly { sessionKey: string; model?: string }[],
   worker: number,
   affinity: ReadonlyMap<string, number>,
   isIdle: (worker: number) => boolean,
+  modelsOf: (worker: number) => ReadonlySet<string> = () => noModels,
+  idleWorkers: readonly number[] = [],
 ): number => {
   const own = queue.findIndex((task) => affinity.get(task.sessionKey) === worker);
   if (own >= 0) return own;
-  return queue.findIndex((task) => {
+  const free = (task: { sessionKey: string }) => {
     const preferred = affinity.get(task.sessionKey);
     return preferred === undefined || !isIdle(preferred);
-  });
+  };
+  const loaded = (w: number, task: { model?: string }) =>
+    task.model !== undefined && modelsOf(w).has(task.model);
+  const here = queue.findIndex((task) => free(task) && loaded(worker, task));
+  if (here >= 0) return here;
+  const others = idleWorkers.filter((other) => other !== worker);
+  if (others.some((other) => modelsOf(other).size < modelsOf(worker).size)) return -1;
+  return queue.findIndex((task) => free(task) && !others.some((other) => loaded(other, task)));
 };
 
 const sessionKeyOf = (dispatched: Envelope): string => {
   const data = dispatched.data as { sessionKey?: string };
   return data.sessionKey ?? dispatched.key;
+};
+
+/** The model a step loads: its LM's, a Retrieve step's embedder. */
+const modelOf = (dispatched: Envelope): string => {
+  const data = dispatched.data as {
+    module?: string;
+    lm?: { model?: string };
+    retrieve?: { embedder?: string };
+  };
+  return (data.module === "Retrieve" ? data.retrieve?.embedder : data.lm?.model) ?? "";
 };
 
 export const startWorkerPool = (options: WorkerPoolOptions) => {
@@ -103,28 +147,55 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
   let nextRequest = 1;
   let closing = false;
   let restarts = 0;
+  let recycled = 0;
 
   const isIdle = (index: number) => {
     const worker = workers[index];
-    return Boolean(worker?.ready && !worker.task && !worker.exited);
+    return Boolean(worker?.ready && !worker.task && !worker.exited && !worker.recycling);
   };
+  const modelsOf = (index: number) => workers[index]?.models ?? noModels;
+  // A worker that ran nothing is as small as a worker gets: restarting it would give nothing back.
+  const overLimit = (worker: Worker) =>
+    options.maxWorkerMemoryMb !== undefined && worker.ran > 0 && worker.memoryMb > options.maxWorkerMemoryMb;
 
   const send = (worker: Worker, message: unknown) => {
     if (!worker.exited) worker.child.stdin.write(encodeFrame(message));
   };
 
+  /** Restarts an idle worker past its memory limit: it takes no new step meanwhile. */
+  const recycle = (worker: Worker) => {
+    worker.recycling = true;
+    recycled += 1;
+    send(worker, { type: "shutdown" });
+  };
+
   const dispatch = () => {
-    for (let index = 0; index < workers.length && queue.length > 0; index++) {
-      if (!isIdle(index)) continue;
-      const picked = pickTask(queue, index, affinity, isIdle);
-      if (picked < 0) continue;
-      const [task] = queue.splice(picked, 1);
-      const worker = workers[index]!;
-      worker.task = task!;
-      affinity.set(task!.sessionKey, index);
-      sessionUsedAt.set(task!.sessionKey, Date.now());
-      send(worker, { type: "step", id: task!.request, event: task!.dispatched });
+    workers.forEach((worker, index) => {
+      if (isIdle(index) && overLimit(worker)) recycle(worker);
+    });
+    // Passes until nothing moves: a task left for a worker that took another one goes to the next.
+    for (let moved = true; moved && queue.length > 0; ) {
+      moved = false;
+      const idle = workers.flatMap((_, index) => (isIdle(index) ? [index] : []));
+      for (const index of idle) {
+        if (!isIdle(index) || queue.length === 0) continue;
+        const picked = pickTask(queue, index, affinity, isIdle, modelsOf, idle.filter(isIdle));
+        if (picked < 0) continue;
+        const [task] = queue.splice(picked, 1);
+        const worker = workers[index]!;
+        worker.task = task!;
+        affinity.set(task!.sessionKey, index);
+        sessionUsedAt.set(task!.sessionKey, Date.now());
+        send(worker, { type: "step", id: task!.request, event: task!.dispatched });
+        moved = true;
+      }
     }
+  };
+
+  const noteCapacity = (worker: Worker, capacity: Capacity | undefined) => {
+    if (!capacity) return;
+    worker.models = new Set(capacity.models);
+    worker.memoryMb = capacity.rssMb;
   };
 
   const onMessage = (worker: Worker, message: Message) => {
@@ -136,6 +207,7 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
       case "pong":
         worker.lastPongAt = Date.now();
         worker.pingSentAt = undefined;
+        noteCapacity(worker, message.capacity);
         break;
       case "started":
         if (worker.task && message.id === worker.task.request) worker.task.started = message.event;
@@ -144,6 +216,8 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
         const task = worker.task;
         if (!task || message.id !== task.request || !message.event) break;
         worker.task = undefined;
+        worker.ran += 1;
+        noteCapacity(worker, message.capacity);
         task.resolve({ started: task.started ?? message.event, result: message.event, worker: worker.name });
         break;
       }
@@ -169,7 +243,16 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
         stdio: ["pipe", "pipe", "pipe"],
       },
     );
-    const worker: Worker = { name, child, ready: false, lastPongAt: Date.now(), exited: false };
+    const worker: Worker = {
+      name,
+      child,
+      ready: false,
+      lastPongAt: Date.now(),
+      exited: false,
+      models: new Set(),
+      memoryMb: 0,
+      ran: 0,
+    };
     workers[index] = worker;
     const decoder = new FrameDecoder();
     child.stdout.on("data", (chunk: Buffer) => {
@@ -235,6 +318,7 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
           request: nextRequest++,
           dispatched,
           sessionKey: sessionKeyOf(dispatched),
+          model: modelOf(dispatched),
           crashes: 0,
           resolve,
           reject,
@@ -257,10 +341,14 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
         pid: worker.child.pid,
         busy: Boolean(worker.task),
         ready: worker.ready,
+        models: [...worker.models],
+        memoryMb: worker.memoryMb,
       })),
       queued: queue.length,
       sessions: affinity.size,
       restarts,
+      /** Workers restarted for going past their memory limit. */
+      recycled,
     }),
     /** The worker process (pid) of slot `index`, for tests that kill one. */
     pidOf: (index: number) => workers[index]?.child.pid,

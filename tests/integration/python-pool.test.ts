@@ -52,6 +52,38 @@ describe("pickTask (soft session affinity)", () => {
   });
 });
 
+describe("pickTask (models loaded)", () => {
+  const loaded = new Map([
+    [0, new Set(["small"])],
+    [1, new Set(["large"])],
+  ]);
+  const modelsOf = (worker: number) => loaded.get(worker) ?? new Set<string>();
+  const none = new Map<string, number>();
+  it("takes a task whose model it has loaded, and leaves one another idle worker has loaded to that worker", () => {
+    const queue = [
+      { sessionKey: "x", model: "large" },
+      { sessionKey: "y", model: "small" },
+      { sessionKey: "z", model: "new" },
+    ];
+    expect(pickTask(queue, 0, none, () => true, modelsOf, [0, 1])).toBe(1);
+    expect(pickTask(queue, 1, none, () => true, modelsOf, [0, 1])).toBe(0);
+    expect(pickTask([queue[0]!, queue[2]!], 0, none, () => true, modelsOf, [0, 1])).toBe(1);
+    // The worker with the model is busy: the idle one takes it rather than let it wait.
+    expect(pickTask([queue[0]!], 0, none, () => true, modelsOf, [0])).toBe(0);
+  });
+  it("gives a new model to the idle worker with fewer models loaded", () => {
+    const blank = (worker: number) => (worker === 0 ? new Set(["small"]) : new Set<string>());
+    const queue = [{ sessionKey: "n", model: "new" }];
+    expect(pickTask(queue, 0, none, () => true, blank, [0, 1])).toBe(-1);
+    expect(pickTask(queue, 1, none, () => true, blank, [0, 1])).toBe(0);
+  });
+
+  it("still serves a session's own worker first", () => {
+    const queue = [{ sessionKey: "s", model: "large" }];
+    expect(pickTask(queue, 0, new Map([["s", 0]]), () => true, modelsOf, [0, 1])).toBe(0);
+  });
+});
+
 describe.skipIf(!found.python)("Python stdio worker pool (real processes)", () => {
   let pool: WorkerPool;
 
@@ -112,4 +144,52 @@ describe.skipIf(!found.python)("Python stdio worker pool (real processes)", () =
     await pool.ready();
     expect((await pool.run(step())).result.type).toBe("StepCompleted");
   }, 90_000);
+});
+
+describe.skipIf(!found.python)("Python stdio worker pool: models and memory (real processes)", () => {
+  const pools: WorkerPool[] = [];
+  afterAll(async () => {
+    for (const pool of pools) await pool.close();
+  });
+  const start = (options: { maxWorkerMemoryMb?: number } = {}) => {
+    const answers = join(temporaryFolder("dspex-pool-models-"), "answers.json");
+    writeFileSync(answers, JSON.stringify({ "Capital of France?": { answer: "Paris" } }));
+    const pool = startWorkerPool({
+      python: found.python!,
+      workers: 2,
+      pingIntervalMs: 200,
+      args: ["--test-answers", answers],
+      cwd: root,
+      ...options,
+    });
+    pools.push(pool);
+    return pool;
+  };
+
+  it("sends a step to the idle worker that already ran its model", async () => {
+    const pool = start();
+    await pool.ready();
+    const first = await pool.run(step({ model: "dspex/test?mode=lookup" }));
+    const other = await pool.run(step({ model: "dspex/test?mode=nearest_demo" }));
+    // Each worker has said which model it ran: the next steps of each model go to that worker.
+    await expect.poll(() => pool.stats().workers.every((w) => w.models.length > 0)).toBe(true);
+    expect(other.worker).not.toBe(first.worker);
+    for (let i = 0; i < 4; i++) {
+      expect((await pool.run(step({ model: "dspex/test?mode=lookup" }))).worker).toBe(first.worker);
+      expect((await pool.run(step({ model: "dspex/test?mode=nearest_demo" }))).worker).toBe(other.worker);
+    }
+    const models = pool.stats().workers.map((w) => [w.name, w.models]);
+    expect(models).toContainEqual([first.worker, ["dspex/test?mode=lookup"]]);
+    expect(pool.stats().workers.every((w) => w.memoryMb > 0)).toBe(true);
+  }, 90_000);
+
+  it("restarts a worker past its memory limit once it is idle, and every step still runs", async () => {
+    const pool = start({ maxWorkerMemoryMb: 1 }); // every worker is past it after its first step
+    await pool.ready();
+    const runs = await Promise.all(Array.from({ length: 4 }, () => pool.run(step())));
+    expect(runs.map((run) => run.result.type)).toEqual(Array(4).fill("StepCompleted"));
+    expect(pool.stats().recycled).toBeGreaterThanOrEqual(2);
+    await pool.ready();
+    expect((await pool.run(step())).result.type).toBe("StepCompleted");
+  }, 120_000);
 });

@@ -5,8 +5,9 @@ In:  {"type": "step", "id": R, "event": <StepDispatched envelope>}
      {"type": "shutdown"}                        finish the work received so far, then exit
 Out: {"type": "ready", "worker": W, "pid": P}   once, when DSPy is loaded
      {"type": "started", "id": R, "event": <StepStarted>}
-     {"type": "result", "id": R, "event": <StepCompleted | StepFailed>}
-     {"type": "pong", "id": R, "worker": W, "busy": bool, "done": N}   answered even while a step runs
+     {"type": "result", "id": R, "event": <StepCompleted | StepFailed>, "capacity": C}
+     {"type": "pong", "id": R, "worker": W, "busy": bool, "done": N, "capacity": C}   answered even while a step runs
+     where C = {"models": [models and embedders this worker has run steps with], "rssMb": resident memory}
      {"type": "error", "id": R, "reason": "..."}  a frame that is not a valid command (nothing ran)
 """
 
@@ -55,6 +56,7 @@ class StdioWorker:
         self.steps: queue.Queue[tuple[Any, dict[str, Any]] | None] = queue.Queue()
         self.busy = False
         self.done = 0
+        self.models: set[str] = set()  # what this process has loaded (or warmed): the pool prefers it for them
 
     def serve(self) -> int:
         runner = threading.Thread(target=self._run_steps, name="steps")
@@ -91,7 +93,8 @@ class StdioWorker:
         kind = message.get("type") if isinstance(message, dict) else None
         request = message.get("id") if isinstance(message, dict) else None
         if kind == "ping":
-            self.writer.send({"type": "pong", "id": request, "worker": self.worker, "busy": self.busy, "done": self.done})
+            pong = {"type": "pong", "id": request, "worker": self.worker, "busy": self.busy, "done": self.done}
+            self.writer.send({**pong, "capacity": self._capacity()})
         elif kind == "shutdown":
             return "shutdown"
         elif kind == "step":
@@ -119,9 +122,31 @@ class StdioWorker:
             outcome = execute_step(dispatched["data"], self.settings)
             result = result_event(dispatched, outcome, self.worker)
             # Counted before the result goes out: a ping sent after the result is read then sees it done.
+            self.models.update(models_of(dispatched["data"]))
             self.busy = False
             self.done += 1
-            self.writer.send({"type": "result", "id": request, "event": result})
+            self.writer.send({"type": "result", "id": request, "event": result, "capacity": self._capacity()})
+
+    def _capacity(self) -> dict[str, Any]:
+        return {"models": sorted(self.models), "rssMb": resident_mb()}
+
+
+def models_of(step: dict[str, Any]) -> list[str]:
+    """The models a step loads: its LM, and a Retrieve step's embedder instead."""
+    if step.get("module") == "Retrieve" and "retrieve" in step:
+        return [step["retrieve"]["embedder"]]
+    return [step["lm"]["model"]]
+
+
+def resident_mb() -> int:
+    """This process's resident memory, from /proc (Linux); else its peak."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def serve_stdio(settings: ExecutorSettings, worker: str) -> int:
