@@ -128,6 +128,13 @@ export const DspexConfig = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Model failover (`dspex processors`): an alert on one of these series of a stage's model moves the
+     * stage's `model` variable to the next of its choices (none by default).
+     */
+    failover: z
+      .array(z.object({ programId: z.string().min(1).optional(), metric: z.string().min(1) }).strict())
+      .default([]),
     /** Trends watched by the alerts processor of `dspex processors` (none by default). */
     alerts: z
       .array(AlertRuleConfig)

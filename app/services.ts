@@ -3,6 +3,7 @@ import { availableParallelism } from "node:os";
 import { delimiter, resolve } from "node:path";
 import { adapterSelector } from "../processors/adaptation/adapters.ts";
 import { alertsProcessor } from "../processors/adaptation/alerts.ts";
+import { failoverProcessor } from "../processors/adaptation/failover.ts";
 import { type Metric, type MetricRegistry, metricRegistry } from "../processors/evaluation/metrics.ts";
 import type { Transform } from "../processors/native/index.ts";
 import type { Progress } from "../processors/optimizers/driver.ts";
@@ -103,6 +104,7 @@ export const processorGroups = {
   reoptimizer: "dspex-reoptimizer",
   alerts: "dspex-alerts",
   adapters: "dspex-adapters",
+  failover: "dspex-failover",
 } as const;
 export type ProcessorName = keyof typeof processorGroups;
 export const allProcessors = Object.keys(processorGroups) as ProcessorName[];
@@ -119,6 +121,7 @@ export const groupInputs: Readonly<Record<string, readonly string[]>> = {
   [processorGroups.reoptimizer]: [Topics.metrics],
   [processorGroups.alerts]: [Topics.metrics],
   [processorGroups.adapters]: [Topics.metrics],
+  [processorGroups.failover]: [Topics.metrics],
   ...Object.fromEntries(workerGroups.map((group) => [group, [Topics.steps]])),
 };
 
@@ -183,6 +186,8 @@ const startOne = (
       return runProcessor(log, alertsProcessor(config.alerts), runtime);
     case "adapters":
       return runProcessor(log, adapterSelector(config.adapters), runtime);
+    case "failover":
+      return runProcessor(log, failoverProcessor(config.failover), runtime);
   }
 };
 

@@ -108,7 +108,7 @@ export const processorsCommand = withLogOptions(new Command("processors"))
       say(
         `processors ready in ${((Date.now() - started) / 1000).toFixed(1)} s on ${describeLog(config)}: ` +
           `pipeline, evaluation, registry, optimizer, re-optimizer (${plural(policies, "policy", "policies")}${policies === 0 ? ": add `reoptimize` to dspex.config.json" : ""}), ` +
-          `alerts (${plural(rules, "rule", "rules")}${rules === 0 ? ": add `alerts` to dspex.config.json" : ""}), adapter selection` +
+          `alerts (${plural(rules, "rule", "rules")}${rules === 0 ? ": add `alerts` to dspex.config.json" : ""}), adapter selection, model failover (${plural(config.failover.length, "policy", "policies")})` +
           (workers ? `, ${options.stdioWorkers} Python stdio workers` : "; steps go to `dspex workers`"),
       );
       const signal = await processors.guard(untilSignal());

@@ -2,6 +2,7 @@ import { causedBy } from "../../streams/envelope.ts";
 import { type EventOf, VariableCommandIssued } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import { Topics } from "../../streams/topics.ts";
+import { stageMetric } from "../optimizers/reoptimize.ts";
 import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
 
 /** When one adapter is better enough to switch to. */
@@ -35,8 +36,6 @@ interface Series {
 export interface AdapterSelectorState {
   series: Readonly<Record<string, Series>>;
 }
-
-const stageMetric = "stage.duration_ms";
 
 const failureRate = (t: Tally) => t.parseFailures / t.steps;
 const meanMs = (t: Tally) => t.durationMs / t.steps;

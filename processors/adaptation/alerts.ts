@@ -2,7 +2,12 @@ import { causedBy } from "../../streams/envelope.ts";
 import { AlertCleared, AlertRaised, type EventOf } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import { Topics } from "../../streams/topics.ts";
-import { executionMetric, failureRateMetric } from "../optimizers/reoptimize.ts";
+import {
+  executionMetric,
+  failureRateMetric,
+  stageFailureRateMetric,
+  stageMetric,
+} from "../optimizers/reoptimize.ts";
 import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
 import { type Crossing, observe, type Trend, type TrendRule } from "./trends.ts";
 
@@ -16,6 +21,8 @@ export const valueFor = (rule: TrendRule, metric: Metric): number | undefined =>
   if (rule.programId !== undefined && rule.programId !== metric.programId) return undefined;
   if (rule.metric === failureRateMetric)
     return metric.name === executionMetric ? (metric.labels.status === "completed" ? 0 : 1) : undefined;
+  if (rule.metric === stageFailureRateMetric)
+    return metric.name === stageMetric ? (metric.labels.status === "completed" ? 0 : 1) : undefined;
   return metric.name === rule.metric ? metric.value : undefined;
 };
 

@@ -7,7 +7,10 @@
 export interface TrendRule {
   /** The program it watches (default: every program). */
   programId?: string;
-  /** A MetricRecorded name, or `execution.failure_rate` (1 per failed execution, 0 per completed one). */
+  /**
+   * A MetricRecorded name, or a failure rate the processor derives: `execution.failure_rate` (1 per failed
+   * execution, 0 per completed one) or `stage.failure_rate` (the same per stage and model).
+   */
   metric: string;
   /** Which way is bad: a score going down, a latency or failure rate going up. */
   direction: "down" | "up";

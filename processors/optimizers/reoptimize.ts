@@ -122,6 +122,10 @@ const start = (
 export const executionMetric = "execution.duration_ms";
 /** The series the alerts processor derives from `executionMetric`: 1 per failed execution, 0 per completed one. */
 export const failureRateMetric = "execution.failure_rate";
+/** What the pipeline records once per finished stage (labels: stage, status, model, adapter, error). */
+export const stageMetric = "stage.duration_ms";
+/** The series derived from `stageMetric`, per stage and model: 1 per failed stage, 0 per completed one. */
+export const stageFailureRateMetric = "stage.failure_rate";
 /** What an optimization records when it completes (its labels name it). */
 export const optimizationMetric = "optimization.completed";
 

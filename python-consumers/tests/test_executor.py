@@ -295,3 +295,18 @@ def test_the_step_names_dspys_adapter_and_a_model_that_answers_in_chat_format_fa
     on_chat = execute_step(qa_step(lm={**lm, "adapter": "chat"}))
     assert on_chat.ok, on_chat.error
     assert on_chat.outputs is not None and on_chat.outputs["answer"]
+
+
+def test_an_answer_that_does_not_read_as_its_fields_type_is_a_parse_error(tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text('[{"when": "How many", "then": {"answer": "seven, I think"}}]')
+    signature = {
+        "instructions": "",
+        "inputs": [{"name": "question", "type": "str", "optional": False}],
+        "outputs": [{"name": "answer", "type": "int", "optional": False}],
+    }
+    lm = {"model": f"dspex/test?answers={rules}", "temperature": 0, "maxTokens": 64}
+    outcome = execute_step(qa_step(inputs={"question": "How many moons?"}, signature=signature, lm=lm))
+    assert outcome.error is not None
+    assert (outcome.error.kind, outcome.error.retryable) == ("parse", False), outcome.error
+    assert "unable to parse string as an integer" in outcome.error.message

@@ -113,8 +113,16 @@ const busyErrorTypes = new Set([
   "UNKNOWN_TOPIC_OR_PARTITION",
   "REBALANCE_IN_PROGRESS",
 ]);
+/**
+ * The same conditions as kafkajs words them: a consumer's crash wraps the protocol error in a
+ * KafkaJSNonRetriableError that keeps its message but drops its type (seen when a fresh broker was still
+ * loading a group's coordinator: the processors said Kafka could not be reached).
+ */
+const busyMessages =
+  /The coordinator is loading|The group coordinator is not available|This is not the correct coordinator|The group is rebalancing|There is no leader for this topic-partition|This server is not the leader for that topic-partition|This server does not host this topic-partition/;
+
 const brokerBusy = (error: unknown): boolean =>
-  hasErrorType(busyErrorTypes, error) || isUnreadyMetadata(error);
+  hasErrorType(busyErrorTypes, error) || isUnreadyMetadata(error) || causedBy(busyMessages, error);
 
 /** Errors that clear up by themselves: a busy broker, or a request that timed out. */
 const transientErrorTypes = new Set([...busyErrorTypes, "REQUEST_TIMED_OUT"]);

@@ -123,9 +123,11 @@ describe.skipIf(!found.python)("adapter selection (embedded log, Python workers)
     expect(byAdapter.chat.length).toBeGreaterThanOrEqual(selection.minSteps);
     expect(new Set(byAdapter.chat)).toEqual(new Set(["ExecutionCompleted"]));
     expect(new Set(byAdapter.json)).toEqual(new Set(["ExecutionFailed"]));
-    // Each step asked for the adapter the planner draws for its execution from the variable's value: after the
-    // switch (its version) chat, exploring json in 30 % of executions; before it json, exploring chat. A step
-    // of the first loop may already have seen the switch.
+    // Each step asked for the adapter the planner draws for its execution from the variable's value: chat
+    // after the switch, exploring json in 30 % of executions; json before it, exploring chat. With two
+    // choices the two draws always differ, so each step shows which value it saw. The pipeline reads the
+    // registry as it goes: the first requests after the switch may still see json, never one after a
+    // request that saw chat.
     const draw = (executionId: string, current: "chat" | "json") =>
       adapterOf(
         {
@@ -135,17 +137,17 @@ describe.skipIf(!found.python)("adapter selection (embedded log, Python workers)
         executionId,
         "answer",
       ).adapter;
-    for (const step of dispatched) {
-      const { executionId, variableVersions, lm } = step.data;
-      if (after.includes(executionId)) {
-        const current =
-          variableVersions["adapt-qa.answer.adapter"] === switched.data.version ? "chat" : "json";
-        expect(lm.adapter, executionId).toBe(draw(executionId, current));
-      } else
-        expect([draw(executionId, "json"), draw(executionId, "chat")], executionId).toContain(lm.adapter);
-    }
-    const afterSteps = dispatched.filter((s) => after.includes(s.data.executionId));
+    const saw = (step: EventOf<"StepDispatched">) =>
+      step.data.lm.adapter === draw(step.data.executionId, "chat") ? "chat" : "json";
+    for (const step of dispatched)
+      expect([draw(step.data.executionId, "json"), draw(step.data.executionId, "chat")]).toContain(
+        step.data.lm.adapter,
+      );
+    const afterSteps = after.map((id) => dispatched.find((s) => s.data.executionId === id)!);
     expect(afterSteps).toHaveLength(10);
+    const seen = afterSteps.map(saw);
+    expect(seen.indexOf("chat")).toBeGreaterThanOrEqual(0);
+    expect(seen.slice(seen.indexOf("chat"))).toEqual(Array(10 - seen.indexOf("chat")).fill("chat"));
     const onChat = afterSteps.filter((s) => s.data.lm.adapter === "chat");
     expect(onChat.every((s) => results.get(s.data.executionId) === "ExecutionCompleted")).toBe(true);
 

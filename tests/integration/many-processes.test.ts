@@ -117,6 +117,7 @@ const inputsOf = {
   "dspex-optimizer": [Topics.requests],
   "dspex-alerts": [Topics.metrics],
   "dspex-adapters": [Topics.metrics],
+  "dspex-failover": [Topics.metrics],
   "dspex-python-stdio": [Topics.steps],
 };
 

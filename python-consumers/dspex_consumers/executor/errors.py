@@ -8,6 +8,7 @@ from typing import Any
 
 import litellm.exceptions as llm
 from dspy.utils.exceptions import AdapterParseError
+from pydantic import ValidationError
 
 from ..lms import UnknownModel
 from ..lms.offline import OfflineModelMissing
@@ -53,7 +54,8 @@ def _kind_of(error: BaseException, deterministic: bool) -> tuple[str, bool]:
             return "timeout", True
         case llm.RateLimitError():
             return "rate_limit", True
-        case AdapterParseError():
+        # A field's value the adapter could not read as its type (DSPy's parse_value lets pydantic's error out).
+        case AdapterParseError() | ValidationError():
             return "parse", not deterministic
         case InvalidOutput():
             return "invalid_output", not deterministic
