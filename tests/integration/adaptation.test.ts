@@ -41,6 +41,7 @@ import {
   labelTaskRules,
 } from "../support/label-task.ts";
 import { untilCaughtUp } from "../support/waits.ts";
+import { eventsOn } from "./optimize-support.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the adaptation test: ${found.reason}`);
@@ -78,9 +79,6 @@ const policy = {
     params: { maxBootstrappedDemos: 6, maxLabeledDemos: 12 },
   },
 };
-
-const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
-  (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
 
 const ofType = <T extends DspexEvent["type"]>(events: DspexEvent[], type: T) =>
   events.filter((e): e is EventOf<T> => e.type === type);

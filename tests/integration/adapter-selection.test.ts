@@ -13,19 +13,17 @@ import { adapterSelector } from "../../processors/adaptation/adapters.ts";
 import { adapterOf } from "../../processors/pipeline/planner.ts";
 import { findPython } from "../../processors/workers/python.ts";
 import type { DspexEvent, EventOf } from "../../streams/events/index.ts";
-import type { EventLog } from "../../streams/log.ts";
 import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
 import { dspexHere } from "../support/dspex-here.ts";
+import { setEnv } from "../support/env.ts";
 import { testLmRule } from "../support/test-lm.ts";
 import { untilCaughtUp } from "../support/waits.ts";
+import { eventsOn } from "./optimize-support.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the adapter selection test: ${found.reason}`);
-
-const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
-  (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
 
 const selection = { minSteps: 5, failureMargin: 0.1, latencyMargin: 0.2 };
 
@@ -46,12 +44,7 @@ describe.skipIf(!found.python)("adapter selection (embedded log, Python workers)
         adapters: selection,
       }),
     );
-    const saved = process.env.DSPEX_TEST_LM_ANSWERS;
-    process.env.DSPEX_TEST_LM_ANSWERS = join(folder, "rules.json");
-    undo.push(() => {
-      if (saved === undefined) delete process.env.DSPEX_TEST_LM_ANSWERS;
-      else process.env.DSPEX_TEST_LM_ANSWERS = saved;
-    });
+    undo.push(setEnv({ DSPEX_TEST_LM_ANSWERS: join(folder, "rules.json") }));
     const { dspex, stop } = await dspexHere({
       log: { config: join(folder, "dspex.config.json"), backend: "embedded" },
       processors: ["pipeline", "registry", "adapters"],

@@ -10,19 +10,15 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { dspy, program, v } from "../../index.ts";
 import { findPython } from "../../processors/workers/python.ts";
-import type { DspexEvent, EventOf } from "../../streams/events/index.ts";
-import type { EventLog } from "../../streams/log.ts";
-import { readEvents } from "../../streams/store.ts";
+import type { EventOf } from "../../streams/events/index.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
 import { dspexHere } from "../support/dspex-here.ts";
 import { testLmRule } from "../support/test-lm.ts";
+import { eventsOn } from "./optimize-support.ts";
 
 const found = findPython();
 if (!found.python) console.warn(`skipping the failover test: ${found.reason}`);
-
-const eventsOn = async (log: EventLog, topic: string): Promise<DspexEvent[]> =>
-  (await readEvents(log, topic)).flatMap((r) => ("event" in r ? [r.event] : []));
 
 describe.skipIf(!found.python)("model failover from alerts (embedded log, Python workers)", () => {
   const undo: (() => Promise<void> | void)[] = [];

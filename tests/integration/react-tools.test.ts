@@ -13,6 +13,7 @@ import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
 import { dspexHere } from "../support/dspex-here.ts";
+import { setEnv } from "../support/env.ts";
 import { testLmRule } from "../support/test-lm.ts";
 
 const found = findPython();
@@ -56,17 +57,7 @@ describe.skipIf(!found.python)("ReAct with the user's tools (embedded log, Pytho
       }),
     );
     // The workers inherit this process's environment: where the module is, and the test LM's rules.
-    const saved = {
-      PYTHONPATH: process.env.PYTHONPATH,
-      DSPEX_TEST_LM_ANSWERS: process.env.DSPEX_TEST_LM_ANSWERS,
-    };
-    process.env.PYTHONPATH = folder;
-    process.env.DSPEX_TEST_LM_ANSWERS = join(folder, "rules.json");
-    undo.push(() => {
-      for (const [name, value] of Object.entries(saved))
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-    });
+    undo.push(setEnv({ PYTHONPATH: folder, DSPEX_TEST_LM_ANSWERS: join(folder, "rules.json") }));
 
     const { dspex, stop } = await dspexHere({
       log: { config: join(folder, "dspex.config.json"), backend: "embedded" },

@@ -13,6 +13,7 @@ import { readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import { temporaryFolder } from "../support/backends.ts";
 import { dspexHere } from "../support/dspex-here.ts";
+import { setEnv } from "../support/env.ts";
 import { testLmRule } from "../support/test-lm.ts";
 
 const found = findPython();
@@ -58,12 +59,7 @@ describe.skipIf(!found.python)("retrieval with embeddings (embedded log, Python 
         python: { workers: 1, corpora: { faq: join(folder, "faq.json") } },
       }),
     );
-    const saved = process.env.DSPEX_TEST_LM_ANSWERS;
-    process.env.DSPEX_TEST_LM_ANSWERS = join(folder, "rules.json");
-    undo.push(() => {
-      if (saved === undefined) delete process.env.DSPEX_TEST_LM_ANSWERS;
-      else process.env.DSPEX_TEST_LM_ANSWERS = saved;
-    });
+    undo.push(setEnv({ DSPEX_TEST_LM_ANSWERS: join(folder, "rules.json") }));
     const here = await dspexHere({
       log: { config: join(folder, "dspex.config.json"), backend: "embedded" },
       processors: ["pipeline"],

@@ -53,11 +53,11 @@ const processor = reoptimizationProcessor([
   { programId: "qa", threshold: 0.8, minExecutions: 5, margin: 0.05, request },
 ]);
 
-const drive = (events: Envelope[]) => {
-  let state = processor.initialState;
+const drive = (events: Envelope[], reoptimizer = processor) => {
+  let state = reoptimizer.initialState;
   const emitted: Envelope[] = [];
   for (const event of events) {
-    const out = processor.handle(state, event as DspexEvent, ctx);
+    const out = reoptimizer.handle(state, event as DspexEvent, ctx);
     state = out.state;
     emitted.push(...out.emit);
   }
@@ -122,16 +122,7 @@ describe("continuous re-optimization answering alerts", () => {
         observations: 20,
       },
     });
-  const run = (events: Envelope[]) => {
-    let state = onAlert.initialState;
-    const emitted: Envelope[] = [];
-    for (const event of events) {
-      const out = onAlert.handle(state, event as DspexEvent, ctx);
-      state = out.state;
-      emitted.push(...out.emit);
-    }
-    return emitted;
-  };
+  const run = (events: Envelope[]) => drive(events, onAlert);
 
   it("requests an optimization caused by the alert on its quality series, naming it", () => {
     const raised = alert("judge");
