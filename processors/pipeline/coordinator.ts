@@ -454,9 +454,8 @@ const dispatch = (
   const before = exec.stages[stage.id];
   const failedModels = before?.status === "retrying" ? (before.failedModels ?? []) : [];
   const chain = [settings.lm.model, ...settings.fallbacks];
-  // Models this stage has not failed on come first; the failed ones stay as a last resort.
-  const model = route(draft, [...chain.filter((m) => !failedModels.includes(m)), ...failedModels], stepId);
   const { adapter, explored } = adapterOf(settings, exec.executionId, stage.id);
+  const retrieve = settings.module === "Retrieve" ? retrieveConfigOf(stage.config) : undefined;
   const running = {
     status: "running",
     attempt,
@@ -466,6 +465,17 @@ const dispatch = (
     ...(failedModels.length > 0 ? { failedModels } : {}),
     ...(adapter ? { adapter, ...(explored ? { explored } : {}) } : {}),
   };
+  if (retrieve && !("embedder" in retrieve)) {
+    const next = draft.setStage(exec, stage.id, { ...running, model: settings.lm.model } as StageState);
+    const error = {
+      kind: "bad_request" as const,
+      message: `stage ${stage.id}: ${retrieve.error}`,
+      retryable: false,
+    };
+    return failAttempt(draft, next, stage.id, error, attempt);
+  }
+  // Models this stage has not failed on come first; the failed ones stay as a last resort.
+  const model = route(draft, [...chain.filter((m) => !failedModels.includes(m)), ...failedModels], stepId);
   if (!model) {
     const next = draft.setStage(exec, stage.id, { ...running, model: settings.lm.model } as StageState);
     const tried = [settings.lm.model, ...settings.fallbacks].join(", ");
@@ -495,15 +505,6 @@ const dispatch = (
   }
   const inputs = stageInputs(stage, exec.inputs, completedOutputs(exec));
   const next = draft.setStage(exec, stage.id, { ...running, model } as StageState);
-  const retrieve = settings.module === "Retrieve" ? retrieveConfigOf(stage.config) : undefined;
-  if (retrieve && !("embedder" in retrieve)) {
-    const error = {
-      kind: "bad_request" as const,
-      message: `stage ${stage.id}: ${retrieve.error}`,
-      retryable: false,
-    };
-    return failAttempt(draft, next, stage.id, error, attempt);
-  }
   draft.emit.push(
     StepDispatched.create({
       ...draft.header(next, `dispatched/${stage.id}/${attempt}`, exec.sessionKey),

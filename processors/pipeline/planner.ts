@@ -259,6 +259,7 @@ export const adapterOf = (
   stageId: string,
 ): { adapter?: AdapterName; explored: boolean } => {
   const current = settings.lm.adapter;
+  if (settings.adapters.exploration <= 0) return { adapter: current, explored: false };
   const others = settings.adapters.choices.filter((c) => c !== current);
   const roll = draw(`${executionId}/${stageId}`);
   if (others.length === 0 || roll >= settings.adapters.exploration)
