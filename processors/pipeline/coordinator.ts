@@ -166,7 +166,14 @@ class Draft {
     return this.executions.get(executionId);
   }
 
-  metric(exec: Execution, fact: string, name: string, value: number, labels: Record<string, string>) {
+  metric(
+    exec: Execution,
+    fact: string,
+    name: string,
+    value: number,
+    labels: Record<string, string>,
+    unit = "ms",
+  ) {
     this.emit.push(
       MetricRecorded.create({
         ...this.header(exec, `metric/${fact}`, exec.program.programId),
@@ -175,7 +182,7 @@ class Draft {
           programId: exec.program.programId,
           name,
           value,
-          unit: "ms",
+          unit,
           labels,
           executionId: exec.executionId,
         },
@@ -662,6 +669,20 @@ const onStepCompleted = (
   const healed = recordSuccess(draft.circuitOf(stage.model));
   draft.circuits[stage.model] = healed.circuit;
   draft.circuitEvent(stage.model, healed.transition, `probe step ${stage.stepId} succeeded`);
+  // What the provider charged for the step's calls, when it says (local models cost nothing: no metric).
+  const cost = event.data.lmCalls.reduce((sum, call) => sum + (call.cost ?? 0), 0);
+  if (cost > 0)
+    draft.metric(
+      withUsage,
+      `cost/${definition.id}/${stage.attempt}`,
+      "stage.cost_usd",
+      cost,
+      {
+        stage: definition.id,
+        model: stage.model,
+      },
+      "USD",
+    );
   completeStage(draft, withUsage, definition.id, outputs.values, stage.attempt);
   return draft.result();
 };

@@ -97,6 +97,29 @@ describe("coordinator", () => {
     expect(s.state().coordinator.executions.size).toBe(0);
   });
 
+  it("records what a step's calls cost, per stage and model, when the provider says", () => {
+    const s = scenario({}, [registered(chain)]);
+    const first = only(s.when(requested("r1", "chain", { question: "q" })), "StepDispatched");
+    const paid = completed(first, { draft: "D" });
+    const calls = [0.002, 0.0005].map((cost) => ({
+      model: first.data.lm.model,
+      latencyMs: 3,
+      cost,
+      promptTokens: 0,
+      completionTokens: 0,
+    }));
+    const out = s.when({ ...paid, data: { ...paid.data, lmCalls: calls } }, T0 + 10);
+    const cost = ofType(out, "MetricRecorded").find((m) => m.data.name === "stage.cost_usd")!;
+    expect(cost.data).toMatchObject({ unit: "USD", labels: { stage: "first", model: first.data.lm.model } });
+    expect(cost.data.value).toBeCloseTo(0.0025);
+    const free = only(s.when(requested("r2", "chain", { question: "q" })), "StepDispatched");
+    const names = ofType(s.when(completed(free, { draft: "D" }), T0 + 20), "MetricRecorded").map(
+      (m) => m.data.name,
+    );
+    expect(names).toContain("stage.duration_ms");
+    expect(names).not.toContain("stage.cost_usd");
+  });
+
   it("retries a retryable failure after exponential backoff, then succeeds", () => {
     const policy = { backoffMs: 100, maxRetries: 2 };
     const s = scenario({}, [registered(chain)]);
