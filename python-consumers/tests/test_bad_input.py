@@ -118,7 +118,7 @@ PRECISE: list[tuple[str, Any, str]] = [
      "invalid StepDispatched: data.stepId: is required; data.signature: is required; data.lm: is required"),
     ("missing nested field", with_step(signature={"inputs": [{"type": "str"}], "outputs": [{"name": "a"}]}),
      "invalid StepDispatched: data.signature.inputs.0.name: is required"),
-    ("unknown module", with_step(module="Teleport"), 'invalid StepDispatched: data.module: expected one of "Predict"|"ChainOfThought"|"ReAct"'),
+    ("unknown module", with_step(module="Teleport"), 'invalid StepDispatched: data.module: expected one of "Predict"|"ChainOfThought"|"ReAct"|"Retrieve"'),
     ("negative attempt", with_step(attempt=-1), "invalid StepDispatched: data.attempt: expected a number >= 0"),
     ("step id too long", with_step(stepId="s" * 201), "invalid StepDispatched: data.stepId: expected at most 200 characters"),
     ("inputs null", with_step(inputs=None), "invalid StepDispatched: data.inputs: expected object, received null"),

@@ -73,8 +73,12 @@ def test_pings_are_answered_while_a_step_runs(worker):
     assert worker.receive()["type"] == "started"
     worker.send({"type": "ping", "id": 2})
     pong = worker.receive()
+    capacity = pong.pop("capacity")
     assert pong == {"type": "pong", "id": 2, "worker": "w1", "busy": True, "done": 0}
-    assert worker.receive()["type"] == "result"
+    assert capacity["models"] == [] and capacity["rssMb"] > 0  # the step in flight has not finished
+    result = worker.receive()
+    assert result["type"] == "result"
+    assert result["capacity"]["models"] == ["dspex/test?latency_ms=1500"]
 
 
 def test_bad_frames_get_errors_and_the_worker_lives_on(worker):

@@ -12,6 +12,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { dspy, program, v } from "../../index.ts";
 import { optimizationRequested } from "../../processors/optimizers/runner.ts";
 import { startWorkerPool } from "../../processors/workers/pool.ts";
 import { findPython } from "../../processors/workers/python.ts";
@@ -43,8 +44,22 @@ const evaluationId = "many-processes-evaluation";
 const sessionIds = ["session-a", "session-b", "session-c"];
 const optimizationId = "many-processes-optimization";
 const judgedPrograms = ["watched-a", "watched-b", "watched-c"];
-/** The alert rule of every instance (`dspex processors --config`). */
-const alertRules = [{ metric: "judge", threshold: 0.35, warmup: 4 }];
+/** The alert rules and failover policy of every instance (`dspex processors --config`). */
+const alertRules = [
+  { metric: "judge", threshold: 0.35, warmup: 4 },
+  { metric: "stage.failure_rate", direction: "up", threshold: 0.35, warmup: 4 },
+];
+const failover = [{ metric: "stage.failure_rate" }];
+
+/** A watched program: an `answer` stage whose adapter is selected, a `route` stage whose model fails over. */
+const watchedProgram = (programId: string) =>
+  program(programId)
+    .input("question: str")
+    .stage("answer", dspy.predict("question -> answer"), {
+      variables: { adapter: v.adapter(["json", "chat"], "json") },
+    })
+    .stage("route", dspy.predict("question -> route"), { variables: { model: v.model(["m", "m-next"]) } })
+    .build();
 
 /** The adapter selection of every instance: decide after 4 steps of each adapter. */
 const adapterSelection = { minSteps: 4 };
@@ -52,7 +67,8 @@ const adapterSelection = { minSteps: 4 };
 /**
  * A judge's scores of each watched program, ids fixed: the scores of `half` 1 drop, those of 2 recover then
  * drop. With them, stage metrics of two adapters: json fails to parse, chat (explored) parses; half 2
- * finishes the tally, which switches the adapter.
+ * finishes the tally, which switches the adapter. And the `route` stage's model: it completes in half 1 and
+ * fails in half 2, whose alert moves the stage to the next model.
  */
 const judged = (half: 1 | 2) => {
   const scores = half === 1 ? [1, 1, 1, 1, 1, 1, 0, 0, 0] : [1, 1, 1, 1, 1, 1, 0, 0, 0, 0];
@@ -79,11 +95,18 @@ const judged = (half: 1 | 2) => {
         : { status: "completed", explored: "true" }),
     },
   });
+  const route = (status: "completed" | "failed") => ({
+    name: "stage.duration_ms",
+    value: 10,
+    labels: { stage: "route", model: "m", status },
+  });
+  const routed = half === 1 ? Array(4).fill("completed") : Array(2).fill("failed");
   return judgedPrograms.flatMap((programId) => [
     ...scores.map((value, i) => metric(programId, i, { name: "judge", value })),
     ...(["json", "chat"] as const).flatMap((adapter, a) =>
       [0, 1].map((i) => metric(programId, 100 * a + i, step(adapter))),
     ),
+    ...routed.map((status, i) => metric(programId, 200 + i, route(status))),
   ]);
 };
 
@@ -141,7 +164,7 @@ interface Outputs {
   variables: Record<string, unknown>;
   results: Record<string, unknown>;
   alerts: unknown[];
-  adapterSwitches: unknown[];
+  adaptations: unknown[];
 }
 
 /**
@@ -159,6 +182,7 @@ const scenario = async (
   cleanups.push(() => log.close());
   await log.ensureTopics(allTopics.map((topic) => ({ topic, partitions: PARTITIONS })));
   await registerProgram(log, labelProgram());
+  for (const programId of judgedPrograms) await registerProgram(log, watchedProgram(programId));
 
   const rules = join(temporaryFolder("dspex-many-"), "rules.json");
   writeFileSync(rules, JSON.stringify(labelTaskRules()));
@@ -171,7 +195,7 @@ const scenario = async (
 
   const env = { ...envOf(config), ...sessionTtl };
   const configFile = join(temporaryFolder("dspex-many-config-"), "dspex.config.json");
-  writeFileSync(configFile, JSON.stringify({ alerts: alertRules, adapters: adapterSelection }));
+  writeFileSync(configFile, JSON.stringify({ alerts: alertRules, adapters: adapterSelection, failover }));
   const processes: DspexChild[] = [];
   printed = () =>
     processes
@@ -267,11 +291,14 @@ const scenario = async (
         }),
     ).values(),
   ].sort((a, b) => a.id.localeCompare(b.id));
-  const adapterSwitches = [
+  const adaptations = [
     ...new Map(
       (await eventsOn(log, Topics.variables))
         .filter(
-          (e) => e.type === "VariableCommandIssued" && "actor" in e.data && e.data.actor === "dspex-adapters",
+          (e) =>
+            e.type === "VariableCommandIssued" &&
+            "actor" in e.data &&
+            (e.data.actor === "dspex-adapters" || e.data.actor === "dspex-failover"),
         )
         .map((e) => [e.id, { id: e.id, causationId: e.causationId, data: e.data }]),
     ).values(),
@@ -315,7 +342,7 @@ const scenario = async (
       ),
       results: byRequest,
       alerts,
-      adapterSwitches,
+      adaptations,
     },
   };
 };
@@ -344,16 +371,28 @@ describe.skipIf(!found.python).each([embeddedBackend, kafkaBackend])(
       expect(many.outputs.results).toEqual(one.outputs.results);
       expect(one.outputs.sessions).toHaveLength(sessionIds.length);
       expect(many.outputs.sessions).toEqual(one.outputs.sessions);
-      // Per program: raised by the first half's drop, cleared and raised again by the second half.
+      // Per program: the judge's raised by the first half's drop, cleared and raised again by the second
+      // half; the route stage's failure rate raised by the second half.
       expect(one.outputs.alerts.map((a) => (a as { type: string }).type).sort()).toEqual(
-        [...Array(6).fill("AlertRaised"), ...Array(3).fill("AlertCleared")].sort(),
+        [...Array(9).fill("AlertRaised"), ...Array(3).fill("AlertCleared")].sort(),
       );
       expect(many.outputs.alerts).toEqual(one.outputs.alerts);
-      // Per program: one switch to chat, decided by the last chat step of the second half.
-      expect(one.outputs.adapterSwitches.map((c) => (c as { data: { value: string } }).data.value)).toEqual(
-        judgedPrograms.map(() => "chat"),
+      // Per program: one switch to chat, decided by the last chat step of the second half, and one move of the
+      // route stage to the next model.
+      expect(
+        one.outputs.adaptations.map((c) => (c as { data: { variableId: string; value: string } }).data),
+      ).toEqual(
+        expect.arrayContaining(
+          judgedPrograms.flatMap((id) => [
+            expect.objectContaining({ variableId: `${id}.answer.adapter`, value: "chat" }),
+            expect.objectContaining({ variableId: `${id}.route.model`, value: "m-next" }),
+          ]),
+        ),
       );
-      expect(many.outputs.adapterSwitches).toEqual(one.outputs.adapterSwitches);
+      expect(one.outputs.adaptations).toHaveLength(2 * judgedPrograms.length);
+      for (const id of judgedPrograms)
+        expect(one.outputs.variables[`${id}.route.model`]).toMatchObject({ value: "m-next", version: 1 });
+      expect(many.outputs.adaptations).toEqual(one.outputs.adaptations);
       const optimization = one.outputs.optimization as { data: { trials: number; accepted: boolean } };
       console.log(
         `[many-processes ${backend.name}] ${Object.keys(one.outputs.results).length} requests, ${optimization.data.trials} trials ` +
