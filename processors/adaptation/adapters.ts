@@ -1,8 +1,7 @@
 import { causedBy } from "../../streams/envelope.ts";
-import { type EventOf, VariableCommandIssued } from "../../streams/events/index.ts";
+import { type EventOf, stageMetric, VariableCommandIssued } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import { Topics } from "../../streams/topics.ts";
-import { stageMetric } from "../optimizers/reoptimize.ts";
 import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
 
 /** When one adapter is better enough to switch to. */

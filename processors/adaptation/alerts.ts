@@ -1,13 +1,15 @@
 import { causedBy } from "../../streams/envelope.ts";
-import { AlertCleared, AlertRaised, type EventOf } from "../../streams/events/index.ts";
-import { derivedId } from "../../streams/ids.ts";
-import { Topics } from "../../streams/topics.ts";
 import {
+  AlertCleared,
+  AlertRaised,
+  type EventOf,
   executionMetric,
   failureRateMetric,
   stageFailureRateMetric,
   stageMetric,
-} from "../optimizers/reoptimize.ts";
+} from "../../streams/events/index.ts";
+import { derivedId } from "../../streams/ids.ts";
+import { Topics } from "../../streams/topics.ts";
 import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
 import { type Crossing, observe, type Trend, type TrendRule } from "./trends.ts";
 

@@ -7,6 +7,7 @@ import {
   MetricRecorded,
   OptimizationCompleted,
   OptimizationStarted,
+  optimizationMetric,
   TrialEvaluated,
   TrialProposed,
 } from "../../streams/events/index.ts";
@@ -21,7 +22,6 @@ import {
   trialEvaluationId,
 } from "./history.ts";
 import { randomFor, seedOf } from "./random.ts";
-import { optimizationMetric } from "./reoptimize.ts";
 import { numberParam, type OptimizationSetup } from "./setup.ts";
 import {
   type Plan,

@@ -1,5 +1,12 @@
 import { causedBy } from "../../streams/envelope.ts";
-import { type DspexEvent, type EventOf, OptimizationRequested } from "../../streams/events/index.ts";
+import {
+  type DspexEvent,
+  type EventOf,
+  executionMetric,
+  failureRateMetric,
+  OptimizationRequested,
+  optimizationMetric,
+} from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import { Topics } from "../../streams/topics.ts";
 import type { Output, Processor, ProcessorContext } from "../runtime/index.ts";
@@ -117,17 +124,6 @@ const start = (
     emit: [request],
   };
 };
-
-/** What the pipeline records once per execution (its labels say how it ended and where it came from). */
-export const executionMetric = "execution.duration_ms";
-/** The series the alerts processor derives from `executionMetric`: 1 per failed execution, 0 per completed one. */
-export const failureRateMetric = "execution.failure_rate";
-/** What the pipeline records once per finished stage (labels: stage, status, model, adapter, error). */
-export const stageMetric = "stage.duration_ms";
-/** The series derived from `stageMetric`, per stage and model: 1 per failed stage, 0 per completed one. */
-export const stageFailureRateMetric = "stage.failure_rate";
-/** What an optimization records when it completes (its labels name it). */
-export const optimizationMetric = "optimization.completed";
 
 /**
  * Continuous re-optimization: folds executions and recorded scores per program; when quality falls

@@ -8,6 +8,7 @@ import {
   ExecutionCompleted,
   ExecutionFailed,
   type ExecutionPolicy,
+  executionMetric,
   type JsonRecord,
   MetricRecorded,
   type ProgramDefinition,
@@ -20,6 +21,8 @@ import {
   type StepError,
   StepFailed,
   StepRerouted,
+  stageCostMetric,
+  stageMetric,
   type Usage,
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
@@ -289,7 +292,7 @@ const finish = (draft: Draft, exec: Execution) => {
       }),
     );
   }
-  draft.metric(exec, "execution", "execution.duration_ms", durationMs, {
+  draft.metric(exec, "execution", executionMetric, durationMs, {
     status: exec.firstFailure ? "failed" : "completed",
     origin: exec.evaluationId ? "evaluation" : "request",
   });
@@ -337,7 +340,7 @@ const completeStage = (
       data: { executionId: exec.executionId, stageId, attempt, outputs, durationMs },
     }),
   );
-  draft.metric(next, `stage/${stageId}`, "stage.duration_ms", durationMs, {
+  draft.metric(next, `stage/${stageId}`, stageMetric, durationMs, {
     ...attemptLabels(stage),
     stage: stageId,
     status: "completed",
@@ -364,7 +367,7 @@ const failStageFinally = (
   });
   const next = { ...failed, firstFailure: failed.firstFailure ?? { stageId, error } };
   draft.executions.set(exec.executionId, next);
-  draft.metric(next, `stage/${stageId}`, "stage.duration_ms", durationMs, {
+  draft.metric(next, `stage/${stageId}`, stageMetric, durationMs, {
     ...attemptLabels(stage),
     stage: stageId,
     status: "failed",
@@ -675,7 +678,7 @@ const onStepCompleted = (
     draft.metric(
       withUsage,
       `cost/${definition.id}/${stage.attempt}`,
-      "stage.cost_usd",
+      stageCostMetric,
       cost,
       {
         stage: definition.id,

@@ -15,6 +15,21 @@ export const MetricRecorded = defineEvent("MetricRecorded", {
   }),
 });
 
+// The metrics dspex records itself, and the series the alerts processor derives from them.
+
+/** What the pipeline records once per execution (its labels say how it ended and where it came from). */
+export const executionMetric = "execution.duration_ms";
+/** The series the alerts processor derives from `executionMetric`: 1 per failed execution, 0 per completed one. */
+export const failureRateMetric = "execution.failure_rate";
+/** What the pipeline records once per finished stage (labels: stage, status, model, adapter, error). */
+export const stageMetric = "stage.duration_ms";
+/** What a stage's LM calls cost, when the provider prices them (labels: stage, model). */
+export const stageCostMetric = "stage.cost_usd";
+/** The series derived from `stageMetric`, per stage and model: 1 per failed stage, 0 per completed one. */
+export const stageFailureRateMetric = "stage.failure_rate";
+/** What an optimization records when it completes (its labels name it). */
+export const optimizationMetric = "optimization.completed";
+
 /** Which series of a program's metrics an alert is about, and what its detector saw. */
 const AlertFigures = z.object({
   /** The id of the AlertRaised that opened the alert (on AlertRaised: its own id). */

@@ -1,11 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { alertsProcessor } from "../../../processors/adaptation/alerts.ts";
 import { observe, type Trend, type TrendRule } from "../../../processors/adaptation/trends.ts";
-import { executionMetric, failureRateMetric } from "../../../processors/optimizers/reoptimize.ts";
 import { alertsProjection } from "../../../projections/alerts.ts";
 import { project } from "../../../projections/index.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
-import { type DspexEvent, type EventOf, MetricRecorded } from "../../../streams/events/index.ts";
+import {
+  type DspexEvent,
+  type EventOf,
+  executionMetric,
+  failureRateMetric,
+  MetricRecorded,
+} from "../../../streams/events/index.ts";
 
 const judged: TrendRule = {
   metric: "judge",

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
-import {
-  executionMetric,
-  optimizationMetric,
-  reoptimizationProcessor,
-} from "../../../processors/optimizers/reoptimize.ts";
+import { reoptimizationProcessor } from "../../../processors/optimizers/reoptimize.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
-import { AlertRaised, type DspexEvent, MetricRecorded } from "../../../streams/events/index.ts";
+import {
+  AlertRaised,
+  type DspexEvent,
+  executionMetric,
+  MetricRecorded,
+  optimizationMetric,
+} from "../../../streams/events/index.ts";
 
 const ctx = {
   now: 0,
