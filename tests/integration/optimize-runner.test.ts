@@ -67,13 +67,18 @@ describe("the optimizer consuming OptimizationRequested (embedded log, test exec
     const log = await system();
     const data = request("runner-1", { optimizer: "random", params: { trials: 8, maxDemos: 4 } });
     await appendEvents(log, [optimizationRequested(data)]);
-    const first = startOptimizer(log);
-    // Stopped (as a crash would) once a few trials are on the log; nothing of the request is committed.
-    await eventually(async () => {
-      const trials = (await eventsOn(log, Topics.optimizations)).filter((e) => e.type === "TrialEvaluated");
-      return trials.length >= 3 ? trials : undefined;
+    // Stopped (as a crash would) from its own progress, once three trials are on the log: the run stops
+    // before its next step, and nothing of the request is committed.
+    let stopped: Promise<void> | undefined;
+    const first = startOptimizer(log, {
+      onProgress: (_, progress) => {
+        if (progress.trial >= 2) stopped ??= first.stop();
+      },
     });
-    await first.stop();
+    await eventually(async () => (stopped ? true : undefined));
+    await stopped;
+    const trials = (await eventsOn(log, Topics.optimizations)).filter((e) => e.type === "TrialEvaluated");
+    expect(trials.length).toBeGreaterThanOrEqual(3);
     expect(await completedOf(log, "runner-1")).toBeUndefined();
 
     const second = startOptimizer(log);
