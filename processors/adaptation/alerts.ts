@@ -18,13 +18,18 @@ const splitting = ["stage", "model"] as const;
 
 type Metric = EventOf<"MetricRecorded">["data"];
 
+/** Each failure-rate series and the metric it derives from (1 per failed one, 0 per completed one). */
+const failureRatesOf: Readonly<Record<string, string>> = {
+  [failureRateMetric]: executionMetric,
+  [stageFailureRateMetric]: stageMetric,
+};
+
 /** The value a metric adds to the rule's series, if it is one of its values. */
 export const valueFor = (rule: TrendRule, metric: Metric): number | undefined => {
   if (rule.programId !== undefined && rule.programId !== metric.programId) return undefined;
-  if (rule.metric === failureRateMetric)
-    return metric.name === executionMetric ? (metric.labels.status === "completed" ? 0 : 1) : undefined;
-  if (rule.metric === stageFailureRateMetric)
-    return metric.name === stageMetric ? (metric.labels.status === "completed" ? 0 : 1) : undefined;
+  const source = failureRatesOf[rule.metric];
+  if (source !== undefined)
+    return metric.name === source ? (metric.labels.status === "completed" ? 0 : 1) : undefined;
   return metric.name === rule.metric ? metric.value : undefined;
 };
 

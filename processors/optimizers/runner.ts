@@ -205,9 +205,11 @@ export const startOptimizer = (log: EventLog, options: OptimizerOptions = {}): R
 
 /** Each waiting request's priority: its own, else its program's hint, else 0. */
 const prioritize = async (waiting: { request: Request; priority: number }[], log: EventLog) => {
-  const { programs } = await readRegistry(log);
+  // The registry is read only when a request leaves its priority to its program's hint.
+  const hinted = waiting.some((w) => w.request.data.priority === undefined);
+  const programs = hinted ? (await readRegistry(log)).programs : undefined;
   for (const w of waiting)
-    w.priority = w.request.data.priority ?? programs.get(w.request.data.programId)?.hints?.priority ?? 0;
+    w.priority = w.request.data.priority ?? programs?.get(w.request.data.programId)?.hints?.priority ?? 0;
 };
 
 /** The answer to a request whose optimization could not run or finish (its id derives from the optimization's). */

@@ -237,7 +237,9 @@ export type DspyModule = (typeof dspyModules)[number];
 
 const asModule = (value: unknown): DspyModule | undefined => dspyModules.find((m) => m === value);
 
-const asAdapter = (value: unknown): AdapterName | undefined => AdapterName.safeParse(value).data;
+// A plain lookup: this runs on every dispatch.
+const asAdapter = (value: unknown): AdapterName | undefined =>
+  AdapterName.options.find((name) => name === value);
 
 /** The share of executions whose step tries another adapter than the variable's, when it allows several. */
 export const defaultAdapterExploration = 0.1;
