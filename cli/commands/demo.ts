@@ -154,10 +154,11 @@ export const demoCommand = withLogOptions(new Command("demo"))
         console.log(`  test score ${before.score.toFixed(3)} (${seconds(started)})`);
 
         const optimization = optimizationOf(options.optimizer);
-        const scoredOn =
+        const scoredOn = `${
           optimization.params.searchOn === "dev+train"
             ? `${devset.length} dev examples and the train examples they don't show as demos`
-            : `${devset.length} dev examples`;
+            : `${devset.length} dev examples`
+        }${Number(optimization.params.rungs) > 1 ? ` (racing: the best third of each rung scored on three times as many)` : ""}`;
         step(
           `optimizing the classifier with ${options.optimizer}: demos from ${trainset.length} train examples, candidates scored on ${scoredOn}, the test split never seen`,
         );

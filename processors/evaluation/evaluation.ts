@@ -5,6 +5,7 @@ import {
   type EventOf,
   ExecutionRequested,
   type JsonRecord,
+  noUsage,
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
 import type { LogRecord } from "../../streams/log.ts";
@@ -118,9 +119,7 @@ const scoreResult = (
 };
 
 const usageOf = (result: ExecutionResult) =>
-  result.type === "ExecutionRejected"
-    ? { calls: 0, promptTokens: 0, completionTokens: 0 }
-    : result.data.usage;
+  result.type === "ExecutionRejected" ? noUsage() : result.data.usage;
 
 /** Starts an evaluation: the first `concurrency` examples go out, the rest wait for a free slot. */
 export const startEvaluation = (
@@ -134,7 +133,7 @@ export const startEvaluation = (
     request,
     dispatched,
     results: {},
-    usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+    usage: noUsage(),
     completed: false,
   };
   return {
@@ -158,7 +157,7 @@ export const refuseEvaluation = (
     results: Object.fromEntries(
       examples.map((e) => [e.id, { exampleId: e.id, score: failureScore, error: reason }]),
     ),
-    usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+    usage: noUsage(),
     completed: true,
   };
   return {
@@ -222,7 +221,7 @@ export const refuseUnreadable = (record: LogRecord, reason: string): Envelope[] 
         score: 0,
         results: [],
         errors: 0,
-        usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+        usage: noUsage(),
         error: `the request is not a valid EvaluationRequested: ${reason}`,
       },
     }),

@@ -1,4 +1,7 @@
+import { jsonEqual } from "../../programs/variables/types.ts";
 import type { JsonRecord } from "../../streams/events/index.ts";
+import { type Racing, raceExampleRuns, rungExamples, rungSizes, survivors } from "./racing.ts";
+import { randomFor, shuffled } from "./random.ts";
 import {
   type Dimension,
   decodePoint,
@@ -14,52 +17,170 @@ import {
   selectionExamples,
   selectionSize,
 } from "./setup.ts";
-import type { Strategy } from "./strategy.ts";
+import type { Proposal, Strategy, TrialResult } from "./strategy.ts";
 import { defaultTpeOptions, type Observation, suggestTpe } from "./tpe.ts";
+
+/** A configuration the search drew, and its score on each example it has been scored on so far. */
+interface Candidate {
+  overrides: JsonRecord;
+  /** Its selection examples, in the order the race scores them. */
+  order: string[];
+  scores: Readonly<Record<string, number>>;
+  /** The last rung it finished. */
+  rung: number;
+}
 
 export interface SearchState {
   space: Dimension[];
+  /** Each candidate's first-rung score (all scored on as many examples): what TPE learns from. */
   observations: Observation[];
-  best?: { overrides: JsonRecord; score: number };
+  candidates: Candidate[];
 }
 
 /** Draws tried for one proposal before the search gives up on the constraints. */
 const maxDraws = 100;
 
-const searchTrials = (setup: OptimizationSetup): number =>
-  Math.min(numberParam(setup, "trials", 20), setup.budget.maxTrials ?? Number.POSITIVE_INFINITY);
+/** Candidates drawn: `params.trials`; without racing, at most the budget's trials. */
+const candidatesOf = (setup: OptimizationSetup, racing: Racing): number => {
+  const trials = numberParam(setup, "trials", 20);
+  return racing.rungs > 1 ? trials : Math.min(trials, setup.budget.maxTrials ?? Number.POSITIVE_INFINITY);
+};
 
-/** A search that evaluates whole configurations; how a point is chosen is what differs. */
+/** `params.rungs` (1: every candidate scored on every selection example) and `params.eta` (3). */
+const racingOf = (setup: OptimizationSetup): Racing => ({
+  rungs: Math.max(1, Math.floor(numberParam(setup, "rungs", 1))),
+  eta: Math.max(2, numberParam(setup, "eta", 3)),
+});
+
+/** A candidate's selection examples; when racing, in one shuffled order for all (each rung a fair sample). */
+const raceOrder = (setup: OptimizationSetup, racing: Racing, overrides: JsonRecord): string[] => {
+  const ids = selectionExamples(setup, overrides).map((e) => e.id);
+  if (racing.rungs === 1) return ids;
+  const all = [...setup.devset, ...setup.trainset].map((e) => e.id);
+  const rank = new Map(shuffled(randomFor(setup.seed, "race"), all).map((id, i) => [id, i]));
+  return ids.sort((a, b) => rank.get(a)! - rank.get(b)!);
+};
+
+const meanOf = (candidate: Candidate, count: number): number => {
+  const ids = candidate.order.slice(0, count);
+  return ids.reduce((sum, id) => sum + (candidate.scores[id] ?? 0), 0) / Math.max(1, ids.length);
+};
+
+const scoredExamples = (candidate: Candidate) => Object.keys(candidate.scores).length;
+
+/**
+ * The candidates in each rung of the race so far: all of them in the first, then the best of each rung's
+ * (by the mean over that rung's examples; the earlier drawn first on a tie).
+ */
+const fieldsOf = (state: SearchState, racing: Racing): number[][] => {
+  const fields = [state.candidates.map((_, i) => i)];
+  for (let rung = 1; rung < racing.rungs; rung++) {
+    const entrants = fields[rung - 1]!;
+    if (entrants.some((i) => state.candidates[i]!.rung < rung - 1)) break;
+    const meanAt = (i: number) => {
+      const c = state.candidates[i]!;
+      return meanOf(c, rungExamples(racing, rung - 1, c.order.length));
+    };
+    const ranked = [...entrants].sort((a, b) => meanAt(b) - meanAt(a) || a - b);
+    fields.push(ranked.slice(0, survivors(racing, entrants.length)));
+  }
+  return fields;
+};
+
+/** The next rung some candidate has earned and not run yet. */
+const nextRace = (state: SearchState, racing: Racing): Proposal | undefined => {
+  const fields = fieldsOf(state, racing);
+  for (let rung = 1; rung < fields.length; rung++) {
+    const waiting = fields[rung]!.find((i) => state.candidates[i]!.rung < rung);
+    if (waiting === undefined) continue;
+    const candidate = state.candidates[waiting]!;
+    const from = rungExamples(racing, rung - 1, candidate.order.length);
+    const to = rungExamples(racing, rung, candidate.order.length);
+    return {
+      phase: `race-${rung}`,
+      overrides: candidate.overrides,
+      examples: candidate.order.slice(from, to),
+    };
+  }
+  return undefined;
+};
+
+const withScores = (candidate: Candidate, outcome: TrialResult["outcome"], rung: number): Candidate => ({
+  ...candidate,
+  scores: {
+    ...candidate.scores,
+    ...Object.fromEntries(outcome.results.map((r) => [r.exampleId, r.score])),
+  },
+  rung,
+});
+
+/**
+ * A search that evaluates whole configurations; how a point is chosen is what differs. With
+ * `params.rungs` > 1 the candidates race (successive halving): each is scored on a first share of its
+ * selection examples, and only the best go on to be scored on the rest.
+ */
 const searchStrategy = (
   name: string,
   suggest: (state: SearchState, setup: OptimizationSetup, random: () => number) => Point,
 ): Strategy<SearchState> => ({
   name,
   plan: (setup) => {
-    const trials = searchTrials(setup);
-    return { trials, exampleRuns: trials * selectionSize(setup), extraCalls: 0 };
+    const racing = racingOf(setup);
+    const candidates = candidatesOf(setup, racing);
+    return {
+      trials: rungSizes(racing, candidates).reduce((a, b) => a + b, 0),
+      exampleRuns: raceExampleRuns(racing, candidates, selectionSize(setup)),
+      extraCalls: 0,
+    };
   },
-  init: (setup) => ({ space: searchSpaceOf(setup), observations: [] }),
+  init: (setup) => ({ space: searchSpaceOf(setup), observations: [], candidates: [] }),
   propose(state, setup, ctx) {
-    if (state.observations.length >= searchTrials(setup)) return undefined;
+    const racing = racingOf(setup);
+    if (state.candidates.length >= candidatesOf(setup, racing)) return nextRace(state, racing);
     // A configuration that breaks a constraint is never tried: draw again (the search ends if none keeps them).
     for (let draw = 0; draw < maxDraws; draw++) {
       const overrides = decodePoint(state.space, suggest(state, setup, ctx.random));
       if (constraintBreaches(setup, overrides).length > 0) continue;
-      return { phase: "search", overrides, examples: selectionExamples(setup, overrides).map((e) => e.id) };
+      const order = raceOrder(setup, racing, overrides);
+      return { phase: "search", overrides, examples: order.slice(0, rungExamples(racing, 0, order.length)) };
     }
     return undefined;
   },
-  observe(state, _setup, { trial, outcome }) {
-    const observation = { point: encodeOverrides(state.space, trial.overrides), score: outcome.score };
-    const better = !state.best || outcome.score > state.best.score;
-    return {
-      ...state,
-      observations: [...state.observations, observation],
-      best: better ? { overrides: trial.overrides, score: outcome.score } : state.best,
-    };
+  observe(state, setup, { trial, outcome }) {
+    const racing = racingOf(setup);
+    if (trial.phase === "search") {
+      const candidate = withScores(
+        { overrides: trial.overrides, order: raceOrder(setup, racing, trial.overrides), scores: {}, rung: 0 },
+        outcome,
+        0,
+      );
+      const observation = { point: encodeOverrides(state.space, trial.overrides), score: outcome.score };
+      return {
+        ...state,
+        observations: [...state.observations, observation],
+        candidates: [...state.candidates, candidate],
+      };
+    }
+    const rung = Number(trial.phase.slice("race-".length));
+    const index = state.candidates.findIndex(
+      (c) => c.rung === rung - 1 && jsonEqual(c.overrides, trial.overrides),
+    );
+    if (index < 0) return state;
+    const candidates = [...state.candidates];
+    candidates[index] = withScores(candidates[index]!, outcome, rung);
+    return { ...state, candidates };
   },
-  best: (state) => state.best,
+  /** The best of the candidates that got furthest, by their mean over every example they were scored on. */
+  best(state) {
+    const top = Math.max(-1, ...state.candidates.map((c) => c.rung));
+    let best: { overrides: JsonRecord; score: number } | undefined;
+    for (const candidate of state.candidates) {
+      if (candidate.rung !== top) continue;
+      const score = meanOf(candidate, scoredExamples(candidate));
+      if (!best || score > best.score) best = { overrides: candidate.overrides, score };
+    }
+    return best;
+  },
 });
 
 /** Random search over the same space: the baseline every smarter search has to beat. */

@@ -5,6 +5,7 @@ import {
   type Example,
   type JsonRecord,
   MetricRecorded,
+  noUsage,
   OptimizationCompleted,
   OptimizationStarted,
   optimizationMetric,
@@ -12,7 +13,7 @@ import {
   TrialProposed,
 } from "../../streams/events/index.ts";
 import { derivedId } from "../../streams/ids.ts";
-import type { EvaluationOutcome, Evaluator } from "../evaluation/port.ts";
+import { type EvaluationOutcome, type Evaluator, meanScore } from "../evaluation/port.ts";
 import {
   configOf,
   emptyHistory,
@@ -126,6 +127,25 @@ const asRecorded = (setup: OptimizationSetup, outcome: EvaluationOutcome) =>
     errors: outcome.errors,
     usage: outcome.usage,
   });
+
+/** The devset outcome of a configuration, put together from its trials' results, if they cover every dev example. */
+export const devOutcomeOf = (
+  trials: readonly TrialResult[],
+  devIds: readonly string[],
+  evaluationId: string,
+): EvaluationOutcome | undefined => {
+  const byExample = new Map(trials.flatMap((t) => t.outcome.results.map((r) => [r.exampleId, r] as const)));
+  const results = devIds.map((e) => byExample.get(e));
+  if (results.length === 0 || results.some((r) => r === undefined)) return undefined;
+  const found = results as EvaluationOutcome["results"];
+  return {
+    evaluationId,
+    score: meanScore(found),
+    results: found,
+    errors: found.filter((r) => r.error !== undefined).length,
+    usage: noUsage(),
+  };
+};
 
 /**
  * Runs (or resumes) an optimization: baseline on the devset, the strategy's trials, the winner on the
@@ -305,9 +325,12 @@ export const runOptimization = async <S>(
   const best = strategy.best(state, setup);
   const bestConfig = best?.overrides ?? {};
   const finalRecorded = recordedTrials[n];
-  // A winner already scored on the devset is not scored again: the same calls for an answer on the log.
-  const scoredOnDev = scored.find(
-    (r) => jsonEqual(r.trial.overrides, bestConfig) && jsonEqual(r.trial.examples, devIds),
+  // A winner already scored on every dev example (in one trial or over several) is not scored again: the
+  // same calls for answers on the log.
+  const scoredOnDev = devOutcomeOf(
+    scored.filter((r) => jsonEqual(r.trial.overrides, bestConfig)),
+    devIds,
+    trialEvaluationId(id, n),
   );
   const final = jsonEqual(bestConfig, {})
     ? baseline
@@ -315,7 +338,7 @@ export const runOptimization = async <S>(
         finalRecorded?.trial ?? trialOf(n, { phase: "final", overrides: bestConfig, examples: devIds }),
         finalRecorded,
         0,
-        scoredOnDev?.outcome,
+        scoredOnDev,
       );
   const margin = numberParam(setup, "margin", 0);
   const accepted = final !== baseline && final.outcome.score > baseline.outcome.score + margin;

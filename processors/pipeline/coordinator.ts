@@ -11,6 +11,7 @@ import {
   executionMetric,
   type JsonRecord,
   MetricRecorded,
+  noUsage,
   type ProgramDefinition,
   retrieveConfigOf,
   StageCompleted,
@@ -630,7 +631,7 @@ export const startExecution = (
   draft.executions.set(init.executionId, {
     ...init,
     stages,
-    usage: { calls: 0, promptTokens: 0, completionTokens: 0 },
+    usage: noUsage(),
   });
   advance(draft, init.executionId);
   return draft.result();

@@ -69,6 +69,9 @@ export const Usage = z.object({
 });
 export type Usage = z.infer<typeof Usage>;
 
+/** The usage of work that called no LM. */
+export const noUsage = (): Usage => ({ calls: 0, promptTokens: 0, completionTokens: 0 });
+
 export const ErrorKind = z.enum([
   "timeout",
   "rate_limit",

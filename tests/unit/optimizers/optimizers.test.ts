@@ -1,20 +1,25 @@
 import { describe, expect, it } from "vitest";
+import { trialEvaluationId } from "../../../processors/optimizers/history.ts";
 import type { OptimizerName } from "../../../processors/optimizers/index.ts";
 import { jsonEqual } from "../../../programs/variables/types.ts";
 import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
 import { demosVariable } from "../../support/label-task.ts";
 import { runOnLabelTask } from "./support.ts";
 
-const quick: Record<OptimizerName, Record<string, number>> = {
-  bootstrap: { maxLabeledDemos: 4, maxBootstrappedDemos: 4 },
-  simba: { bsize: 6, numCandidates: 4, maxSteps: 4, maxDemos: 6 },
-  bayes: { trials: 30, maxDemos: 6 },
-  random: { trials: 30, maxDemos: 6 },
-};
+const racing = { rungs: 3, eta: 3, searchOn: "dev+train" };
+const quick: [string, OptimizerName, JsonRecord][] = [
+  ["bootstrap", "bootstrap", { maxLabeledDemos: 4, maxBootstrappedDemos: 4 }],
+  ["simba", "simba", { bsize: 6, numCandidates: 4, maxSteps: 4, maxDemos: 6 }],
+  ["bayes", "bayes", { trials: 30, maxDemos: 6 }],
+  ["random", "random", { trials: 30, maxDemos: 6 }],
+  ["bayes racing", "bayes", { trials: 30, maxDemos: 6, ...racing }],
+  ["random racing", "random", { trials: 30, maxDemos: 6, ...racing }],
+];
+const paramsOf = (name: string) => quick.find(([n]) => n === name)![2];
 
-describe.each(Object.keys(quick) as OptimizerName[])("%s on the label task", (optimizer) => {
+describe.each(quick)("%s on the label task", (_name, optimizer, params) => {
   it("raises the dev score above the baseline and lands the winner", async () => {
-    const { result, events } = await runOnLabelTask(optimizer, { params: quick[optimizer] });
+    const { result, events } = await runOnLabelTask(optimizer, { params });
     expect(result.baselineScore).toBe(0);
     expect(result.bestScore).toBeGreaterThan(result.baselineScore);
     expect(result.accepted).toBe(true);
@@ -23,21 +28,21 @@ describe.each(Object.keys(quick) as OptimizerName[])("%s on the label task", (op
   });
 
   it("is reproducible from its seed", async () => {
-    const a = await runOnLabelTask(optimizer, { params: quick[optimizer], seed: 3 });
-    const b = await runOnLabelTask(optimizer, { params: quick[optimizer], seed: 3 });
+    const a = await runOnLabelTask(optimizer, { params, seed: 3 });
+    const b = await runOnLabelTask(optimizer, { params, seed: 3 });
     expect(b.result).toEqual(a.result);
     expect(b.events.map((e) => e.id)).toEqual(a.events.map((e) => e.id));
   });
 
   it("resumes after a crash to the same result as an uninterrupted run", async () => {
-    const whole = await runOnLabelTask(optimizer, { params: quick[optimizer] });
+    const whole = await runOnLabelTask(optimizer, { params });
     const cut = Math.floor(whole.events.length / 2);
-    const crashed = await runOnLabelTask(optimizer, { params: quick[optimizer], crashAfter: cut }).catch(
+    const crashed = await runOnLabelTask(optimizer, { params, crashAfter: cut }).catch(
       (error: Error) => error,
     );
     expect(crashed).toBeInstanceOf(Error);
     const survived: DspexEvent[] = whole.events.slice(0, cut);
-    const resumed = await runOnLabelTask(optimizer, { params: quick[optimizer], events: survived });
+    const resumed = await runOnLabelTask(optimizer, { params, events: survived });
     expect(resumed.result).toEqual(whole.result);
     expect(resumed.events.map((e) => e.id)).toEqual(whole.events.map((e) => e.id));
     // The resumed run didn't redo the trials it had finished.
@@ -47,7 +52,7 @@ describe.each(Object.keys(quick) as OptimizerName[])("%s on the label task", (op
   it("honors a call budget it announced before the run", async () => {
     const maxCalls = 60;
     const { result, events, lmCalls } = await runOnLabelTask(optimizer, {
-      params: quick[optimizer],
+      params,
       budget: { maxCalls },
     });
     const started = events[0]!;
@@ -61,7 +66,7 @@ describe.each(Object.keys(quick) as OptimizerName[])("%s on the label task", (op
 
   it("honors a trial budget", async () => {
     const searchTrialsOf = async (budget: { maxTrials?: number }) =>
-      (await runOnLabelTask(optimizer, { params: quick[optimizer], budget })).events.filter(
+      (await runOnLabelTask(optimizer, { params, budget })).events.filter(
         (e) => e.type === "TrialProposed" && !["baseline", "final"].includes(String(e.data.config.phase)),
       ).length;
     const unbounded = await searchTrialsOf({});
@@ -172,9 +177,9 @@ describe("SIMBA under a constraint", () => {
         const value = (e.data.config.overrides as JsonRecord)[temperature];
         return typeof value === "number" ? [value] : [];
       });
-    const free = await runOnLabelTask("simba", { params: quick.simba });
+    const free = await runOnLabelTask("simba", { params: paramsOf("simba") });
     expect(temperaturesOf(free.events).some((t) => t > 0.3)).toBe(true);
-    const bounded = await runOnLabelTask("simba", { params: quick.simba, constraints: [cool] });
+    const bounded = await runOnLabelTask("simba", { params: paramsOf("simba"), constraints: [cool] });
     const tried = temperaturesOf(bounded.events);
     expect(tried.length).toBeGreaterThan(0);
     expect(tried.every((t) => t <= 0.3)).toBe(true);
@@ -189,8 +194,9 @@ describe.each(["random", "bayes"] as const)("%s search under a constraint", (opt
       when: {},
       require: { variable: "answer.temperature", op: "<=" as const, than: 0.3 },
     };
-    const free = await runOnLabelTask(optimizer, { params: quick[optimizer] });
-    const bounded = await runOnLabelTask(optimizer, { params: quick[optimizer], constraints: [cool] });
+    const params = paramsOf(optimizer);
+    const free = await runOnLabelTask(optimizer, { params });
+    const bounded = await runOnLabelTask(optimizer, { params, constraints: [cool] });
     const temperaturesOf = (events: DspexEvent[]) =>
       events.flatMap((e) =>
         e.type === "TrialProposed" && e.data.config.phase === "search"
@@ -204,3 +210,81 @@ describe.each(["random", "bayes"] as const)("%s search under a constraint", (opt
     expect(tried.every((t) => t <= 0.3)).toBe(true);
   });
 });
+
+describe.each(["random", "bayes"] as const)(
+  "%s search racing its candidates (successive halving)",
+  (optimizer) => {
+    const params = { trials: 27, maxDemos: 4, ...racing };
+    const trialsOf = (events: DspexEvent[]) => {
+      const scores = new Map(
+        events.flatMap((e) => (e.type === "TrialEvaluated" ? [[e.data.trial, e.data] as const] : [])),
+      );
+      return events.flatMap((e) =>
+        e.type === "TrialProposed"
+          ? [{ ...e.data, phase: String(e.data.config.phase), evaluated: scores.get(e.data.trial)! }]
+          : [],
+      );
+    };
+
+    it("scores every candidate on a first share of its examples and only the best third on each next share", async () => {
+      const { events, setup } = await runOnLabelTask(optimizer, { params });
+      const trials = trialsOf(events);
+      const inPhase = (phase: string) => trials.filter((t) => t.phase === phase);
+      const [first, second, third] = [inPhase("search"), inPhase("race-1"), inPhase("race-2")];
+      expect([first.length, second.length, third.length]).toEqual([27, 9, 3]);
+      // The candidates promoted to the second rung are the nine best of the first (ties: the earlier drawn).
+      const ranked = [...first].sort((a, b) => b.evaluated.score - a.evaluated.score || a.trial - b.trial);
+      expect(second.map((t) => t.config.overrides)).toEqual(
+        ranked.slice(0, 9).map((t) => t.config.overrides),
+      );
+      // A finalist's rungs are disjoint shares that add up to its selection examples: the devset and the
+      // training examples it does not show.
+      for (const finalist of third) {
+        const own = trials.filter(
+          (t) => t.phase !== "final" && jsonEqual(t.config.overrides, finalist.config.overrides),
+        );
+        const ids = own.flatMap((t) => t.config.examples as string[]);
+        expect(new Set(ids).size).toBe(ids.length);
+        const shown = (
+          (finalist.config.overrides as JsonRecord)[demosVariable] as { question: string }[]
+        ).map((d) => d.question);
+        const selection = [
+          ...setup.devset,
+          ...setup.trainset.filter((e) => !shown.includes(String(e.inputs.question))),
+        ].map((e) => e.id);
+        expect(new Set(ids)).toEqual(new Set(selection));
+        expect(own[0]!.config.examples).toHaveLength(Math.ceil(selection.length / 9));
+      }
+    });
+
+    it("adopts the winner on its dev score from the races, with no final evaluation, for fewer calls than scoring all", async () => {
+      const raced = await runOnLabelTask(optimizer, { params });
+      const full = await runOnLabelTask(optimizer, { params: { ...params, rungs: 1 } });
+      const trials = trialsOf(raced.events);
+      const final = trials.find((t) => t.phase === "final")!;
+      expect(raced.result.accepted).toBe(true);
+      expect(final.evaluated.calls).toBe(0);
+      // Its dev score is the mean of the winner's results on the dev examples, over the rungs that scored them.
+      const devIds = new Set(raced.setup.devset.map((e) => e.id));
+      const winnerEvaluations = new Set(
+        trials
+          .filter((t) => t.phase !== "final" && jsonEqual(t.config.overrides, final.config.overrides))
+          .map((t) => trialEvaluationId(raced.setup.optimizationId, t.trial)),
+      );
+      const devScores = raced.events.flatMap((e) =>
+        e.type === "EvaluationCompleted" && winnerEvaluations.has(e.data.evaluationId)
+          ? e.data.results.filter((r) => devIds.has(r.exampleId)).map((r) => r.score)
+          : [],
+      );
+      expect(devScores).toHaveLength(devIds.size);
+      expect(final.evaluated.score).toBeCloseTo(devScores.reduce((a, b) => a + b, 0) / devScores.length, 12);
+      expect(raced.result.bestScore).toBeCloseTo(final.evaluated.score, 12);
+      expect(raced.lmCalls).toBeLessThan(full.lmCalls / 2);
+      expect(raced.result.calls).toBe(raced.lmCalls);
+      const started = raced.events[0]!;
+      expect(started.type === "OptimizationStarted" && started.data.plannedCalls).toBeGreaterThanOrEqual(
+        raced.lmCalls,
+      );
+    });
+  },
+);
