@@ -1,6 +1,13 @@
 import { untilAvailable } from "../../streams/availability.ts";
+import { Headers } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
-import { type EventLog, FencedError, isTransientError, type TopicPartition } from "../../streams/log.ts";
+import {
+  type EventLog,
+  FencedError,
+  headerOf,
+  isTransientError,
+  type TopicPartition,
+} from "../../streams/log.ts";
 import { appendEvents, consumeEvents, type EventBatch } from "../../streams/store.ts";
 import {
   defaultDedupCapacity,
@@ -26,6 +33,11 @@ interface Task<S> {
   paused: readonly string[];
   /** A commit of this task failed and may have gone in: rebuilt from the log before its next input. */
   unsure?: boolean;
+  /**
+   * The ids on its input partitions past what its state includes, read at its first tick with events
+   * since it was rebuilt or a tick's append failed (undefined until then; see `notOnLogYet`).
+   */
+  unreadIds?: ReadonlySet<string>;
 }
 
 /** The one partition a batch read, if it read only one. */
@@ -139,12 +151,42 @@ export const runProcessor = <S, T = undefined>(
     timer.unref?.();
   };
 
+  /**
+   * Of a tick's events, those its task's inputs do not hold yet. A tick's events are appended outside any
+   * commit, so a task rebuilt from what its group committed may not know of those an earlier tick appended
+   * (a timeout, a retry's schedule), nor may a tick whose append failed (its answer lost with the broker)
+   * know whether they went in; emitted again, they would be on the log twice under the same ids. So the
+   * first tick with events after either reads what is on the task's input partitions past its state, once.
+   */
+  const notOnLogYet = async (task: Task<S>, events: readonly Envelope[]): Promise<Envelope[]> => {
+    if (!task.unreadIds) {
+      const ids = new Set<string>();
+      for (const topic of processor.topics) {
+        if (task.partition >= (partitionCounts.get(topic) ?? 0)) continue;
+        const fromOffset = task.positions.get(positionKey(topic, task.partition)) ?? 0;
+        for (const record of await log.read(topic, { partition: task.partition, fromOffset }))
+          ids.add(headerOf(record, Headers.id) ?? "");
+      }
+      task.unreadIds = ids;
+    }
+    const unread = task.unreadIds;
+    return events.filter((event) => !unread.has(event.id));
+  };
+
   const tick = async () => {
     if (stopped || !processor.tick) return;
     for (const task of [...tasks.values()]) {
       if (task.unsure) continue;
       const result = processor.tick(task.state, clock());
-      if (result.emit.length > 0) await appendEvents(log, result.emit);
+      if (result.emit.length > 0) {
+        const events = await notOnLogYet(task, result.emit);
+        try {
+          await appendEvents(log, events);
+        } catch (error) {
+          task.unreadIds = undefined;
+          throw error;
+        }
+      }
       task.state = result.state;
       applyPause(task);
     }
