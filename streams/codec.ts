@@ -103,15 +103,33 @@ export const parseEvent = (value: unknown): Decoded => {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+const tooLarge = (bytes: number): Decoded => ({
+  ok: false,
+  reason: `value is ${bytes} bytes, over the limit of ${maxEventBytes}`,
+});
+
 export const decodeBytes = (bytes: Uint8Array): Decoded => {
-  if (bytes.byteLength > maxEventBytes)
-    return { ok: false, reason: `value is ${bytes.byteLength} bytes, over the limit of ${maxEventBytes}` };
+  if (bytes.byteLength > maxEventBytes) return tooLarge(bytes.byteLength);
   let text: string;
   try {
     text = utf8.decode(bytes);
   } catch {
     return { ok: false, reason: "value is not valid UTF-8" };
   }
+  return decodeJson(text);
+};
+
+/** A value held as text: the same checks as its UTF-8 bytes, without making them. */
+const decodeText = (text: string): Decoded => {
+  // A string's length bounds its UTF-8 size from below (by 3x from above): measure only when close.
+  if (text.length * 3 > maxEventBytes) {
+    const size = Buffer.byteLength(text, "utf8");
+    if (size > maxEventBytes) return tooLarge(size);
+  }
+  return decodeJson(text);
+};
+
+const decodeJson = (text: string): Decoded => {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -125,7 +143,22 @@ export const decodeBytes = (bytes: Uint8Array): Decoded => {
   return parseEvent(json);
 };
 
-export const decodeRecord = (record: LogRecord): Decoded => decodeBytes(record.value);
+/**
+ * A record's event. One this process encoded (validated) and the backend hands back as such (`validatedId`)
+ * is only parsed: the JSON on the log is the validated event, of the current schema version.
+ */
+export const decodeRecord = (record: LogRecord): Decoded => {
+  if (record.text === undefined) return decodeBytes(record.value);
+  if (record.validatedId !== undefined) {
+    const event = JSON.parse(record.text) as DspexEvent;
+    if (event.id === record.validatedId) return { ok: true, event };
+  }
+  return decodeText(record.text);
+};
+
+/** Records `encodeEvent` made: a backend that stores one as it is may hand it back with `validatedId`. */
+const encoded = new WeakSet<AppendRecord>();
+export const isEncodedEvent = (record: AppendRecord): boolean => encoded.has(record);
 
 /** Validates an event and turns it into a record for its catalog topic; throws EventValidationError. */
 export const encodeEvent = (event: Envelope): AppendRecord => {
@@ -144,7 +177,7 @@ export const encodeEvent = (event: Envelope): AppendRecord => {
     const size = Buffer.byteLength(value, "utf8");
     if (size > maxEventBytes) throw new EventTooLargeError(event.type, size);
   }
-  return {
+  const record = {
     topic: definition.topic,
     key: event.key,
     value,
@@ -155,4 +188,6 @@ export const encodeEvent = (event: Envelope): AppendRecord => {
       [Headers.contentType]: "application/json",
     },
   };
+  encoded.add(record);
+  return record;
 };

@@ -32,6 +32,11 @@ export interface LogRecord extends Position {
   readonly text?: string;
   /** One header, where the backend can find it without parsing them all; absent otherwise: use `headerOf`. */
   header?(name: string): string | undefined;
+  /**
+   * Where the backend knows this process's `encodeEvent` wrote the record (validated on the way in): the
+   * event's id. A value holding that id needs no second validation (`decodeRecord`).
+   */
+  readonly validatedId?: string;
 }
 
 /** A record's value as text (UTF-8), without a copy where the backend already has it. */

@@ -12,6 +12,7 @@ import {
   topicPartitionId,
 } from "../assignment.ts";
 import { type Availability, availability } from "../availability.ts";
+import { Headers, isEncodedEvent } from "../codec.ts";
 import { newId } from "../ids.ts";
 import {
   type AppendRecord,
@@ -119,6 +120,12 @@ const firstHeader = (raw: string, name: string): string | undefined => {
   return value.includes("\\") ? undefined : value;
 };
 
+/** How many validated appends the log remembers, for `validatedId` (a few MB). */
+const maxValidatedRemembered = 50_000;
+
+const positionId = (topic: string, partition: number, offset: number) =>
+  `${topic}\u0000${partition}\u0000${offset}`;
+
 /**
  * A stored record. Its headers are parsed only when read (replays rarely need them); a value stored
  * as text is handed over as `text`, and turned into bytes only when `value` is read.
@@ -132,12 +139,17 @@ class StoredRecord implements LogRecord {
   private bytes: Buffer | undefined;
   private readonly rawHeaders: string | null;
 
+  readonly validatedId: string | undefined;
+
   constructor(
     readonly topic: string,
     readonly partition: number,
     row: RecordRow,
+    validatedHere: ReadonlyMap<string, string>,
   ) {
     const value = row[2];
+    this.validatedId =
+      validatedHere.size > 0 ? validatedHere.get(positionId(topic, partition, row[0])) : undefined;
     this.offset = row[0];
     this.key = row[1];
     this.rawHeaders = row[3];
@@ -178,6 +190,8 @@ export class EmbeddedLog implements EventLog {
   private readonly partitionCounts = new Map<string, number>();
   /** Records this process appended, per topic (a waiter's "anything new?" check, with data_version). */
   private readonly appendedHere = new Map<string, number>();
+  /** Positions of the events this process validated and appended here, and their ids (the latest ones). */
+  private readonly validatedHere = new Map<string, string>();
   private readonly options: Required<Omit<EmbeddedLogOptions, "path">>;
   private readonly consumers = new Set<Consumer>();
   private closed = false;
@@ -286,7 +300,7 @@ export class EmbeddedLog implements EventLog {
     const table = this.tableOf(tp, false);
     if (!table) return [];
     return (table.readFrom.all(fromOffset, limit) as RecordRow[]).map(
-      (row) => new StoredRecord(tp.topic, tp.partition, row),
+      (row) => new StoredRecord(tp.topic, tp.partition, row, this.validatedHere),
     );
   }
   private sql<K extends keyof EmbeddedLog["stmt"]>(name: K): ReturnType<EmbeddedLog["stmt"][K]> {
@@ -373,8 +387,24 @@ export class EmbeddedLog implements EventLog {
   async append(records: AppendRecord[]): Promise<Position[]> {
     if (records.length === 0) return [];
     const positions = this.db.transaction(() => this.insertAll(records)).immediate();
+    this.rememberValidated(records, positions);
     this.signal.emit("append");
     return positions;
+  }
+
+  /** Once their transaction committed: which of the records were events this process validated, where. */
+  private rememberValidated(records: readonly AppendRecord[], positions: readonly Position[]): void {
+    records.forEach((record, i) => {
+      const id = isEncodedEvent(record) ? record.headers?.[Headers.id] : undefined;
+      if (id === undefined) return;
+      const { topic, partition, offset } = positions[i]!;
+      this.validatedHere.set(positionId(topic, partition, offset), id);
+    });
+    // The oldest go first: consumers read records soon after they are appended.
+    for (const oldest of this.validatedHere.keys()) {
+      if (this.validatedHere.size <= maxValidatedRemembered) break;
+      this.validatedHere.delete(oldest);
+    }
   }
 
   async read(topic: string, options: ReadOptions = {}): Promise<LogRecord[]> {
@@ -597,6 +627,7 @@ export class EmbeddedLog implements EventLog {
                   return positionsWritten;
                 })
                 .immediate();
+              this.rememberValidated(outputs, written);
               if (outputs.length > 0) this.signal.emit("append");
               return written;
             },
