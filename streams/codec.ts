@@ -5,6 +5,7 @@ import {
   describeIssues,
   type EventDefinition,
   EventValidationError,
+  isCreatedEvent,
 } from "./events/index.ts";
 import type { AppendRecord, LogRecord } from "./log.ts";
 
@@ -160,6 +161,12 @@ export const decodeRecord = (record: LogRecord): Decoded => {
 const encoded = new WeakSet<AppendRecord>();
 export const isEncodedEvent = (record: AppendRecord): boolean => encoded.has(record);
 
+const validated = (definition: EventDefinition, event: Envelope) => {
+  const parsed = definition.envelope.safeParse(event);
+  if (!parsed.success) throw new EventValidationError(event.type, describeIssues(parsed.error));
+  return parsed.data;
+};
+
 /** Validates an event and turns it into a record for its catalog topic; throws EventValidationError. */
 export const encodeEvent = (event: Envelope): AppendRecord => {
   const definition = definitionOf(event.type);
@@ -169,9 +176,7 @@ export const encodeEvent = (event: Envelope): AppendRecord => {
       event.type,
       `it nests arrays and objects deeper than ${maxNestingDepth} levels`,
     );
-  const parsed = definition.envelope.safeParse(event);
-  if (!parsed.success) throw new EventValidationError(event.type, describeIssues(parsed.error));
-  const value = JSON.stringify(parsed.data);
+  const value = JSON.stringify(isCreatedEvent(event) ? event : validated(definition, event));
   // A string's length bounds its UTF-8 size from below (by 3x from above): measure only when close.
   if (value.length * 3 > maxEventBytes) {
     const size = Buffer.byteLength(value, "utf8");

@@ -31,6 +31,10 @@ export class EventValidationError extends Error {
 export const describeIssues = (error: z.ZodError): string =>
   error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`).join("; ");
 
+/** Envelopes `create` made, validated (a schema's output validates as itself): encoding one checks no more. */
+const created = new WeakSet<object>();
+export const isCreatedEvent = (event: object): boolean => created.has(event);
+
 export const defineEvent = <Type extends string, Data extends z.ZodType>(
   type: Type,
   spec: { topic: Topic; version?: number; data: Data; upcasters?: Record<number, Upcaster> },
@@ -52,6 +56,7 @@ export const defineEvent = <Type extends string, Data extends z.ZodType>(
     create(draft) {
       const parsed = envelope.safeParse(envelopeOf({ ...draft, type }, version));
       if (!parsed.success) throw new EventValidationError(type, describeIssues(parsed.error));
+      created.add(parsed.data);
       return parsed.data;
     },
   };

@@ -1,6 +1,7 @@
 /**
- * The embedded log hands back the events this process validated and appended with their ids
- * (`validatedId`), so decoding them is a JSON parse; anything else is validated as ever.
+ * What this process validated is not validated again: an event `create` made is encoded as it is, and the
+ * embedded log hands back the events this process encoded and appended with their ids (`validatedId`), so
+ * decoding them is a JSON parse; anything else is validated as ever.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeRecord, encodeEvent, parseEvent } from "../../../streams/codec.ts";
@@ -70,5 +71,12 @@ describe("reads of events this process validated (embedded log)", () => {
     const decoded = decodeRecord(forged);
     expect(decoded.ok).toBe(false);
     expect(!decoded.ok && decoded.reason).toMatch(/id: Invalid UUID/);
+  });
+
+  it("encode an event create made as it is, and validate any other object, a copy included", () => {
+    const event = requested("r-4", "qa", { question: "q" });
+    const copy = JSON.parse(JSON.stringify(event));
+    expect(encodeEvent(event).value).toBe(encodeEvent(copy).value);
+    expect(() => encodeEvent({ ...event, id: "not-a-uuid" })).toThrow(/ExecutionRequested.*id/);
   });
 });
