@@ -46,6 +46,7 @@ import { pythonOf, startProcessors, workerEnvironment } from "../app/services.ts
 import { devset, testset, trainset } from "../cli/demo/dataset.ts";
 import { optimizationOf } from "../cli/demo/optimizations.ts";
 import { classifyInstructions, triageProgram } from "../cli/demo/triage.ts";
+import { historyOf } from "../processors/optimizers/history.ts";
 import type { OptimizerName } from "../processors/optimizers/index.ts";
 import { optimizeOnLog, streamEvaluator } from "../processors/optimizers/stream.ts";
 import { startWorkerPool, type WorkerPool } from "../processors/workers/pool.ts";
@@ -54,7 +55,10 @@ import { startStepRunner } from "../processors/workers/step-runner.ts";
 import { registerProgram } from "../programs/register.ts";
 import type { Example, JsonRecord } from "../streams/events/index.ts";
 import { newId } from "../streams/ids.ts";
+import type { EventLog } from "../streams/log.ts";
 import { openLog } from "../streams/open.ts";
+import { readEvents } from "../streams/store.ts";
+import { Topics } from "../streams/topics.ts";
 import { withPythonTools } from "../tests/support/python-tools.ts";
 import { report, type Suite, seconds } from "./report.ts";
 
@@ -128,11 +132,18 @@ const dspyOptimizers = (threads: number): Record<string, JsonRecord> => {
 };
 
 /** Which dspex run each DSPy optimizer is paired with, for the goals. */
-const pairs = [
+const pairs: { goal: string; dspex: string; dspy: string; chosen?: boolean }[] = [
   { goal: "bootstrap", dspex: "bootstrap", dspy: "BootstrapFewShot" },
+  // DSPy's BootstrapFewShot neither scores nor checks what it built: the same for dspex's one candidate.
+  {
+    goal: "bootstrap, the program built before any check",
+    dspex: "bootstrap_1candidate",
+    dspy: "BootstrapFewShot",
+    chosen: true,
+  },
   { goal: "random search", dspex: "random", dspy: "BootstrapFewShotWithRandomSearch" },
   { goal: "SIMBA", dspex: "simba", dspy: "SIMBA" },
-] as const;
+];
 
 interface Row {
   side: "dspex" | "dspy";
@@ -141,6 +152,8 @@ interface Row {
   dev: number;
   calls: number;
   wallS: number;
+  /** What the optimization chose before dspex's adoption check, and the calls it spent on that choice. */
+  chosen: { test: number; calls: number };
   note?: string;
 }
 
@@ -154,6 +167,22 @@ const categoriesOf = (demos: unknown): string =>
 const startPool = (python: string, workers: number) =>
   startWorkerPool({ python, workers, env: workerEnvironment(workers) });
 
+/**
+ * What an optimization chose before the adoption check (DSPy's optimizers stop there): the configuration of
+ * its final trial, and the calls of the dev baseline and of that check, which DSPy's don't spend.
+ */
+const chosenOf = async (log: EventLog, optimizationId: string) => {
+  const events = (await readEvents(log, Topics.optimizations)).flatMap((r) =>
+    "event" in r ? [r.event] : [],
+  );
+  const { trials } = historyOf(optimizationId, events);
+  const checks = trials.filter((t) => t.trial.phase === "baseline" || t.trial.phase === "final");
+  return {
+    overrides: trials.find((t) => t.trial.phase === "final")?.trial.overrides ?? {},
+    checkCalls: checks.reduce((sum, t) => sum + (t.calls ?? 0), 0),
+  };
+};
+
 /** One optimization as the main job runs it, on a fresh embedded log; the pool is shared between runs. */
 const runDspex = async (pool: WorkerPool, workers: number, run: DspexRun, withBaseline: boolean) => {
   const folder = mkdtempSync(join(tmpdir(), "dspex-bench-learning-"));
@@ -166,14 +195,14 @@ const runDspex = async (pool: WorkerPool, workers: number, run: DspexRun, withBa
     await processors.ready();
     const program = triageProgram(model).build();
     await registerProgram(log, program);
-    const scoreOn = async (examples: readonly Example[]) => {
+    const scoreOn = async (examples: readonly Example[], overrides: JsonRecord = {}) => {
       const outcome = await guard(
         streamEvaluator(log).evaluate({
           evaluationId: newId(),
           programId: program.programId,
           examples,
           metric,
-          overrides: {},
+          overrides,
           concurrency: workers * 2,
           failureScore: 0,
           outputs: ["category"],
@@ -214,6 +243,11 @@ const runDspex = async (pool: WorkerPool, workers: number, run: DspexRun, withBa
     );
     const wallS = seconds(started);
     const test = (await scoreOn(testset)).score;
+    const chosen = await chosenOf(log, result.optimizationId);
+    const chosenProgram = {
+      test: result.accepted ? test : (await scoreOn(testset, chosen.overrides)).score,
+      calls: result.calls - chosen.checkCalls,
+    };
     const adopted = result.accepted ? result.bestConfig : {};
     const demos = adopted[`${program.programId}.classify.demos`];
     const instructions = adopted[`${program.programId}.classify.instructions`];
@@ -221,7 +255,7 @@ const runDspex = async (pool: WorkerPool, workers: number, run: DspexRun, withBa
     console.log(
       `# learning: dspex.${run.name}: dev ${result.baselineScore.toFixed(3)} → winner ${result.candidateScore.toFixed(3)}, ${result.accepted ? "adopted" : `not adopted (margin ${run.request.params.margin})`}; ${result.trials} trials, ${result.calls} LM calls (planned ${result.plannedCalls}), ${wallS.toFixed(1)} s; adopted demos ${result.accepted ? categoriesOf(demos) : "(baseline kept)"}${typeof instructions === "string" ? `, instructions "${instructions}"` : ""}${typeof temperature === "number" ? `, temperature ${temperature}` : ""}`,
     );
-    return { baseline, result, test, wallS };
+    return { baseline, result, test, chosen: chosenProgram, wallS };
   } finally {
     await runner.stop();
     await processors.stop();
@@ -301,12 +335,15 @@ const runDspy = async (python: string, threads: number, names: readonly string[]
 const fixed = (value: number, digits = 3) => (Number.isFinite(value) ? value.toFixed(digits) : "—");
 
 const table = (rows: readonly Row[]) => {
-  const header = ["run", "test", "dev", "LM calls", "wall s"];
+  const header = ["run", "test", "dev", "LM calls", "chosen: test", "its calls", "wall s"];
+  const count = (calls: number) => (Number.isFinite(calls) ? String(calls) : "—");
   const cells = rows.map((r) => [
     `${r.side}.${r.name}${r.note ? ` (${r.note})` : ""}`,
     fixed(r.test),
     fixed(r.dev),
-    Number.isFinite(r.calls) ? String(r.calls) : "—",
+    count(r.calls),
+    fixed(r.chosen.test),
+    count(r.chosen.calls),
     fixed(r.wallS, 1),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
@@ -319,9 +356,10 @@ const goals = (rows: readonly Row[]) => {
   const find = (side: Row["side"], name: string) => rows.find((r) => r.side === side && r.name === name);
   const lines: string[] = [];
   for (const pair of pairs) {
-    const ours = find("dspex", pair.dspex);
+    const run = find("dspex", pair.dspex);
     const theirs = find("dspy", pair.dspy);
-    if (!ours || !theirs) continue;
+    if (!run || !theirs) continue;
+    const ours = pair.chosen ? run.chosen : run;
     const score = ours.test >= theirs.test;
     const calls = ours.calls <= theirs.calls;
     lines.push(
@@ -383,6 +421,7 @@ export const learningSuite: Suite = {
               dev: outcome.baseline.dev,
               calls: 0,
               wallS: Number.NaN,
+              chosen: { test: outcome.baseline.test, calls: 0 },
               note: "the registry's configuration, no optimization",
             });
           }
@@ -393,6 +432,7 @@ export const learningSuite: Suite = {
             dev: outcome.result.bestScore,
             calls: outcome.result.calls,
             wallS: outcome.wallS,
+            chosen: outcome.chosen,
             note: run.extra ? "extra" : outcome.result.accepted ? undefined : "not adopted",
           });
         }
@@ -412,6 +452,7 @@ export const learningSuite: Suite = {
           dev: r.dev,
           calls: r.lm_calls ?? 0,
           wallS: r.wall_s ?? Number.NaN,
+          chosen: { test: r.test, calls: r.lm_calls ?? 0 },
           note: r.name === "zero-shot" ? "no optimization" : undefined,
         });
       }
@@ -424,6 +465,10 @@ export const learningSuite: Suite = {
       if (row.name !== "baseline" && row.name !== "zero_shot") {
         report(SUITE, `${prefix}.lm_calls`, row.calls, "calls");
         report(SUITE, `${prefix}.wall_time`, row.wallS, "s");
+        if (row.side === "dspex") {
+          report(SUITE, `${prefix}.chosen_test_score`, row.chosen.test, "");
+          report(SUITE, `${prefix}.chosen_lm_calls`, row.chosen.calls, "calls");
+        }
       }
     }
     const base = rows.find((r) => r.side === "dspex" && r.name === "baseline");

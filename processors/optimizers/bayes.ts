@@ -32,6 +32,8 @@ interface Candidate {
 
 export interface SearchState {
   space: Dimension[];
+  /** With `params.demoPool: "missed"`: whether the pool trial has been scored (the space is built on it). */
+  pooled: boolean;
   /** Each candidate's first-rung score (all scored on as many examples): what TPE learns from. */
   observations: Observation[];
   candidates: Candidate[];
@@ -50,6 +52,19 @@ const candidatesOf = (setup: OptimizationSetup, racing: Racing): number => {
 const racingOf = (setup: OptimizationSetup): Racing => ({
   rungs: Math.max(1, Math.floor(numberParam(setup, "rungs", 1))),
   eta: Math.max(2, numberParam(setup, "eta", 3)),
+});
+
+/**
+ * `params.demoPool`: "labeled" (the default) draws demos from every training example; "missed" first scores
+ * the current configuration on the trainset (one `pool` trial) and draws demos only from the examples it
+ * missed (scored below 1) — what the program does not know yet — or from all of them if it missed none.
+ */
+const poolsMissed = (setup: OptimizationSetup): boolean => setup.params.demoPool === "missed";
+
+const poolTrial = (setup: OptimizationSetup): Proposal => ({
+  phase: "pool",
+  overrides: {},
+  examples: setup.trainset.map((e) => e.id),
 });
 
 /** A candidate's selection examples; when racing, in one shuffled order for all (each rung a fair sample). */
@@ -127,14 +142,21 @@ const searchStrategy = (
   plan: (setup) => {
     const racing = racingOf(setup);
     const candidates = candidatesOf(setup, racing);
+    const pool = poolsMissed(setup) ? poolTrial(setup).examples.length : 0;
     return {
-      trials: rungSizes(racing, candidates).reduce((a, b) => a + b, 0),
-      exampleRuns: raceExampleRuns(racing, candidates, selectionSize(setup)),
+      trials: rungSizes(racing, candidates).reduce((a, b) => a + b, 0) + (pool > 0 ? 1 : 0),
+      exampleRuns: raceExampleRuns(racing, candidates, selectionSize(setup)) + pool,
       extraCalls: 0,
     };
   },
-  init: (setup) => ({ space: searchSpaceOf(setup), observations: [], candidates: [] }),
+  init: (setup) => ({
+    space: searchSpaceOf(setup),
+    pooled: !poolsMissed(setup),
+    observations: [],
+    candidates: [],
+  }),
   propose(state, setup, ctx) {
+    if (!state.pooled) return poolTrial(setup);
     const racing = racingOf(setup);
     if (state.candidates.length >= candidatesOf(setup, racing)) return nextRace(state, racing);
     // A configuration that breaks a constraint is never tried: draw again (the search ends if none keeps them).
@@ -147,6 +169,10 @@ const searchStrategy = (
     return undefined;
   },
   observe(state, setup, { trial, outcome }) {
+    if (trial.phase === "pool") {
+      const missed = new Set(outcome.results.filter((r) => r.score < 1).map((r) => r.exampleId));
+      return { ...state, space: searchSpaceOf(setup, missed), pooled: true };
+    }
     const racing = racingOf(setup);
     if (trial.phase === "search") {
       const candidate = withScores(

@@ -28,11 +28,19 @@ export const categoriesOf = (dimension: Dimension): number =>
       ? dimension.pool.length + 1
       : 0;
 
-/** Labeled demos from the trainset, for one predictor's demo variable. */
-export const labeledPool = (setup: OptimizationSetup, variableId: string): JsonRecord[] => {
+/**
+ * Labeled demos from the trainset, for one predictor's demo variable: of every training example, or only of
+ * `from` (example ids) when it names some.
+ */
+export const labeledPool = (
+  setup: OptimizationSetup,
+  variableId: string,
+  from?: ReadonlySet<string>,
+): JsonRecord[] => {
   const predictor = setup.predictors.find((p) => p.demosVariable === variableId);
   if (!predictor) return [];
-  return setup.trainset.flatMap((e) => {
+  const examples = from && from.size > 0 ? setup.trainset.filter((e) => from.has(e.id)) : setup.trainset;
+  return examples.flatMap((e) => {
     const demo = demoFor(predictor, e.inputs, e.expected);
     return demo ? [demo] : [];
   });
@@ -40,9 +48,10 @@ export const labeledPool = (setup: OptimizationSetup, variableId: string): JsonR
 
 /**
  * The space an optimization searches: numeric and categorical variables as they are, instructions
- * among `params.instructionCandidates`, demo lists as `params.maxDemos` slots over labeled demos.
+ * among `params.instructionCandidates`, demo lists as `params.maxDemos` slots over labeled demos (of the
+ * training examples `demoExamples` names, when it names some).
  */
-export const searchSpaceOf = (setup: OptimizationSetup): Dimension[] => {
+export const searchSpaceOf = (setup: OptimizationSetup, demoExamples?: ReadonlySet<string>): Dimension[] => {
   const dimensions: Dimension[] = [];
   const maxDemos = numberParam(setup, "maxDemos", 4);
   const instructionCandidates = stringsParam(setup, "instructionCandidates");
@@ -83,7 +92,7 @@ export const searchSpaceOf = (setup: OptimizationSetup): Dimension[] => {
         }
         break;
       case "demos": {
-        const pool = labeledPool(setup, variableId);
+        const pool = labeledPool(setup, variableId, demoExamples);
         const slots = Math.min(spec.maxItems, maxDemos, pool.length);
         for (let slot = 0; slot < slots; slot++)
           dimensions.push({ kind: "demo-slot", name: `${variableId}[${slot}]`, variableId, slot, pool });

@@ -1,10 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { trialEvaluationId } from "../../../processors/optimizers/history.ts";
-import type { OptimizerName } from "../../../processors/optimizers/index.ts";
+import { metricRegistry } from "../../../processors/evaluation/metrics.ts";
+import { type ProgramRun, programEvaluator } from "../../../processors/evaluation/port.ts";
+import { runOptimization } from "../../../processors/optimizers/driver.ts";
+import { historyOf, trialEvaluationId } from "../../../processors/optimizers/history.ts";
+import { type OptimizerName, strategyFor } from "../../../processors/optimizers/index.ts";
 import { jsonEqual } from "../../../programs/variables/types.ts";
 import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
-import { demosVariable } from "../../support/label-task.ts";
-import { runOnLabelTask } from "./support.ts";
+import { codeOf, demosVariable, labelTaskReflector, labelTaskRun } from "../../support/label-task.ts";
+import { labelSetup, runOnLabelTask } from "./support.ts";
 
 const racing = { rungs: 3, eta: 3, searchOn: "dev+train" };
 const quick: [string, OptimizerName, JsonRecord][] = [
@@ -14,6 +17,11 @@ const quick: [string, OptimizerName, JsonRecord][] = [
   ["random", "random", { trials: 30, maxDemos: 6 }],
   ["bayes racing", "bayes", { trials: 30, maxDemos: 6, ...racing }],
   ["random racing", "random", { trials: 30, maxDemos: 6, ...racing }],
+  [
+    "bayes racing, demos of missed examples",
+    "bayes",
+    { trials: 30, maxDemos: 6, ...racing, demoPool: "missed" },
+  ],
 ];
 const paramsOf = (name: string) => quick.find(([n]) => n === name)![2];
 
@@ -288,3 +296,55 @@ describe.each(["random", "bayes"] as const)(
     });
   },
 );
+
+describe.each(["random", "bayes"] as const)('%s search with demoPool "missed"', (optimizer) => {
+  // A model that already knows two labels' codes: it learns the other four from demos.
+  const known = ["amber", "birch"];
+  const run: ProgramRun = async (inputs, overrides) =>
+    known.includes(String(inputs.label))
+      ? { outputs: { answer: codeOf(String(inputs.label)) }, calls: 1 }
+      : labelTaskRun(inputs, overrides);
+  const optimize = async (params: JsonRecord) => {
+    const setup = labelSetup(optimizer, { trials: 20, maxDemos: 4, ...racing, ...params });
+    const events: DspexEvent[] = [];
+    let calls = 0;
+    const inner = programEvaluator(async (inputs, overrides) => {
+      calls++;
+      return run(inputs, overrides);
+    }, metricRegistry());
+    const result = await runOptimization(setup, {
+      strategy: strategyFor(optimizer, setup.params),
+      evaluator: inner,
+      reflector: labelTaskReflector,
+      history: historyOf(setup.optimizationId, events),
+      async record(batch) {
+        events.push(...(batch as DspexEvent[]));
+      },
+    });
+    const trials = events.flatMap((e) => (e.type === "TrialProposed" ? [e.data] : []));
+    const demoLabels = trials
+      .filter((t) => t.config.phase === "search")
+      .flatMap((t) => ((t.config.overrides as JsonRecord)[demosVariable] ?? []) as { label: string }[])
+      .map((d) => d.label);
+    return { setup, result, events, trials, calls, demoLabels: new Set(demoLabels) };
+  };
+
+  it("scores the current configuration on the trainset once, then draws demos only from what it missed", async () => {
+    const { setup, result, events, trials, calls, demoLabels } = await optimize({ demoPool: "missed" });
+    const pool = trials.filter((t) => t.config.phase === "pool");
+    expect(pool).toHaveLength(1);
+    expect(pool[0]!.config.overrides).toEqual({});
+    expect(pool[0]!.config.examples).toEqual(setup.trainset.map((e) => e.id));
+    expect([...demoLabels].sort()).toEqual(["cedar", "delta", "ember", "flint"]);
+    expect(result.accepted).toBe(true);
+    expect(result.calls).toBe(calls);
+    const started = events[0]!;
+    expect(started.type === "OptimizationStarted" && started.data.plannedCalls).toBeGreaterThanOrEqual(calls);
+  });
+
+  it("draws from every training example by default", async () => {
+    const { trials, demoLabels } = await optimize({});
+    expect(trials.some((t) => t.config.phase === "pool")).toBe(false);
+    expect(known.some((label) => demoLabels.has(label))).toBe(true);
+  });
+});
