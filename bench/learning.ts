@@ -13,7 +13,9 @@
  * the program registered, `optimizeOnLog` with the main job's request (cli/demo/optimizations.ts), then the
  * registry's configuration (the winner if adopted, else the baseline) scored on the test split. LM calls
  * are the optimization result's `calls` (its dev baseline and final evaluations included); wall time is
- * the optimization alone.
+ * the optimization alone. "chosen" is what the optimization picked before the adoption check (DSPy's
+ * optimizers stop there), scored on the test split, and the calls it spent picking it (the dev baseline
+ * and the check left out).
  *
  * DSPy (python-consumers/dspex_tools/bench/learning.py, one process after the dspex workers stopped):
  * BootstrapFewShot, BootstrapFewShotWithRandomSearch and SIMBA compile a `dspy.Predict` of the same
@@ -21,10 +23,12 @@
  * the compile's; wall time is the compile alone. The budgets follow from the dspex requests:
  * - BootstrapFewShot: the bootstrap's own parameters (4 bootstrapped demos, at most 4 demos, 1 round);
  *   it has no valset, so it never scores candidates (dspex's main job keeps the best of 16, scored on
- *   dev and the train examples each does not show);
+ *   dev and the train examples each does not show); its counterpart is also dspex's bootstrap with one
+ *   candidate, compared by what it chose before the check;
  * - BootstrapFewShotWithRandomSearch ↔ random search: DSPy's zero-shot, labeled-only, unshuffled and 14
  *   seeded candidates (17 configurations, each scored on the 48 dev examples), at most 6 demos (random
- *   search's `maxDemos`); dspex's random search races 35 candidates on the dev and the train examples a
+ *   search's `maxDemos`); dspex's random search scores the program on the trainset once (its demos are
+ *   drawn from the examples it misses) and races 34 candidates on the dev and the train examples a
  *   candidate does not show (successive halving, 3 rungs), within fewer LM calls than DSPy's;
  * - SIMBA: the same steps, mini-batch, candidates and demos as dspex's SIMBA, seed 7 like dspex's.
  * Both sides run up to 2 × workers examples at once.
@@ -79,8 +83,8 @@ interface DspexRun {
   name: string;
   optimizer: OptimizerName;
   request: ReturnType<typeof optimizationOf>;
-  /** Not one of the issue's pairings: shown for what it explains. */
-  extra?: string;
+  /** What the run is, when its name doesn't say. */
+  note?: string;
 }
 
 const bootstrapRequest = optimizationOf("bootstrap");
@@ -93,8 +97,7 @@ const dspexRuns: DspexRun[] = [
     name: "bootstrap_1candidate",
     optimizer: "bootstrap",
     request: { ...bootstrapRequest, params: { ...bootstrapRequest.params, candidates: 1 } },
-    extra:
-      "the bootstrap alone (1 candidate, as DSPy's BootstrapFewShot): how many calls the dev evaluations take",
+    note: "1 candidate, as DSPy's BootstrapFewShot",
   },
 ];
 
@@ -433,7 +436,9 @@ export const learningSuite: Suite = {
             calls: outcome.result.calls,
             wallS: outcome.wallS,
             chosen: outcome.chosen,
-            note: run.extra ? "extra" : outcome.result.accepted ? undefined : "not adopted",
+            note:
+              [run.note, outcome.result.accepted ? "" : "not adopted"].filter(Boolean).join("; ") ||
+              undefined,
           });
         }
       } finally {
