@@ -71,16 +71,30 @@ export class RecordTooLargeError extends Error {
   }
 }
 
-/** Wakes consumers of the same file in this process as soon as something is appended. */
-const appendSignals = new Map<string, EventEmitter>();
-const signalFor = (path: string): EventEmitter => {
-  let emitter = appendSignals.get(path);
-  if (!emitter) {
-    emitter = new EventEmitter();
-    emitter.setMaxListeners(0);
-    appendSignals.set(path, emitter);
+/**
+ * Wakes consumers of the same file in this process once something is appended: once per turn of the event
+ * loop, so the appends of one turn reach a consumer in one batch rather than one wake-up each.
+ */
+class AppendSignal extends EventEmitter {
+  private scheduled = false;
+  appended(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.emit("append");
+    });
   }
-  return emitter;
+}
+const appendSignals = new Map<string, AppendSignal>();
+const signalFor = (path: string): AppendSignal => {
+  let signal = appendSignals.get(path);
+  if (!signal) {
+    signal = new AppendSignal();
+    signal.setMaxListeners(0);
+    appendSignals.set(path, signal);
+  }
+  return signal;
 };
 
 const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
@@ -186,7 +200,7 @@ export class EmbeddedLog implements EventLog {
   readonly backend = "embedded";
   readonly path: string;
   private readonly db: Database.Database;
-  private readonly signal: EventEmitter;
+  private readonly signal: AppendSignal;
   private readonly partitionCounts = new Map<string, number>();
   /** Records this process appended, per topic (a waiter's "anything new?" check, with data_version). */
   private readonly appendedHere = new Map<string, number>();
@@ -388,7 +402,7 @@ export class EmbeddedLog implements EventLog {
     if (records.length === 0) return [];
     const positions = this.db.transaction(() => this.insertAll(records)).immediate();
     this.rememberValidated(records, positions);
-    this.signal.emit("append");
+    this.signal.appended();
     return positions;
   }
 
@@ -628,7 +642,7 @@ export class EmbeddedLog implements EventLog {
                 })
                 .immediate();
               this.rememberValidated(outputs, written);
-              if (outputs.length > 0) this.signal.emit("append");
+              if (outputs.length > 0) this.signal.appended();
               return written;
             },
           };
@@ -672,7 +686,7 @@ export class EmbeddedLog implements EventLog {
       },
       resume: (partitions) => {
         for (const tp of partitions) paused.delete(partitionId(tp));
-        this.signal.emit("append");
+        this.signal.appended();
       },
     };
     this.consumers.add(consumer);
