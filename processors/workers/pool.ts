@@ -58,7 +58,6 @@ interface Task {
   /** The model the step loads (a Retrieve step: its embedder). */
   model: string;
   crashes: number;
-  started?: Envelope;
   resolve: (run: StepRun) => void;
   reject: (error: Error) => void;
 }
@@ -85,7 +84,15 @@ interface Capacity {
   rssMb: number;
 }
 
-type Message = { type: string; id?: number; event?: Envelope; reason?: string; capacity?: Capacity };
+type Message = {
+  type: string;
+  id?: number;
+  event?: Envelope;
+  /** A result's StepStarted, written when the step began. */
+  started?: Envelope;
+  reason?: string;
+  capacity?: Capacity;
+};
 
 const noModels: ReadonlySet<string> = new Set();
 
@@ -209,16 +216,17 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
         worker.pingSentAt = undefined;
         noteCapacity(worker, message.capacity);
         break;
-      case "started":
-        if (worker.task && message.id === worker.task.request) worker.task.started = message.event;
-        break;
       case "result": {
         const task = worker.task;
         if (!task || message.id !== task.request || !message.event) break;
         worker.task = undefined;
         worker.ran += 1;
         noteCapacity(worker, message.capacity);
-        task.resolve({ started: task.started ?? message.event, result: message.event, worker: worker.name });
+        task.resolve({
+          started: message.started ?? message.event,
+          result: message.event,
+          worker: worker.name,
+        });
         break;
       }
       case "error": {
@@ -274,7 +282,6 @@ export const startWorkerPool = (options: WorkerPoolOptions) => {
       if (task.crashes > maxCrashes || closing) {
         task.reject(new StepLostError(`step lost: its worker died ${task.crashes} times`));
       } else {
-        task.started = undefined;
         queue.unshift(task);
       }
     }

@@ -4,8 +4,8 @@ In:  {"type": "step", "id": R, "event": <StepDispatched envelope>}
      {"type": "ping", "id": R}
      {"type": "shutdown"}                        finish the work received so far, then exit
 Out: {"type": "ready", "worker": W, "pid": P}   once, when DSPy is loaded
-     {"type": "started", "id": R, "event": <StepStarted>}
-     {"type": "result", "id": R, "event": <StepCompleted | StepFailed>, "capacity": C}
+     {"type": "result", "id": R, "started": <StepStarted>, "event": <StepCompleted | StepFailed>, "capacity": C}
+         (the StepStarted is made when the step begins and sent with its result: one frame per step)
      {"type": "pong", "id": R, "worker": W, "busy": bool, "done": N, "capacity": C}   answered even while a step runs
      where C = {"models": [models and embedders this worker has run steps with], "rssMb": resident memory}
      {"type": "error", "id": R, "reason": "..."}  a frame that is not a valid command (nothing ran)
@@ -118,14 +118,16 @@ class StdioWorker:
         while (item := self.steps.get()) is not None:
             request, dispatched = item
             self.busy = True
-            self.writer.send({"type": "started", "id": request, "event": started_event(dispatched, self.worker)})
+            started = started_event(dispatched, self.worker)
             outcome = execute_step(dispatched["data"], self.settings)
             result = result_event(dispatched, outcome, self.worker)
             # Counted before the result goes out: a ping sent after the result is read then sees it done.
             self.models.update(models_of(dispatched["data"]))
             self.busy = False
             self.done += 1
-            self.writer.send({"type": "result", "id": request, "event": result, "capacity": self._capacity()})
+            self.writer.send(
+                {"type": "result", "id": request, "started": started, "event": result, "capacity": self._capacity()}
+            )
 
     def _capacity(self) -> dict[str, Any]:
         return {"models": sorted(self.models), "rssMb": resident_mb()}
