@@ -1,13 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { metricRegistry } from "../../../processors/evaluation/metrics.ts";
-import { type ProgramRun, programEvaluator } from "../../../processors/evaluation/port.ts";
-import { runOptimization } from "../../../processors/optimizers/driver.ts";
-import { historyOf, trialEvaluationId } from "../../../processors/optimizers/history.ts";
-import { type OptimizerName, strategyFor } from "../../../processors/optimizers/index.ts";
+import type { ProgramRun } from "../../../processors/evaluation/port.ts";
+import { trialEvaluationId } from "../../../processors/optimizers/history.ts";
+import type { OptimizerName } from "../../../processors/optimizers/index.ts";
 import { jsonEqual } from "../../../programs/variables/types.ts";
 import type { DspexEvent, JsonRecord } from "../../../streams/events/index.ts";
-import { codeOf, demosVariable, labelTaskReflector, labelTaskRun } from "../../support/label-task.ts";
-import { labelSetup, runOnLabelTask } from "./support.ts";
+import { codeOf, demosVariable, labelTaskRun } from "../../support/label-task.ts";
+import { runOnLabelTask } from "./support.ts";
 
 const racing = { rungs: 3, eta: 3, searchOn: "dev+train" };
 const quick: [string, OptimizerName, JsonRecord][] = [
@@ -305,28 +303,16 @@ describe.each(["random", "bayes"] as const)('%s search with demoPool "missed"', 
       ? { outputs: { answer: codeOf(String(inputs.label)) }, calls: 1 }
       : labelTaskRun(inputs, overrides);
   const optimize = async (params: JsonRecord) => {
-    const setup = labelSetup(optimizer, { trials: 20, maxDemos: 4, ...racing, ...params });
-    const events: DspexEvent[] = [];
-    let calls = 0;
-    const inner = programEvaluator(async (inputs, overrides) => {
-      calls++;
-      return run(inputs, overrides);
-    }, metricRegistry());
-    const result = await runOptimization(setup, {
-      strategy: strategyFor(optimizer, setup.params),
-      evaluator: inner,
-      reflector: labelTaskReflector,
-      history: historyOf(setup.optimizationId, events),
-      async record(batch) {
-        events.push(...(batch as DspexEvent[]));
-      },
+    const { setup, result, events, lmCalls } = await runOnLabelTask(optimizer, {
+      params: { trials: 20, maxDemos: 4, ...racing, ...params },
+      run,
     });
     const trials = events.flatMap((e) => (e.type === "TrialProposed" ? [e.data] : []));
     const demoLabels = trials
       .filter((t) => t.config.phase === "search")
       .flatMap((t) => ((t.config.overrides as JsonRecord)[demosVariable] ?? []) as { label: string }[])
       .map((d) => d.label);
-    return { setup, result, events, trials, calls, demoLabels: new Set(demoLabels) };
+    return { setup, result, events, trials, calls: lmCalls, demoLabels: new Set(demoLabels) };
   };
 
   it("scores the current configuration on the trainset once, then draws demos only from what it missed", async () => {

@@ -1,5 +1,5 @@
 import { metricRegistry } from "../../../processors/evaluation/metrics.ts";
-import { type Evaluator, programEvaluator } from "../../../processors/evaluation/port.ts";
+import { type Evaluator, type ProgramRun, programEvaluator } from "../../../processors/evaluation/port.ts";
 import { runOptimization } from "../../../processors/optimizers/driver.ts";
 import { historyOf } from "../../../processors/optimizers/history.ts";
 import { type OptimizerName, strategyFor } from "../../../processors/optimizers/index.ts";
@@ -8,11 +8,12 @@ import type { Envelope } from "../../../streams/envelope.ts";
 import type { DspexEvent, JsonRecord, VariableConstraint } from "../../../streams/events/index.ts";
 import { labelExamples, labelProgram, labelTaskReflector, labelTaskRun } from "../../support/label-task.ts";
 
-export const labelEvaluator = (): Evaluator & { calls: () => number } => {
+/** Evaluates on the label task's model (or `run`, another deterministic one), counting its calls. */
+export const labelEvaluator = (run: ProgramRun = labelTaskRun): Evaluator & { calls: () => number } => {
   let calls = 0;
   const inner = programEvaluator(async (inputs, overrides) => {
     calls++;
-    return labelTaskRun(inputs, overrides);
+    return run(inputs, overrides);
   }, metricRegistry());
   return { evaluate: (plan) => inner.evaluate(plan), calls: () => calls };
 };
@@ -49,12 +50,13 @@ export const runOnLabelTask = async (
     events?: DspexEvent[];
     crashAfter?: number;
     constraints?: VariableConstraint[];
+    run?: ProgramRun;
   } = {},
 ) => {
   const labelled = labelSetup(optimizer, options.params, options.budget, options.seed);
   const setup = options.constraints ? { ...labelled, constraints: options.constraints } : labelled;
   const events: DspexEvent[] = [...(options.events ?? [])];
-  const evaluator = labelEvaluator();
+  const evaluator = labelEvaluator(options.run);
   const result = await runOptimization(setup, {
     strategy: strategyFor(optimizer, setup.params),
     evaluator,
