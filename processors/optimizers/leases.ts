@@ -121,8 +121,13 @@ export const holdLeases = (
   const renewal = setInterval(() => void renew().catch(() => undefined), Math.max(1, Math.floor(ttlMs / 3)));
   renewal.unref?.();
 
-  /** Gives back what it holds or waits for, and waits until the registry took each back. */
-  const end = async ({ keep = false } = {}) => {
+  /** Gives back what it holds or waits for, and waits until the registry took each back (once; later calls wait for it). */
+  let ended: Promise<void> | undefined;
+  const end = (options: { keep?: boolean } = {}): Promise<void> => {
+    ended ??= endOnce(options);
+    return ended;
+  };
+  const endOnce = async ({ keep = false }: { keep?: boolean }) => {
     ending = true;
     clearInterval(renewal);
     clearTimeout(giveUp);

@@ -128,7 +128,11 @@ export const optimizeOnLog = async (
     timeoutMs: options.leaseTimeoutMs,
     signal: options.signal,
   });
-  await leases.held;
+  // Given up waiting: its places in line are given back before the caller hears why.
+  await leases.held.catch(async (error) => {
+    await leases.end();
+    throw error;
+  });
   try {
     const result = await runOptimization(setup, {
       strategy: strategyFor(setup.optimizer, request.params),
