@@ -100,6 +100,25 @@ def test_bad_frames_get_errors_and_the_worker_lives_on(worker):
     assert worker.receive()["type"] == "pong"
 
 
+def test_a_step_over_the_event_limit_or_nested_too_deeply_is_refused_with_the_reason(worker):
+    worker.receive()
+    huge = json.loads(json.dumps(DISPATCHED))
+    huge["data"]["inputs"]["question"] = "x" * 1_000_001
+    worker.send({"type": "step", "id": 1, "event": huge})
+    error = worker.receive()
+    assert (error["type"], error["id"]) == ("error", 1)
+    assert error["reason"].startswith("value is ") and error["reason"].endswith("bytes, over the limit of 1000000")
+    deep = json.loads(json.dumps(DISPATCHED))
+    nested: Any = "bottom"
+    for _ in range(70):
+        nested = [nested]
+    deep["data"]["inputs"]["question"] = nested
+    worker.send({"type": "step", "id": 2, "event": deep})
+    assert worker.receive()["reason"] == "value nests arrays and objects deeper than 64 levels"
+    worker.send({"type": "step", "id": 3, "event": DISPATCHED})
+    assert worker.receive()["event"]["type"] == "StepCompleted"
+
+
 def test_a_failing_step_is_a_result_not_a_dead_worker(worker):
     worker.receive()
     broken = json.loads(json.dumps(DISPATCHED))

@@ -1,5 +1,6 @@
 """Exceptions → the wire's StepError {kind, message, retryable}. Messages never carry secrets."""
 
+import functools
 import os
 import re
 from collections.abc import Sequence
@@ -75,7 +76,13 @@ def _kind_of(error: BaseException, deterministic: bool) -> tuple[str, bool]:
 
 def secret_values() -> list[str]:
     """The values of this process's secret-looking environment variables."""
-    return [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8]
+    env = os.environ
+    return [env[name] for name in env if _secret_name(name) and len(env[name]) >= 8]
+
+
+@functools.cache
+def _secret_name(name: str) -> bool:
+    return _SECRET_NAME.search(name) is not None
 
 
 def redact(message: str, secrets: Sequence[str] | None = None) -> str:

@@ -13,6 +13,7 @@ from pydantic import PydanticUserError
 
 from ..lms import lm_for
 from ..lms.test_lm import Rule
+from . import dspy_speedups
 from .errors import BadStep, InvalidOutput, StepError, StepTimeout, classify
 from .jsonsafe import to_json
 from .lm_calls import LmCallRecorder, recorded
@@ -20,6 +21,8 @@ from .outputs import problems_in
 from .retrieve import Retrieve
 from .signature import build_signature, check_names
 from .tools import ToolContext, tools_for
+
+dspy_speedups.install()
 
 # The wire's defaults (streams/events/steps.ts), for steps that were not parsed by zod.
 STEP_DEFAULTS: dict[str, Any] = {"demos": [], "tools": [], "maxIters": 5, "variableVersions": {}}

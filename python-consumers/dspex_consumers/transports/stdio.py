@@ -20,7 +20,7 @@ import threading
 from typing import Any, BinaryIO
 
 from ..executor.run import ExecutorSettings, execute_step
-from ..wire.codec import TOO_DEEP, Decoded, decode_bytes
+from ..wire.codec import decode_value
 from ..worker import result_event, started_event
 from .frames import FrameError, encode_frame, read_frame
 
@@ -86,10 +86,10 @@ class StdioWorker:
             except RecursionError:
                 self.writer.send({"type": "error", "id": None, "reason": "frame nests too deeply to read"})
                 continue
-            if self._handle(message) == "shutdown":
+            if self._handle(message, len(body)) == "shutdown":
                 return
 
-    def _handle(self, message: Any) -> str | None:
+    def _handle(self, message: Any, size: int) -> str | None:
         kind = message.get("type") if isinstance(message, dict) else None
         request = message.get("id") if isinstance(message, dict) else None
         if kind == "ping":
@@ -98,16 +98,13 @@ class StdioWorker:
         elif kind == "shutdown":
             return "shutdown"
         elif kind == "step":
-            self._accept_step(request, message.get("event"))
+            self._accept_step(request, message.get("event"), size)
         else:
             self.writer.send({"type": "error", "id": request, "reason": f"unknown message type {kind!r}"})
         return None
 
-    def _accept_step(self, request: Any, event: Any) -> None:
-        try:
-            decoded = decode_bytes(json.dumps(event).encode("utf-8"))
-        except RecursionError:
-            decoded = Decoded(None, TOO_DEEP)
+    def _accept_step(self, request: Any, event: Any, frame_size: int) -> None:
+        decoded = decode_value(event, frame_size)
         if not decoded.ok or decoded.event["type"] != "StepDispatched":
             reason = decoded.reason or f"expected StepDispatched, got {decoded.event['type']}"
             self.writer.send({"type": "error", "id": request, "reason": reason})

@@ -46,21 +46,35 @@ def decode_bytes(raw: bytes) -> Decoded:
         text = raw.decode("utf-8-sig")  # a byte order mark is skipped, as TS's TextDecoder does
     except UnicodeDecodeError:
         return Decoded(None, "value is not valid UTF-8")
-    too_deep = Decoded(None, TOO_DEEP)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         return Decoded(None, f"value is not JSON: {error}")
     except RecursionError:
-        return too_deep
+        return Decoded(None, TOO_DEEP)
+    return decode_value(value)
+
+
+def decode_value(value: Any, at_most_bytes: int = 0) -> Decoded:
+    """decode_bytes for a value already parsed (from a larger frame): the same checks, never raises.
+
+    `at_most_bytes` bounds the value's encoded size (the frame it came in); past the limit it is measured.
+    """
+    if at_most_bytes > MAX_EVENT_BYTES:
+        try:
+            size = len(encode_event(value))
+        except (RecursionError, TypeError, ValueError):
+            size = 0  # not an event: the checks below say why
+        if size > MAX_EVENT_BYTES:
+            return Decoded(None, f"value is {size} bytes, over the limit of {MAX_EVENT_BYTES}")
     if nests_deeper_than(value, MAX_NESTING_DEPTH):
-        return too_deep
+        return Decoded(None, TOO_DEEP)
     try:
         return Decoded(validate_event(value))
     except InvalidEvent as error:
         return Decoded(None, str(error))
     except RecursionError:
-        return too_deep
+        return Decoded(None, TOO_DEEP)
 
 
 def wire_problem(event: dict[str, Any]) -> str | None:
