@@ -12,7 +12,9 @@ the dspex program; the metric is DSPy's `answer_exact_match` (SQuAD normalizatio
 `Evaluate(num_threads=N)`. Prints one JSON object on stdout: wall and CPU seconds of the evaluation, the
 score (0..1), the LM calls, and with `--outputs` each example's answer. With `--serve` it stays up (DSPy
 imports once) and runs one evaluation per JSON line on stdin (`{"threads": N, "latency_ms": L,
-"outputs": bool}`), answering each with that object on a line of stdout.
+"outputs": bool}`), answering each with that object on a line of stdout. With `--dspy-speedups` DSPy runs
+with the two faster helpers the dspex workers install (dspex_consumers/executor/dspy_speedups.py): DSPy as
+cheap per step as in a dspex worker, so that dspex's wall against it is what orchestration costs.
 """
 
 import argparse
@@ -85,9 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0, help="the test LM sleeps this long per call")
     parser.add_argument("--outputs", action="store_true", help="include each example's answer")
     parser.add_argument("--serve", action="store_true", help="one evaluation per JSON line on stdin")
+    parser.add_argument(
+        "--dspy-speedups", action="store_true", help="run DSPy with the dspex worker's faster helpers (dspy_speedups.py)"
+    )
     args = parser.parse_args(argv)
     for noisy in ("LiteLLM", "litellm", "httpx", "dspy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.dspy_speedups:
+        from dspex_consumers.executor import dspy_speedups
+
+        dspy_speedups.install()
     if not args.serve:
         report = run(args.examples, args.answers, args.threads, args.latency_ms, args.outputs)
         sys.stdout.write(json.dumps(report) + "\n")
