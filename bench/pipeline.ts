@@ -1,11 +1,21 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startEvaluations, streamEvaluator } from "../processors/optimizers/stream.ts";
 import { startPipeline } from "../processors/pipeline/pipeline.ts";
+import type { WorkerPool } from "../processors/workers/pool.ts";
+import { startStepRunner } from "../processors/workers/step-runner.ts";
 import { createClient } from "../streams/client.ts";
-import type { ProgramDefinition, StageDefinition } from "../streams/events/index.ts";
+import {
+  type EventOf,
+  type Example,
+  type ProgramDefinition,
+  type StageDefinition,
+  StepStarted,
+} from "../streams/events/index.ts";
+import { derivedId, newId } from "../streams/ids.ts";
 import { type LogConfig, openLog } from "../streams/open.ts";
-import { startTestExecutor } from "../tests/support/test-executor.ts";
+import { startTestExecutor, stepResultOf } from "../tests/support/test-executor.ts";
 import { median, percentile, report, type Suite } from "./report.ts";
 
 const CHAIN = 10;
@@ -15,6 +25,8 @@ const WARMUP = 30;
 const PARALLEL = 4;
 const STAGE_MS = 100;
 const SPEEDUP_ROUNDS = 5;
+const EVALUATION_EXAMPLES = 1000;
+const EVALUATION_ROUNDS = 5;
 
 const dspyStage = (id: string, input: string, output: string, dependsOn: string[]): StageDefinition => ({
   id,
@@ -106,10 +118,93 @@ const latencies = (
     return samples.sort((a, b) => a - b);
   })();
 
+/**
+ * A pool answering in this process, at once: each step's StepStarted and StepCompleted come back as JSON
+ * (as a worker's frame would), so the step runner checks and appends them as it does a worker's.
+ */
+const answeringPool = (): WorkerPool => {
+  const asReceived = <T>(event: T): T => JSON.parse(JSON.stringify(event));
+  return {
+    async run(dispatched: EventOf<"StepDispatched">) {
+      await new Promise((turn) => setImmediate(turn));
+      const step = dispatched.data;
+      const started = StepStarted.create({
+        id: derivedId(dispatched.id, "started"),
+        stream: `execution-${step.executionId}`,
+        key: dispatched.key,
+        correlationId: dispatched.correlationId,
+        causationId: dispatched.id,
+        data: {
+          stepId: step.stepId,
+          executionId: step.executionId,
+          stageId: step.stageId,
+          attempt: step.attempt,
+          worker: "in-process",
+        },
+      });
+      const result = stepResultOf(dispatched, {}, 0);
+      return { started: asReceived(started), result: asReceived(result), worker: "in-process" };
+    },
+  } as unknown as WorkerPool;
+};
+
+/**
+ * Node's CPU per example of an evaluation through the log — the evaluation processor, the pipeline, the
+ * step runner and the embedded log, as the peers suite runs them — with the Python step taken out: what
+ * orchestration costs at L = 0 without the workers' noise (median of the rounds after a warm-up one).
+ */
+const evaluationCpuPerExample = async (): Promise<number> => {
+  const folder = mkdtempSync(join(tmpdir(), "dspex-bench-pipeline-"));
+  const log = await openLog({ backend: "embedded", path: join(folder, "log.db") });
+  const runner = startStepRunner(log, answeringPool(), { maxInFlight: 8 });
+  const pipeline = startPipeline(log);
+  const evaluations = startEvaluations(log);
+  try {
+    await Promise.all([pipeline.ready, evaluations.ready]);
+    await createClient(log).register(chain("evaluated", 1));
+    const evaluator = streamEvaluator(log, { timeoutMs: 600_000 });
+    const examples: Example[] = Array.from({ length: EVALUATION_EXAMPLES }, (_, i) => ({
+      id: `ex-${i}`,
+      inputs: { question: `question ${i}?` },
+      expected: { answer: `answer ${i}` },
+    }));
+    const perExample: number[] = [];
+    for (let round = 0; round <= EVALUATION_ROUNDS; round++) {
+      const before = process.cpuUsage();
+      const outcome = await evaluator.evaluate({
+        evaluationId: newId(),
+        programId: "evaluated",
+        overrides: {},
+        examples,
+        metric: { name: "exact_match", field: "answer", params: {} },
+        concurrency: 8,
+        failureScore: 0,
+      });
+      const used = process.cpuUsage(before);
+      if (outcome.errors > 0) throw new Error(`bench evaluation: ${outcome.errors} examples failed`);
+      if (round > 0) perExample.push((used.user + used.system) / 1000 / EVALUATION_EXAMPLES);
+    }
+    return median(perExample);
+  } finally {
+    await evaluations.stop();
+    await pipeline.stop();
+    await runner.stop();
+    await log.close();
+    rmSync(folder, { recursive: true, force: true });
+  }
+};
+
 export const pipelineSuite: Suite = {
   name: "pipeline",
-  description: "orchestration overhead per step (zero-latency executor) and parallel speedup (k=4 × 100 ms)",
+  description:
+    "orchestration overhead per step (zero-latency executor), Node CPU per evaluated example, parallel speedup (k=4 × 100 ms)",
   async run() {
+    report(
+      "pipeline",
+      `embedded.evaluation_node_cpu_per_example (in-process pool, ${EVALUATION_EXAMPLES} examples)`,
+      await evaluationCpuPerExample(),
+      "ms",
+    );
     await withPipeline(0, async (client) => {
       await client.register(chain("chain", CHAIN));
       await client.register(chain("single", 1));
