@@ -6,7 +6,9 @@
  * (b) dspex: the same program registered on the embedded log and evaluated through the log — pipeline,
  *     evaluation processor, step runner and N Python stdio workers, as the main job runs them
  *     (evaluation concurrency and step runner in-flight 2N, like `dspex demo`);
- * (c) dspex with 2N workers (scale-out beyond one process).
+ * (c) dspex with 2N workers (scale-out beyond one process);
+ * (d) at L = 0 only, DSPy again with the two faster DSPy helpers the dspex workers install
+ *     (executor/dspy_speedups.py): against it, dspex's wall is what orchestration alone costs.
  * Both sides use the test LM `dspex/test?latency_ms=L` with the same rules file, for L = 0 and L = 200.
  * Rounds interleave a, b, c, a, b, c, ...; the figures are medians with their spread (max - min over the
  * median) and the ratios are the medians of the per-round ratios. Startup is never timed (DSPy's import,
