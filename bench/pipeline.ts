@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { startEvaluations, streamEvaluator } from "../processors/optimizers/stream.ts";
 import { startPipeline } from "../processors/pipeline/pipeline.ts";
 import type { WorkerPool } from "../processors/workers/pool.ts";
+import { answerEnvelope, answeredStep } from "../processors/workers/step-answer.ts";
 import { startStepRunner } from "../processors/workers/step-runner.ts";
 import { createClient } from "../streams/client.ts";
 import {
@@ -13,7 +14,7 @@ import {
   type StageDefinition,
   StepStarted,
 } from "../streams/events/index.ts";
-import { derivedId, newId } from "../streams/ids.ts";
+import { newId } from "../streams/ids.ts";
 import { type LogConfig, openLog } from "../streams/open.ts";
 import { startTestExecutor, stepResultOf } from "../tests/support/test-executor.ts";
 import { median, percentile, report, type Suite } from "./report.ts";
@@ -127,20 +128,9 @@ const answeringPool = (): WorkerPool => {
   return {
     async run(dispatched: EventOf<"StepDispatched">) {
       await new Promise((turn) => setImmediate(turn));
-      const step = dispatched.data;
       const started = StepStarted.create({
-        id: derivedId(dispatched.id, "started"),
-        stream: `execution-${step.executionId}`,
-        key: dispatched.key,
-        correlationId: dispatched.correlationId,
-        causationId: dispatched.id,
-        data: {
-          stepId: step.stepId,
-          executionId: step.executionId,
-          stageId: step.stageId,
-          attempt: step.attempt,
-          worker: "in-process",
-        },
+        ...answerEnvelope(dispatched, "started"),
+        data: answeredStep(dispatched, "in-process"),
       });
       const result = stepResultOf(dispatched, {}, 0);
       return { started: asReceived(started), result: asReceived(result), worker: "in-process" };

@@ -2,7 +2,6 @@ import { untilAvailable } from "../../streams/availability.ts";
 import { decodeRecord, Headers } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import { type EventOf, StepFailed } from "../../streams/events/index.ts";
-import { derivedId } from "../../streams/ids.ts";
 import {
   type EventLog,
   headerOf,
@@ -14,6 +13,7 @@ import {
 import { appendEvents, consumeEvents, readEvents } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
 import type { WorkerPool } from "./pool.ts";
+import { answerEnvelope, answeredStep } from "./step-answer.ts";
 
 export interface StepRunnerOptions {
   group?: string;
@@ -22,24 +22,14 @@ export interface StepRunnerOptions {
 }
 
 /** The failure a step gets when no worker could finish it (the pool gave up on it). */
-const lostStep = (dispatched: EventOf<"StepDispatched">, error: Error): Envelope => {
-  const step = dispatched.data;
-  return StepFailed.create({
-    id: derivedId(dispatched.id, "failed"),
-    stream: `execution-${step.executionId}`,
-    key: dispatched.key,
-    correlationId: dispatched.correlationId,
-    causationId: dispatched.id,
+const lostStep = (dispatched: EventOf<"StepDispatched">, error: Error): Envelope =>
+  StepFailed.create({
+    ...answerEnvelope(dispatched, "failed"),
     data: {
-      stepId: step.stepId,
-      executionId: step.executionId,
-      stageId: step.stageId,
-      attempt: step.attempt,
-      worker: "pool",
+      ...answeredStep(dispatched, "pool"),
       error: { kind: "internal", message: error.message, retryable: true },
     },
   });
-};
 
 /**
  * Offsets that may be committed: per partition, everything before the oldest step still running.

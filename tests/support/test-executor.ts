@@ -1,4 +1,5 @@
 import { recentIds } from "../../processors/runtime/index.ts";
+import { answerEnvelope, answeredStep } from "../../processors/workers/step-answer.ts";
 import { decodeRecord } from "../../streams/codec.ts";
 import type { Envelope } from "../../streams/envelope.ts";
 import {
@@ -8,7 +9,6 @@ import {
   type StepError,
   StepFailed,
 } from "../../streams/events/index.ts";
-import { derivedId } from "../../streams/ids.ts";
 import type { EventLog } from "../../streams/log.ts";
 import { appendEvents, deadLetterOf } from "../../streams/store.ts";
 import { Topics } from "../../streams/topics.ts";
@@ -54,32 +54,17 @@ export const stepResultOf = (
   behaviour: ReturnType<StepBehaviour>,
   latencyMs: number,
 ): Envelope => {
-  const step = dispatched.data;
-  const header = {
-    stream: `execution-${step.executionId}`,
-    key: dispatched.key,
-    correlationId: dispatched.correlationId,
-    causationId: dispatched.id,
-  };
-  const ref = {
-    stepId: step.stepId,
-    executionId: step.executionId,
-    stageId: step.stageId,
-    attempt: step.attempt,
-    worker: "test-executor",
-  };
+  const ref = answeredStep(dispatched, "test-executor");
   return behaviour.error
     ? StepFailed.create({
-        ...header,
-        id: derivedId(dispatched.id, "failed"),
+        ...answerEnvelope(dispatched, "failed"),
         data: { ...ref, error: behaviour.error, latencyMs },
       })
     : StepCompleted.create({
-        ...header,
-        id: derivedId(dispatched.id, "completed"),
+        ...answerEnvelope(dispatched, "completed"),
         data: {
           ...ref,
-          outputs: behaviour.outputs ?? placeholderOutputs(step),
+          outputs: behaviour.outputs ?? placeholderOutputs(dispatched.data),
           usage: { calls: 1, promptTokens: 10, completionTokens: 5 },
           latencyMs,
         },
