@@ -41,9 +41,9 @@ import {
   topicNameProblem,
   transactionalIdFor,
 } from "./names.ts";
-import { ownerships } from "./ownership.ts";
+import { committedUpTo, ownerships, uncommitted } from "./ownership.ts";
 import { isReadComplete, mergedRecords, type ReadProgress, readTargets, recordProgress } from "./reading.ts";
-import { chunkBySize, positionsOf, routeRecords, toLogRecord, topicMessagesOf } from "./records.ts";
+import { routeRecords, sendAll, toLogRecord } from "./records.ts";
 
 /** Partitions whose fetched batches are merged by time before they reach the handler. */
 const maxGatheredPartitions = 64;
@@ -383,11 +383,9 @@ export class KafkaLog implements EventLog {
         records.map((r) => r.topic),
         true,
       );
-      const positions: Position[] = [];
-      for (const chunk of chunkBySize(this.routed(records), maxSendBytes)) {
-        const metadata = await this.producer.sendBatch({ topicMessages: topicMessagesOf(chunk), acks: -1 });
-        positions.push(...positionsOf(chunk, metadata));
-      }
+      const positions = await sendAll(this.routed(records), maxSendBytes, (topicMessages) =>
+        this.producer.sendBatch({ topicMessages, acks: -1 }),
+      );
       this.link.up();
       return positions;
     });
@@ -559,11 +557,9 @@ export class KafkaLog implements EventLog {
     );
     const transaction = await producer.transaction();
     try {
-      const positions: Position[] = [];
-      for (const chunk of chunkBySize(this.routed(outputs), maxSendBytes)) {
-        const metadata = await transaction.sendBatch({ topicMessages: topicMessagesOf(chunk), acks: -1 });
-        positions.push(...positionsOf(chunk, metadata));
-      }
+      const positions = await sendAll(this.routed(outputs), maxSendBytes, (topicMessages) =>
+        transaction.sendBatch({ topicMessages, acks: -1 }),
+      );
       // kafkajs retries CONCURRENT_TRANSACTIONS (the previous transaction's markers still being written)
       // in sendBatch, but not in sendOffsets' AddOffsetsToTxn: a commit without outputs right after the
       // previous one failed with it and stopped the consumer. The transaction stays open, so retry here.
@@ -664,8 +660,7 @@ export class KafkaLog implements EventLog {
     const notCommittedYet = async (topic: string, partition: number, run: LogRecord[]) => {
       // A run of a partition taken away meanwhile is its new owner's: taking it over here would fence that owner.
       if (holding && !holding.has(topicPartitionId({ topic, partition }))) return [];
-      const { committed } = await owned.of({ topic, partition });
-      return run.filter((record) => record.offset >= committed);
+      return uncommitted(await owned.of({ topic, partition }), run);
     };
 
     /** Hands one partition's run of records to the handler, then commits it; false when the consumer stops. */
@@ -683,13 +678,15 @@ export class KafkaLog implements EventLog {
             partition,
             "the partition is no longer assigned here",
           );
-        const { producer } = await owned.of({ topic, partition });
+        const ownership = await owned.of({ topic, partition });
         try {
-          return await this.commitInTransaction(
-            producer,
+          const written = await this.commitInTransaction(
+            ownership.producer,
             { groupId, physicalTopic: payload.batch.topic, partition, nextOffset },
             outputs,
           );
+          committedUpTo(ownership, nextOffset);
+          return written;
         } catch (error) {
           if (isFenced(error)) {
             owned.drop({ topic, partition });

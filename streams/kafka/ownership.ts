@@ -1,12 +1,26 @@
 import type { Producer } from "kafkajs";
 import { topicPartitionId } from "../assignment.ts";
-import type { TopicPartition } from "../log.ts";
+import type { LogRecord, TopicPartition } from "../log.ts";
 
 /** An input partition a group member took over: the producer that commits it, and where its group stood. */
 export interface Ownership {
   producer: Producer;
+  /** The group's committed offset when taken over, moved on by this member's own commits since. */
   committed: number;
 }
+
+/**
+ * This member committed the partition up to `next` (exclusive). Kept while it keeps the partition: if
+ * kafkajs hands those records over again (it rejoined, and its offset fetch did not see this commit yet),
+ * they are not handled twice.
+ */
+export const committedUpTo = (ownership: Ownership, next: number): void => {
+  ownership.committed = Math.max(ownership.committed, next);
+};
+
+/** Of a run fetched, the records its group has not committed yet (kafkajs may have fetched from before). */
+export const uncommitted = (ownership: Ownership, run: readonly LogRecord[]): LogRecord[] =>
+  run.filter((record) => record.offset >= ownership.committed);
 
 /**
  * The input partitions a consumer-group member owns, each with its transactional producer (one per group

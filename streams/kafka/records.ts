@@ -96,6 +96,41 @@ export const topicMessagesOf = (records: readonly RoutedRecord[]) => {
 };
 
 /**
+ * The sends of routed records: one partition each, at most `maxBytes`, each partition's records in order.
+ * kafkajs retries a send that spans brokers by sending again to each broker that has not answered, with the
+ * partitions mapped to their leaders anew: a partition already written whose leader moved in between went
+ * out a second time (under a new sequence number, so idempotence kept both; seen as doubled events in
+ * tests/reliability/cluster-kafka.test.ts). A send to one partition goes to one leader: a retry repeats
+ * only what was not acknowledged.
+ */
+export const sendsOf = (records: readonly RoutedRecord[], maxBytes: number): RoutedRecord[][] => {
+  const byPartition = new Map<string, RoutedRecord[]>();
+  for (const record of records) {
+    const id = `${record.physicalTopic}\u0000${record.partition}`;
+    const group = byPartition.get(id) ?? [];
+    group.push(record);
+    byPartition.set(id, group);
+  }
+  return [...byPartition.values()].flatMap((group) => chunkBySize(group, maxBytes));
+};
+
+/** Sends `sendsOf(records)` one after another; the positions come back in the caller's order. */
+export const sendAll = async (
+  records: readonly RoutedRecord[],
+  maxBytes: number,
+  send: (topicMessages: ReturnType<typeof topicMessagesOf>) => Promise<RecordMetadata[]>,
+): Promise<Position[]> => {
+  const positions: Position[] = new Array(records.length);
+  for (const chunk of sendsOf(records, maxBytes)) {
+    const sent = positionsOf(chunk, await send(topicMessagesOf(chunk)));
+    chunk.forEach((record, i) => {
+      positions[record.index] = sent[i]!;
+    });
+  }
+  return positions;
+};
+
+/**
  * The offset of every record of one send: the broker returns the base offset of each partition's
  * batch, and records of a partition are stored in the order they were sent.
  */
@@ -109,9 +144,8 @@ export const positionsOf = (
   return records.map((record) => {
     const id = `${record.physicalTopic}\u0000${record.partition}`;
     const first = base.get(id);
-    // kafkajs can leave a partition out of a send that spanned brokers when one of them died (its records
-    // then were not written, or not acknowledged): the send is repeated whole, after aborting it if it was
-    // a transaction.
+    // A partition the broker left out of its answer was not written, or not acknowledged: the send is
+    // repeated whole, after aborting it if it was a transaction.
     if (first === undefined || Number.isNaN(first))
       throw new LogUnavailableError(
         `the broker did not acknowledge ${record.physicalTopic}[${record.partition}]`,

@@ -115,7 +115,8 @@ describe.skipIf(skipReason !== undefined)("a three-node Kafka cluster, a leader 
     ].flatMap((r) => ("event" in r ? [r] : []));
     const ids = records.map((r) => r.event.id);
     const doubled = ids.filter((id, i) => ids.indexOf(id) !== i);
-    // Where each doubled event is, to tell which writer wrote it twice (a rare failure, seen twice).
+    // Where each doubled event is, to tell which writer wrote it twice (kafkajs resending a partition already
+    // written when a send spanned brokers and a leader moved: fixed by one partition a send, records.ts).
     for (const r of records.filter((r) => doubled.includes(r.event.id)))
       console.log(
         `[cluster] doubled ${r.event.type} ${r.event.id} at ${r.record.topic}[${r.record.partition}]@${r.record.offset}, appended ${new Date(r.record.timestamp).toISOString()}, victim killed ${killedAt}`,
