@@ -830,12 +830,17 @@ export class KafkaLog implements EventLog {
       const groupId = scratchGroup(this.settings.namespace, "tail", randomUUID());
       const consumer = this.newConsumer(groupId);
       let stopped = false;
-      const stop = async () => {
-        if (stopped) return;
+      let stopping: Promise<void> | undefined;
+      // Stays in `tails` until its scratch group is deleted: `close` waits for it, so the admin client is not
+      // reconnected by a late delete after it was disconnected (an open socket kept the process alive).
+      const stop = () => {
         stopped = true;
-        this.tails.delete(stop);
-        await consumer.disconnect().catch(() => undefined);
-        await this.deleteScratchGroup(groupId);
+        stopping ??= (async () => {
+          await consumer.disconnect().catch(() => undefined);
+          await this.deleteScratchGroup(groupId);
+          this.tails.delete(stop);
+        })();
+        return stopping;
       };
       this.tails.add(stop);
       consumer.on(consumer.events.CRASH, ({ payload }) => {

@@ -3,7 +3,9 @@
  * envelope metadata travels in headers, keys route like every other backend, kafkajs logs go through
  * the backend's logger, a clean close, and clear errors.
  */
+import { Socket } from "node:net";
 import { ConfigResourceTypes } from "kafkajs";
+import { firstValueFrom } from "rxjs";
 import { afterAll, describe, expect, it } from "vitest";
 import { Headers } from "../../streams/codec.ts";
 import { ExecutionRequested } from "../../streams/events/index.ts";
@@ -14,6 +16,7 @@ import { partitionFor } from "../../streams/partition.ts";
 import { appendEvents } from "../../streams/store.ts";
 import { freshKafkaConfig, kafkaForTests } from "../support/kafka.ts";
 import { withKafkaAdmin } from "../support/kafka-admin.ts";
+import { eventually } from "../support/waits.ts";
 
 const found = kafkaForTests();
 if ("skipReason" in found) console.log(`[kafka-backend] skipped: ${found.skipReason}`);
@@ -118,6 +121,28 @@ describe.skipIf("skipReason" in found)("Kafka backend", () => {
     await log.close();
     await expect(consumer.done).resolves.toBeUndefined();
     await expect(log.append([{ topic: "closing", key: "k", value: "v" }])).rejects.toThrow(/closed/);
+  });
+
+  it("leaves no connection open after close, even when a tail was stopped just before", async () => {
+    const brokerPorts = new Set(brokers.split(",").map((address) => Number(address.split(":").at(-1))));
+    const openSockets = () =>
+      (process as unknown as { _getActiveHandles(): unknown[] })
+        ._getActiveHandles()
+        .filter(
+          (h): h is Socket => h instanceof Socket && !h.destroyed && brokerPorts.has(h.remotePort ?? -1),
+        ).length;
+    const before = openSockets();
+    const log = await openKafkaLog(freshKafkaConfig());
+    await log.ensureTopics([{ topic: "tailed", partitions: 1 }]);
+    await log.append([{ topic: "tailed", key: "k", value: "v" }]);
+    await firstValueFrom(log.tail(["tailed"], { from: "beginning" }));
+    await log.close();
+    // A delete of the tail's scratch group still under way reconnected the closed admin client.
+    await eventually(
+      async () => (openSockets() <= before ? true : undefined),
+      10_000,
+      "the closed log's connections to close",
+    );
   });
 
   it("refuses topic names Kafka cannot hold, and says which characters are allowed", async () => {
