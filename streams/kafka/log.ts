@@ -43,7 +43,7 @@ import {
 } from "./names.ts";
 import { committedUpTo, ownerships, uncommitted } from "./ownership.ts";
 import { isReadComplete, mergedRecords, type ReadProgress, readTargets, recordProgress } from "./reading.ts";
-import { routeRecords, sendAll, toLogRecord } from "./records.ts";
+import { partitionSends, routeRecords, sendAll, toLogRecord, transactionSends } from "./records.ts";
 
 /** Partitions whose fetched batches are merged by time before they reach the handler. */
 const maxGatheredPartitions = 64;
@@ -383,7 +383,7 @@ export class KafkaLog implements EventLog {
         records.map((r) => r.topic),
         true,
       );
-      const positions = await sendAll(this.routed(records), maxSendBytes, (topicMessages) =>
+      const positions = await sendAll(partitionSends(this.routed(records), maxSendBytes), (topicMessages) =>
         this.producer.sendBatch({ topicMessages, acks: -1 }),
       );
       this.link.up();
@@ -557,7 +557,7 @@ export class KafkaLog implements EventLog {
     );
     const transaction = await producer.transaction();
     try {
-      const positions = await sendAll(this.routed(outputs), maxSendBytes, (topicMessages) =>
+      const positions = await sendAll(transactionSends(this.routed(outputs), maxSendBytes), (topicMessages) =>
         transaction.sendBatch({ topicMessages, acks: -1 }),
       );
       // kafkajs retries CONCURRENT_TRANSACTIONS (the previous transaction's markers still being written)

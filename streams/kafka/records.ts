@@ -96,14 +96,14 @@ export const topicMessagesOf = (records: readonly RoutedRecord[]) => {
 };
 
 /**
- * The sends of routed records: one partition each, at most `maxBytes`, each partition's records in order.
- * kafkajs retries a send that spans brokers by sending again to each broker that has not answered, with the
- * partitions mapped to their leaders anew: a partition already written whose leader moved in between went
- * out a second time (under a new sequence number, so idempotence kept both; seen as doubled events in
- * tests/reliability/cluster-kafka.test.ts). A send to one partition goes to one leader: a retry repeats
- * only what was not acknowledged.
+ * The sends of an append outside a transaction: one partition each, at most `maxBytes`, each partition's
+ * records in order. kafkajs retries a send that spans brokers by sending again to each broker that has not
+ * answered, with the partitions mapped to their leaders anew: a partition already written whose leader
+ * moved in between goes out a second time, under a new sequence number, so idempotence keeps both (seen as
+ * doubled events in tests/reliability/cluster-kafka.test.ts). A send to one partition goes to one leader:
+ * a retry repeats only what was not acknowledged.
  */
-export const sendsOf = (records: readonly RoutedRecord[], maxBytes: number): RoutedRecord[][] => {
+export const partitionSends = (records: readonly RoutedRecord[], maxBytes: number): RoutedRecord[][] => {
   const byPartition = new Map<string, RoutedRecord[]>();
   for (const record of records) {
     const id = `${record.physicalTopic}\u0000${record.partition}`;
@@ -114,14 +114,21 @@ export const sendsOf = (records: readonly RoutedRecord[], maxBytes: number): Rou
   return [...byPartition.values()].flatMap((group) => chunkBySize(group, maxBytes));
 };
 
-/** Sends `sendsOf(records)` one after another; the positions come back in the caller's order. */
+/**
+ * The sends of a transaction: as few as `maxBytes` allows, since a partition sent alone costs the
+ * transaction its own AddPartitionsToTxn and produce round trips. A partition kafkajs wrote twice (see
+ * `partitionSends`) comes back twice in the broker's answer: `positionsOf` refuses it, and the transaction
+ * is aborted, which takes both copies back, and repeated.
+ */
+export const transactionSends = chunkBySize;
+
+/** Sends `sends` one after another; the positions come back in the order of the records routed. */
 export const sendAll = async (
-  records: readonly RoutedRecord[],
-  maxBytes: number,
+  sends: readonly RoutedRecord[][],
   send: (topicMessages: ReturnType<typeof topicMessagesOf>) => Promise<RecordMetadata[]>,
 ): Promise<Position[]> => {
-  const positions: Position[] = new Array(records.length);
-  for (const chunk of sendsOf(records, maxBytes)) {
+  const positions: Position[] = [];
+  for (const chunk of sends) {
     const sent = positionsOf(chunk, await send(topicMessagesOf(chunk)));
     chunk.forEach((record, i) => {
       positions[record.index] = sent[i]!;
@@ -139,7 +146,14 @@ export const positionsOf = (
   metadata: readonly RecordMetadata[],
 ): Position[] => {
   const base = new Map<string, number>();
-  for (const m of metadata) base.set(`${m.topicName}\u0000${m.partition}`, Number(m.baseOffset));
+  for (const m of metadata) {
+    const id = `${m.topicName}\u0000${m.partition}`;
+    if (base.has(id))
+      throw new LogUnavailableError(
+        `the broker wrote ${m.topicName}[${m.partition}] twice in one send (kafkajs sent it again to a new leader)`,
+      );
+    base.set(id, Number(m.baseOffset));
+  }
   const next = new Map<string, number>();
   return records.map((record) => {
     const id = `${record.physicalTopic}\u0000${record.partition}`;

@@ -1,6 +1,12 @@
 import type { RecordMetadata } from "kafkajs";
 import { describe, expect, it } from "vitest";
-import { routeRecords, sendAll, sendsOf } from "../../../streams/kafka/records.ts";
+import {
+  partitionSends,
+  positionsOf,
+  routeRecords,
+  sendAll,
+  transactionSends,
+} from "../../../streams/kafka/records.ts";
 
 /** Records for `dspex.steps` and `dspex.executions`, 3 partitions each, keyed so they spread. */
 const routed = () =>
@@ -13,10 +19,10 @@ const routed = () =>
     (topic) => `ns.${topic}`,
   );
 
-describe("Kafka sends: one partition each", () => {
+describe("Kafka sends outside a transaction: one partition each", () => {
   it("puts every record in exactly one send, each send bound for one partition, in the callers' order", () => {
     const records = routed();
-    const sends = sendsOf(records, 1_000_000);
+    const sends = partitionSends(records, 1_000_000);
     for (const send of sends)
       expect(new Set(send.map((r) => `${r.physicalTopic}/${r.partition}`)).size).toBe(1);
     expect(
@@ -32,7 +38,7 @@ describe("Kafka sends: one partition each", () => {
 
   it("splits a partition's records past the size limit, and keeps their order across the sends", () => {
     const records = routed();
-    const sends = sendsOf(records, 150);
+    const sends = partitionSends(records, 150);
     const perPartition = new Map<string, number[]>();
     for (const send of sends) {
       expect(send.reduce((sum, r) => sum + r.bytes, 0) <= 150 || send.length === 1).toBe(true);
@@ -45,7 +51,7 @@ describe("Kafka sends: one partition each", () => {
   it("hands back each record's position in the order the caller gave the records", async () => {
     const records = routed();
     const next = new Map<string, number>();
-    const positions = await sendAll(records, 1_000_000, async (topicMessages) => {
+    const positions = await sendAll(partitionSends(records, 1_000_000), async (topicMessages) => {
       expect(topicMessages).toHaveLength(1);
       const [{ topic, messages }] = topicMessages as unknown as [
         { topic: string; messages: { partition: number }[] },
@@ -66,5 +72,33 @@ describe("Kafka sends: one partition each", () => {
       expect(p.offset).toBe(seen.get(id) ?? 0);
       seen.set(id, p.offset + 1);
     }
+  });
+});
+
+/** The broker's answer to one send: the base offset of one partition it wrote. */
+const answer = (topic: string, partition: number, baseOffset: number) =>
+  ({ topicName: topic, partition, errorCode: 0, baseOffset: String(baseOffset) }) as RecordMetadata;
+
+describe("Kafka sends in a transaction", () => {
+  it("go out in as few sends as the size limit allows, spanning partitions", () => {
+    const sends = transactionSends(routed(), 1_000_000);
+    expect(sends).toHaveLength(1);
+    expect(new Set(sends[0]!.map((r) => `${r.physicalTopic}/${r.partition}`)).size).toBeGreaterThan(2);
+  });
+
+  it("refuse an answer that wrote a partition twice, so the transaction is aborted and repeated", () => {
+    const records = routeRecords(
+      [
+        { topic: "dspex.steps", key: "a", value: "1" },
+        { topic: "dspex.steps", key: "a", value: "2" },
+      ],
+      () => 3,
+      (topic) => `ns.${topic}`,
+    );
+    const { physicalTopic, partition } = records[0]!;
+    expect(positionsOf(records, [answer(physicalTopic, partition, 7)]).map((p) => p.offset)).toEqual([7, 8]);
+    expect(() =>
+      positionsOf(records, [answer(physicalTopic, partition, 7), answer(physicalTopic, partition, 9)]),
+    ).toThrow(/twice/);
   });
 });
