@@ -234,6 +234,25 @@ export const refuseUnreadable = (record: LogRecord, reason: string): Envelope[] 
   ];
 };
 
+/** The first id given to two examples: their results could not be told apart. */
+const repeatedId = (examples: readonly { id: string }[]): string | undefined => {
+  const seen = new Set<string>();
+  for (const { id } of examples) {
+    if (seen.has(id)) return id;
+    seen.add(id);
+  }
+  return undefined;
+};
+
+/** Why an evaluation cannot run, if it cannot. */
+const refusalOf = (request: Request, metrics: MetricRegistry): string | undefined => {
+  if (!metrics.has(request.data.metric.name)) return `unknown metric "${request.data.metric.name}"`;
+  const repeated = repeatedId(request.data.examples);
+  if (repeated !== undefined)
+    return `example id "${repeated}" is given to more than one example; give each example its own id`;
+  return undefined;
+};
+
 /**
  * `EvaluationRequested` → a bounded fan-out of `ExecutionRequested` (never more than `concurrency` in
  * flight) → `EvaluationCompleted` once every example has a result; failures score the failure score.
@@ -253,10 +272,12 @@ export const evaluationProcessor = (
   initialState: emptyEvaluations,
   handle(state: EvaluationState, event: DspexEvent, ctx: ProcessorContext) {
     switch (event.type) {
-      case "EvaluationRequested":
-        return metrics.has(event.data.metric.name)
+      case "EvaluationRequested": {
+        const refusal = refusalOf(event, metrics);
+        return refusal === undefined
           ? startEvaluation(state, event, ctx.now)
-          : refuseEvaluation(state, event, `unknown metric "${event.data.metric.name}"`, ctx.now);
+          : refuseEvaluation(state, event, refusal, ctx.now);
+      }
       case "ExecutionCompleted":
       case "ExecutionFailed":
       case "ExecutionRejected":

@@ -18,14 +18,14 @@ const ctx = {
   table: undefined,
 };
 
-const request = (concurrency: number, metric = "exact_match") =>
+const request = (concurrency: number, metric = "exact_match", ids = ["a", "b", "c", "d", "e"]) =>
   EvaluationRequested.create({
     stream: "evaluation-e1",
     key: "e1",
     data: {
       evaluationId: "e1",
       programId: "p",
-      examples: ["a", "b", "c", "d", "e"].map((id) => ({
+      examples: ids.map((id) => ({
         id,
         inputs: { q: id },
         expected: { answer: id.toUpperCase() },
@@ -151,6 +151,16 @@ describe("evaluation processor", () => {
     expect(done.map((e) => e.type)).toEqual(["EvaluationCompleted"]);
     expect((done[0]!.data as { errors: number }).errors).toBe(5);
     expect(state).not.toEqual(emptyEvaluations);
+  });
+
+  it("refuses examples that share an id, failing each with the reason (their results could not be told apart)", () => {
+    const { emitted } = drive(processor, [request(2, "exact_match", ["a", "b", "a"])]);
+    const done = emitted.flat();
+    expect(done.map((e) => e.type)).toEqual(["EvaluationCompleted"]);
+    const data = done[0]!.data as { errors: number; results: { exampleId: string; error?: string }[] };
+    expect(data.results.map((r) => r.exampleId)).toEqual(["a", "b", "a"]);
+    expect(data.errors).toBe(3);
+    expect(data.results[0]!.error).toMatch(/example id "a" is given to more than one example/);
   });
 });
 
