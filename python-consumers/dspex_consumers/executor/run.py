@@ -1,6 +1,5 @@
 """execute_step: one StepDispatched `data` → the outputs, usage, latency and trace, or a classified error."""
 
-import concurrent.futures
 import json
 import threading
 import time
@@ -14,6 +13,7 @@ from pydantic import PydanticUserError
 from ..lms import lm_for
 from ..lms.test_lm import Rule
 from . import dspy_speedups
+from .deadline import Overdue, StepThreads
 from .errors import BadStep, InvalidOutput, StepError, StepTimeout, classify
 from .jsonsafe import to_json
 from .lm_calls import LmCallRecorder, recorded
@@ -138,19 +138,17 @@ def _ms_since(started: float) -> float:
 
 
 # Steps run on reused threads: starting a thread per step cost tens of ms on a loaded machine
-# (bench/peers.ts). A step past its deadline keeps its thread; the next steps run on the others.
-_STEP_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="step")
+# (bench/peers.ts). A step past its deadline keeps its thread; the next steps run on others.
+_STEP_THREADS = StepThreads()
 
 
 def _run_with_deadline(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], recorder: LmCallRecorder):
-    """The step runs on a thread of its own; past `timeoutMs` we report a timeout and leave the thread behind."""
+    """The step runs on a step thread; past `timeoutMs` we report a timeout and leave the thread behind."""
     timeout_s = step["timeoutMs"] / 1000
-    future = _STEP_THREADS.submit(_run, step, settings, history, recorder, timeout_s)
     try:
-        return future.result(timeout=timeout_s)
-    except concurrent.futures.TimeoutError as error:
-        future.cancel()  # still queued behind 64 stuck steps: never run it
-        raise StepTimeout(f"step {step['stepId']} ran past its {step['timeoutMs']} ms") from error
+        return _STEP_THREADS.run(lambda: _run(step, settings, history, recorder, timeout_s), timeout_s)
+    except Overdue as error:
+        raise StepTimeout(f"step {step['stepId']} ran past its {step['timeoutMs']} ms ({error})") from error
 
 
 _SIGNATURE_LOCK = threading.Lock()  # pydantic model creation in dspy.Signature is not reentrant-safe
