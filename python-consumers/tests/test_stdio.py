@@ -4,6 +4,7 @@ import json
 import struct
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -80,7 +81,7 @@ def test_pings_are_answered_while_a_step_runs(worker):
         if pong["busy"]:
             break
     capacity = pong.pop("capacity")
-    assert pong == {"type": "pong", "id": ping, "worker": "w1", "busy": True, "done": 0}
+    assert pong == {"type": "pong", "id": ping, "worker": "w1", "busy": True, "done": 0, "overdue": 0}
     assert capacity["models"] == [] and capacity["rssMb"] > 0  # the step in flight has not finished
     result = worker.receive()
     assert result["type"] == "result"
@@ -128,6 +129,34 @@ def test_a_failing_step_is_a_result_not_a_dead_worker(worker):
     assert failed["type"] == "StepFailed" and failed["data"]["error"]["kind"] == "bad_request"
     worker.send({"type": "ping", "id": 2})
     assert worker.receive()["done"] == 1
+
+
+def test_a_step_past_its_deadline_is_answered_as_a_timeout_and_the_next_steps_run_meanwhile(worker):
+    worker.receive()
+    slow = json.loads(json.dumps(DISPATCHED))
+    slow["data"]["lm"]["model"] = "dspex/test?latency_ms=1500"
+    slow["data"]["timeoutMs"] = 200
+    worker.send({"type": "step", "id": 1, "event": slow})
+    worker.send({"type": "step", "id": 2, "event": DISPATCHED})
+    timed_out, completed = worker.receive(), worker.receive()
+    assert (timed_out["id"], timed_out["event"]["type"]) == (1, "StepFailed")
+    assert timed_out["event"]["data"]["error"]["kind"] == "timeout" and timed_out["event"]["data"]["error"]["retryable"]
+    assert (completed["id"], completed["event"]["type"]) == (2, "StepCompleted")
+    # Until the slow step returns, it is overdue; when it does, its result is dropped: only pongs come back.
+    pongs = []
+    deadline = time.monotonic() + 30
+    while not pongs or pongs[-1]["overdue"] > 0:
+        assert time.monotonic() < deadline, "the slow step never returned"
+        worker.send({"type": "ping", "id": 3 + len(pongs)})
+        pongs.append(worker.receive())
+        assert pongs[-1]["type"] == "pong", pongs[-1]
+        time.sleep(0.02)
+    pong = pongs[-1]
+    assert pongs[0]["overdue"] == 1, "the slow step was still running when the timeout was answered"
+    worker.send({"type": "step", "id": 99, "event": DISPATCHED})
+    after = worker.receive()
+    assert (after["type"], after["id"]) == ("result", 99)
+    assert pong["done"] == 2
 
 
 def test_shutdown_finishes_received_work_then_exits(worker):

@@ -114,27 +114,38 @@ def _inputs_for(step: dict[str, Any], signature: type[dspy.Signature]) -> dict[s
     return inputs
 
 
-def execute_step(step: dict[str, Any], settings: ExecutorSettings = ExecutorSettings()) -> StepOutcome:
-    """Runs the step, never raising: every failure becomes a classified StepError."""
-    started = time.perf_counter()
-    step = _with_defaults(step)
-    deterministic = float(step.get("lm", {}).get("temperature", 0)) == 0
-    history: list[dict[str, Any]] = []
-    recorder = LmCallRecorder()
+class StepRun:
+    """One step's execution: run where the caller says, its outcome never raising; what a timeout reports."""
 
-    def outcome(**result: Any) -> StepOutcome:
-        calls = recorded(list(recorder.calls), settings.lm_calls)
-        return StepOutcome(_ms_since(started), usage=usage_of(history), lm_calls=calls, **result)
+    def __init__(self, step: dict[str, Any], settings: ExecutorSettings):
+        self.started = time.perf_counter()
+        self.step = _with_defaults(step)
+        self.settings = settings
+        self.timeout_s = self.step["timeoutMs"] / 1000
+        self.deadline = time.monotonic() + self.timeout_s
+        self.history: list[dict[str, Any]] = []
+        self.recorder = LmCallRecorder()
 
-    try:
-        outputs, trace = _run_with_deadline(step, settings, history, recorder)
-        return outcome(outputs=outputs, trace=trace)
-    except Exception as error:
-        return outcome(error=classify(error, deterministic))
+    def here(self) -> StepOutcome:
+        """Runs the step on the calling thread, whatever its deadline (the caller watches it)."""
+        try:
+            outputs, trace = _run(self.step, self.settings, self.history, self.recorder, self.timeout_s)
+            return self._outcome(outputs=outputs, trace=trace)
+        except Exception as error:
+            return self.failed(error)
 
+    def timed_out(self, why: str = "") -> StepOutcome:
+        """The answer for a step past its deadline: the LM calls made until now count."""
+        detail = f" ({why})" if why else ""
+        return self.failed(StepTimeout(f"step {self.step['stepId']} ran past its {self.step['timeoutMs']} ms{detail}"))
 
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 3)
+    def failed(self, error: Exception) -> StepOutcome:
+        deterministic = float(self.step.get("lm", {}).get("temperature", 0)) == 0
+        return self._outcome(error=classify(error, deterministic))
+
+    def _outcome(self, **result: Any) -> StepOutcome:
+        calls = recorded(list(self.recorder.calls), self.settings.lm_calls)
+        return StepOutcome(_ms_since(self.started), usage=usage_of(self.history), lm_calls=calls, **result)
 
 
 # Steps run on reused threads: starting a thread per step cost tens of ms on a loaded machine
@@ -142,13 +153,17 @@ def _ms_since(started: float) -> float:
 _STEP_THREADS = StepThreads()
 
 
-def _run_with_deadline(step: dict[str, Any], settings: ExecutorSettings, history: list[dict[str, Any]], recorder: LmCallRecorder):
-    """The step runs on a step thread; past `timeoutMs` we report a timeout and leave the thread behind."""
-    timeout_s = step["timeoutMs"] / 1000
+def execute_step(step: dict[str, Any], settings: ExecutorSettings = ExecutorSettings()) -> StepOutcome:
+    """Runs the step on a step thread, never raising: every failure (a timeout too) becomes a classified StepError."""
+    run = StepRun(step, settings)
     try:
-        return _STEP_THREADS.run(lambda: _run(step, settings, history, recorder, timeout_s), timeout_s)
+        return _STEP_THREADS.run(run.here, run.timeout_s)
     except Overdue as error:
-        raise StepTimeout(f"step {step['stepId']} ran past its {step['timeoutMs']} ms ({error})") from error
+        return run.timed_out(str(error))
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 _SIGNATURE_LOCK = threading.Lock()  # pydantic model creation in dspy.Signature is not reentrant-safe
