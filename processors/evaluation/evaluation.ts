@@ -37,14 +37,34 @@ export interface RunningEvaluation {
   /** How many results are back. */
   scored: number;
   usage: { calls: number; promptTokens: number; completionTokens: number };
-  completed: boolean;
 }
 
 export interface EvaluationState {
+  /** The evaluations still running. */
   evaluations: Readonly<Record<string, RunningEvaluation>>;
+  /**
+   * The last `rememberedCompletions` evaluations that completed, oldest first: a request repeated with the
+   * same id is not run again. Their examples and results leave the state (an optimizer's thousands of
+   * trials each kept theirs, and every result copied the map of them all).
+   */
+  completed: readonly string[];
 }
 
-export const emptyEvaluations: EvaluationState = { evaluations: {} };
+export const emptyEvaluations: EvaluationState = { evaluations: {}, completed: [] };
+
+export const rememberedCompletions = 10_000;
+
+const isKnown = (state: EvaluationState, evaluationId: string): boolean =>
+  evaluationId in state.evaluations || state.completed.includes(evaluationId);
+
+/** The state once `evaluationId` completed: no longer running, remembered as done. */
+const withCompleted = (state: EvaluationState, evaluationId: string): EvaluationState => {
+  const { [evaluationId]: _done, ...running } = state.evaluations;
+  return {
+    evaluations: running,
+    completed: [...state.completed, evaluationId].slice(-rememberedCompletions),
+  };
+};
 
 /** The request id of one example's execution: the same evaluation and example, the same id. */
 export const evaluationRequestId = (evaluationId: string, exampleId: string): string =>
@@ -131,7 +151,7 @@ export const startEvaluation = (
   request: Request,
   now: number,
 ): Output<EvaluationState> => {
-  if (state.evaluations[request.data.evaluationId]) return { state, emit: [] };
+  if (isKnown(state, request.data.evaluationId)) return { state, emit: [] };
   const dispatched = Math.min(request.data.concurrency, request.data.examples.length);
   const running: RunningEvaluation = {
     request,
@@ -139,10 +159,9 @@ export const startEvaluation = (
     results: request.data.examples.map(() => null),
     scored: 0,
     usage: noUsage(),
-    completed: false,
   };
   return {
-    state: { evaluations: { ...state.evaluations, [request.data.evaluationId]: running } },
+    state: { ...state, evaluations: { ...state.evaluations, [request.data.evaluationId]: running } },
     emit: Array.from({ length: dispatched }, (_, i) => executionRequest(request, i, now)),
   };
 };
@@ -154,7 +173,7 @@ export const refuseEvaluation = (
   reason: string,
   now: number,
 ): Output<EvaluationState> => {
-  if (state.evaluations[request.data.evaluationId]) return { state, emit: [] };
+  if (isKnown(state, request.data.evaluationId)) return { state, emit: [] };
   const { examples, failureScore } = request.data;
   const running: RunningEvaluation = {
     request,
@@ -162,12 +181,8 @@ export const refuseEvaluation = (
     results: examples.map((e) => ({ exampleId: e.id, score: failureScore, error: reason })),
     scored: examples.length,
     usage: noUsage(),
-    completed: true,
   };
-  return {
-    state: { evaluations: { ...state.evaluations, [request.data.evaluationId]: running } },
-    emit: [completion(running, now)],
-  };
+  return { state: withCompleted(state, request.data.evaluationId), emit: [completion(running, now)] };
 };
 
 /** Folds one example's result: the next waiting example goes out, and the last one completes the evaluation. */
@@ -179,7 +194,7 @@ export const recordResult = (
 ): Output<EvaluationState> => {
   const { evaluationId, exampleId } = result.data;
   const running = evaluationId ? state.evaluations[evaluationId] : undefined;
-  if (!running || running.completed || !exampleId) return { state, emit: [] };
+  if (!running || !exampleId) return { state, emit: [] };
   const examples = running.request.data.examples;
   const index = examples.findIndex((e) => e.id === exampleId);
   if (index < 0 || running.results[index]) return { state, emit: [] };
@@ -199,10 +214,11 @@ export const recordResult = (
       promptTokens: running.usage.promptTokens + usage.promptTokens,
       completionTokens: running.usage.completionTokens + usage.completionTokens,
     },
-    completed: running.scored + 1 === examples.length,
   };
-  if (next.completed) emit.push(completion(next, now));
-  return { state: { evaluations: { ...state.evaluations, [evaluationId!]: next } }, emit };
+  if (next.scored < examples.length)
+    return { state: { ...state, evaluations: { ...state.evaluations, [evaluationId!]: next } }, emit };
+  emit.push(completion(next, now));
+  return { state: withCompleted(state, evaluationId!), emit };
 };
 
 /**
@@ -263,8 +279,8 @@ export const evaluationProcessor = (
 ): Processor<EvaluationState> => ({
   name,
   topics: [Topics.requests, Topics.results],
-  // 2: results held per example index (snapshots of 1 kept them by example id).
-  version: 2,
+  // 3: completed evaluations kept as ids only (2 kept them whole; 1 kept results by example id).
+  version: 3,
   // The pipeline dead-letters what cannot be read on dspex.requests.
   deadLetters: [Topics.results],
   answerUnreadable: (record, reason) =>

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { emptyEvaluations, evaluationProcessor } from "../../../processors/evaluation/evaluation.ts";
+import {
+  emptyEvaluations,
+  evaluationProcessor,
+  rememberedCompletions,
+} from "../../../processors/evaluation/evaluation.ts";
 import { metricRegistry } from "../../../processors/evaluation/metrics.ts";
 import type { Processor } from "../../../processors/runtime/index.ts";
 import type { Envelope } from "../../../streams/envelope.ts";
@@ -151,6 +155,28 @@ describe("evaluation processor", () => {
     expect(done.map((e) => e.type)).toEqual(["EvaluationCompleted"]);
     expect((done[0]!.data as { errors: number }).errors).toBe(5);
     expect(state).not.toEqual(emptyEvaluations);
+  });
+
+  it("forgets a completed evaluation's examples and results, but not that it ran: a repeated request is ignored", () => {
+    const requested = request(5);
+    const { state, emitted } = drive(processor, [
+      requested,
+      ...["a", "b", "c", "d", "e"].map((id) => completed(id, id.toUpperCase())),
+    ]);
+    expect(emitted.flat().filter((e) => e.type === "EvaluationCompleted")).toHaveLength(1);
+    expect(state).toEqual({ evaluations: {}, completed: ["e1"] });
+    expect(processor.handle(state, requested as DspexEvent, ctx).emit).toEqual([]);
+  });
+
+  it(`remembers the last ${rememberedCompletions} completed evaluations, oldest forgotten first`, () => {
+    let state = processor.initialState;
+    for (let i = 0; i <= rememberedCompletions; i++) {
+      const refused = { ...request(1, "nope"), data: { ...request(1, "nope").data, evaluationId: `e${i}` } };
+      state = processor.handle(state, refused as DspexEvent, ctx).state;
+    }
+    expect(state.completed).toHaveLength(rememberedCompletions);
+    expect(state.completed[0]).toBe("e1");
+    expect(state.completed.at(-1)).toBe(`e${rememberedCompletions}`);
   });
 
   it("refuses examples that share an id, failing each with the reason (their results could not be told apart)", () => {
