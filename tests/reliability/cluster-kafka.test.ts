@@ -116,7 +116,8 @@ describe.skipIf(skipReason !== undefined)("a three-node Kafka cluster, a leader 
     const ids = records.map((r) => r.event.id);
     const doubled = ids.filter((id, i) => ids.indexOf(id) !== i);
     // Where each doubled event is, to tell which writer wrote it twice (kafkajs resending a partition already
-    // written when a send spanned brokers and a leader moved: fixed by one partition a send, records.ts).
+    // written when a send spanned brokers and a leader moved: records.ts sends appends one partition at a time
+    // and aborts a transaction whose answer names a partition twice).
     for (const r of records.filter((r) => doubled.includes(r.event.id)))
       console.log(
         `[cluster] doubled ${r.event.type} ${r.event.id} at ${r.record.topic}[${r.record.partition}]@${r.record.offset}, appended ${new Date(r.record.timestamp).toISOString()}, victim killed ${killedAt}`,
