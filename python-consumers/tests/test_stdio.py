@@ -1,6 +1,7 @@
 """The stdio transport, spawned for real: frames, ready, ping while busy, steps, bad frames, shutdown."""
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -66,6 +67,18 @@ def test_ready_then_a_step_gives_one_result_with_its_start(worker):
     assert result["event"]["data"]["worker"] == "w1"
     validate_event(result["started"])
     validate_event(result["event"])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="scheduling policies are Linux's")
+def test_the_worker_and_the_threads_it_starts_are_batch_tasks(worker):
+    assert worker.receive()["type"] == "ready"
+    worker.send({"type": "step", "id": 1, "event": DISPATCHED})
+    assert worker.receive()["type"] == "result"
+    pid = worker.process.pid
+    policies = [os.sched_getscheduler(int(tid)) for tid in os.listdir(f"/proc/{pid}/task")]
+    assert os.sched_getscheduler(pid) == os.SCHED_BATCH
+    # the main thread, the step runner and the deadline watchdog (a library may have started others at import)
+    assert policies.count(os.SCHED_BATCH) >= 3, policies
 
 
 def test_pings_are_answered_while_a_step_runs(worker):

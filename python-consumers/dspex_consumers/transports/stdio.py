@@ -3,6 +3,8 @@
 In:  {"type": "step", "id": R, "event": <StepDispatched envelope>}
      {"type": "ping", "id": R}
      {"type": "shutdown"}                        finish the work received so far, then exit
+The worker runs as a batch task (SCHED_BATCH on Linux): it does not preempt the coordinator when a step wakes it.
+
 Out: {"type": "ready", "worker": W, "pid": P}   once, when DSPy is loaded
      {"type": "result", "id": R, "started": <StepStarted>, "event": <StepCompleted | StepFailed>, "capacity": C}
          (the StepStarted is made when the step begins and sent with its result: one frame per step;
@@ -210,6 +212,17 @@ def resident_mb() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
+def run_as_batch_task() -> None:
+    """Linux's SCHED_BATCH for this thread and the threads it starts: a worker woken by a step no longer preempts
+    the running process, on a busy machine the coordinator that sent the step and is dispatching the next ones.
+    CPU is still shared fairly; only the wake-up does not take the CPU from whoever holds it."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError) as error:  # not Linux: the default policy, only slower when the CPUs are full
+        log.debug("SCHED_BATCH not set: %s", error)
+
+
 def serve_stdio(settings: ExecutorSettings, worker: str) -> int:
+    run_as_batch_task()  # before serve() starts the runner and watchdog threads, which inherit it
     frames = claim_stdout()
     return StdioWorker(sys.stdin.buffer, FrameWriter(frames), settings, worker).serve()
