@@ -520,11 +520,19 @@ export class EmbeddedLog implements EventLog {
   private changeStampOf(topics: readonly string[]): string {
     let here = 0;
     for (const topic of topics) here += this.appendedHere.get(topic) ?? 0;
+    return `${this.dataVersionNow()}/${here}`;
+  }
+
+  private dataVersionNow(): number {
     this.dataVersion ??= this.db.prepare("PRAGMA data_version").pluck();
-    return `${this.dataVersion.get() as number}/${here}`;
+    return this.dataVersion.get() as number;
   }
 
   private dataVersion: Database.Statement | undefined;
+  /** Loops of this log waiting for an append, and the timer that looks for other processes' commits meanwhile. */
+  private waiters = 0;
+  private foreignPoll: NodeJS.Timeout | undefined;
+  private seenVersion: number | undefined;
 
   private headOf(tp: TopicPartition): number {
     return (this.tableOf(tp, false)?.head.get() as number | undefined) ?? 0;
@@ -542,19 +550,47 @@ export class EmbeddedLog implements EventLog {
     return records;
   }
 
-  /** Resolves on an append in this process, or after `ms` (appends by other processes are polled). */
-  private waitForAppend(ms: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves on an append to the file — this process's, or another's that the foreign-commit poll saw — after
+   * `timeoutMs` when given, or on abort.
+   */
+  private waitForAppend(signal: AbortSignal, timeoutMs?: number): Promise<void> {
+    this.waiters += 1;
+    this.foreignPoll ??= this.pollForeignCommits(this.options.maxPollIntervalMs);
     return new Promise((done) => {
+      let settled = false;
       const finish = () => {
+        if (settled) return;
+        settled = true;
+        this.waiters -= 1;
         clearTimeout(timer);
         this.signal.off("append", finish);
         signal.removeEventListener("abort", finish);
         done();
       };
-      const timer = setTimeout(finish, ms);
+      const timer = timeoutMs === undefined ? undefined : setTimeout(finish, timeoutMs);
       this.signal.on("append", finish);
       signal.addEventListener("abort", finish, { once: true });
     });
+  }
+
+  /**
+   * Another process's commit cannot signal this one, so while anything here waits one timer per log looks at
+   * SQLite's data_version (it moves when another connection commits): again 1 ms after it moved, backing off to
+   * maxPollIntervalMs while it does not, and the waiters wake when it moved.
+   */
+  private pollForeignCommits(delayMs: number): NodeJS.Timeout {
+    return setTimeout(() => {
+      this.foreignPoll = undefined;
+      if (this.closed || this.waiters === 0) return;
+      const version = this.dataVersionNow();
+      const moved = version !== this.seenVersion;
+      this.seenVersion = version;
+      if (moved) this.signal.appended();
+      this.foreignPoll = this.pollForeignCommits(
+        moved ? 1 : Math.min(delayMs * 2, this.options.maxPollIntervalMs),
+      );
+    }, delayMs);
   }
 
   consume(options: ConsumeOptions, handler: BatchHandler): Consumer {
@@ -582,7 +618,6 @@ export class EmbeddedLog implements EventLog {
       const positions = new Map<string, number>();
       let mine: TopicPartition[] = [];
       let lastSync = 0;
-      let idleMs = 1;
       /** The change stamp and partitions of the last read that found nothing. */
       let nothingNewAt: string | undefined;
       const resync = async () => {
@@ -613,7 +648,7 @@ export class EmbeddedLog implements EventLog {
             } catch (error) {
               if (!isTransientError(error)) throw error;
               this.link.down(describe(error));
-              await this.waitForAppend(1_000, abort.signal);
+              await this.waitForAppend(abort.signal, 1_000);
               continue;
             }
           }
@@ -622,12 +657,10 @@ export class EmbeddedLog implements EventLog {
           const records = stamp === nothingNewAt ? [] : this.fetch(readable, positions, maxBatch);
           if (records.length === 0) {
             nothingNewAt = stamp;
-            await this.waitForAppend(idleMs, abort.signal);
-            idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
+            await this.waitForAppend(abort.signal, this.options.heartbeatMs);
             continue;
           }
           nothingNewAt = undefined;
-          idleMs = 1;
           const offsets = nextPositions(records);
           let handled = false;
           const batch: RecordBatch = {
@@ -658,7 +691,7 @@ export class EmbeddedLog implements EventLog {
             else if (isTransientError(error)) {
               // The file is locked past the busy timeout: nothing of the batch was committed; it comes again.
               this.link.down(describe(error));
-              await this.waitForAppend(1_000, abort.signal);
+              await this.waitForAppend(abort.signal, 1_000);
             } else throw error;
           }
           // SQLite calls are synchronous: without a turn of the event loop between batches, a consumer
@@ -705,13 +738,11 @@ export class EmbeddedLog implements EventLog {
       for (const tp of partitionsNow())
         positions.set(partitionId(tp), options.from === "end" ? this.headOf(tp) : 0);
       (async () => {
-        let idleMs = 1;
         let nothingNewAt: string | undefined;
         while (!abort.signal.aborted && !this.closed) {
           const stamp = this.changeStampOf(topics);
           if (stamp === nothingNewAt) {
-            await this.waitForAppend(idleMs, abort.signal);
-            idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
+            await this.waitForAppend(abort.signal);
             continue;
           }
           // Another process may have added partitions: counted again whenever the file changed.
@@ -725,12 +756,8 @@ export class EmbeddedLog implements EventLog {
           }
           if (records.length === 0) {
             nothingNewAt = stamp;
-            await this.waitForAppend(idleMs, abort.signal);
-            idleMs = Math.min(idleMs * 2, this.options.maxPollIntervalMs);
-          } else {
-            nothingNewAt = undefined;
-            idleMs = 1;
-          }
+            await this.waitForAppend(abort.signal);
+          } else nothingNewAt = undefined;
         }
         subscriber.complete();
       })().catch((error) => subscriber.error(error));
@@ -742,7 +769,9 @@ export class EmbeddedLog implements EventLog {
     if (this.closed) return;
     await Promise.all([...this.consumers].map((c) => c.stop()));
     this.closed = true;
+    clearTimeout(this.foreignPoll);
     this.db.close();
+    this.signal.appended(); // tails waiting on this log see it closed and complete
   }
 }
 

@@ -231,6 +231,36 @@ describe.each(backendsUnderTest)("EventLog contract: $name", (backend) => {
     expect((await tailed).map((r) => r.value.toString())).toEqual(["a", "b", "c"]);
   });
 
+  it("wakes a consumer and a tail waiting here with what another process appends", async () => {
+    const config = backend.freshConfig();
+    const log = await open(config);
+    const topic = unique("foreign");
+    await log.ensureTopics([{ topic, partitions: 2 }]);
+    const tailed = firstValueFrom(log.tail([topic]).pipe(take(20), toArray()));
+    const consumed: LogRecord[] = [];
+    let gotAll!: () => void;
+    const allConsumed = new Promise<void>((resolve) => {
+      gotAll = resolve;
+    });
+    const consumer = log.consume({ group: unique("g"), topics: [topic] }, (batch) => {
+      consumed.push(...batch.records);
+      if (consumed.length >= 20) gotAll();
+    });
+    await consumer.joined;
+    const writer = spawnTs(childScript, [
+      "append",
+      JSON.stringify(config),
+      JSON.stringify({ topic, prefix: "other", count: 20, batch: 5 }),
+    ]);
+    expect(await writer.exited).toBe(0);
+    await allConsumed;
+    await consumer.stop();
+    const written = (records: LogRecord[]) => records.map((r) => body(r).n).sort((a, b) => a - b);
+    const all = Array.from({ length: 20 }, (_, n) => n);
+    expect(written(consumed)).toEqual(all);
+    expect(written(await tailed)).toEqual(all);
+  });
+
   it("loses nothing when two processes append at once", async () => {
     const config = backend.freshConfig();
     const log = await open(config);
