@@ -3,8 +3,6 @@
 In:  {"type": "step", "id": R, "event": <StepDispatched envelope>}
      {"type": "ping", "id": R}
      {"type": "shutdown"}                        finish the work received so far, then exit
-The worker runs as a batch task (SCHED_BATCH on Linux): it does not preempt the coordinator when a step wakes it.
-
 Out: {"type": "ready", "worker": W, "pid": P}   once, when DSPy is loaded
      {"type": "result", "id": R, "started": <StepStarted>, "event": <StepCompleted | StepFailed>, "capacity": C}
          (the StepStarted is made when the step begins and sent with its result: one frame per step;
@@ -13,6 +11,8 @@ Out: {"type": "ready", "worker": W, "pid": P}   once, when DSPy is loaded
          answered even while a step runs; O = steps answered as timed out that are still running
      where C = {"models": [models and embedders this worker has run steps with], "rssMb": resident memory}
      {"type": "error", "id": R, "reason": "..."}  a frame that is not a valid command (nothing ran)
+
+The worker runs as a batch task (SCHED_BATCH on Linux): a step waking it does not preempt the coordinator.
 """
 
 import json
