@@ -12,7 +12,8 @@
  * Both sides use the test LM `dspex/test?latency_ms=L` with the same rules file, for L = 0 and L = 200.
  * Rounds interleave a, b, c, a, b, c, ...; the figures are medians with their spread (max - min over the
  * median) and the ratios are the medians of the per-round ratios. Startup is never timed (DSPy's import,
- * the workers' start): only the evaluation. Both sides must score the same and give the same answers.
+ * the workers' start), nor one warm-up round at L = 0 on every side: only the evaluations after it. Both
+ * sides must score the same and give the same answers.
  *
  * At L = 0 it also says where dspex's time goes: CPU per example of the Node process (orchestration:
  * pipeline, evaluation, log, step runner, frames) and of the Python workers, the Python step time
@@ -302,8 +303,17 @@ export const peersSuite: Suite = {
       console.log(
         `# peers: DSPy and ${3 * N} dspex workers up in ${((Date.now() - started) / 1000).toFixed(0)} s`,
       );
-      // Warm-up: every dspex worker has run steps (first calls build DSPy's adapter state).
-      for (const side of [equal, double]) await side.evaluate(0, examples.slice(0, 4 * side.workers));
+      // Warm-up, untimed: one full L = 0 round on every side, so that the timed rounds see processes in their
+      // steady state (V8's optimised code and grown heap on dspex's side, DSPy's adapter state and caches).
+      const warm = {
+        dspy: await plain.evaluate(N, 0),
+        tuned: await tuned.evaluate(N, 0),
+        equal: await equal.evaluate(0, examples),
+        double: await double.evaluate(0, examples),
+      };
+      console.log(
+        `# peers warm-up round, L=0 ms, not timed: DSPy ${warm.dspy.wallS.toFixed(2)} s, dspex×${N} ${warm.equal.wallS.toFixed(2)} s, dspex×${2 * N} ${warm.double.wallS.toFixed(2)} s, DSPy with the workers' helpers ${warm.tuned.wallS.toFixed(2)} s`,
+      );
 
       for (const latency of LATENCIES) {
         const rounds: {
