@@ -1,7 +1,6 @@
 """Step threads: results and errors handed back, a call past its deadline left running, threads reused."""
 
 import threading
-import time
 
 import pytest
 
@@ -36,11 +35,17 @@ def test_a_call_past_its_deadline_keeps_its_thread_until_it_returns_then_the_thr
         threads.run(stuck, 0.05)
     assert threads.run(lambda: "meanwhile", 5) == "meanwhile"  # on another thread
     assert threads.overdue == 1 and len(threads.idle) == 1
+    counted_back = threading.Event()
+    count_back = threads.returned_late
+
+    def returned_late(thread) -> None:  # the thread counts itself back right after the call returns
+        count_back(thread)
+        counted_back.set()
+
+    threads.returned_late = returned_late
     release.set()
     assert returned.wait(5)
-    deadline = time.monotonic() + 5
-    while threads.overdue > 0 and time.monotonic() < deadline:  # the thread counts itself back right after
-        time.sleep(0.001)
+    assert counted_back.wait(5)
     assert threads.overdue == 0 and len(threads.idle) == 2
     assert threads.run(lambda: "next", 5) == "next"
 
